@@ -1,0 +1,77 @@
+"""Rules for webhook target URLs (SPEC 5.2): pure, the resolver is passed in."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from domain.errors import InvalidWebhookUrl
+
+MAX_URL_LENGTH = 2048
+
+Resolver = Callable[[str], Iterable[str]]
+"""Maps a host name to the IP addresses it resolves to (raises OSError when it cannot)."""
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def is_public_address(address: str) -> bool:
+    """True when the IP address is globally routable, including IPv4-mapped IPv6 forms."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
+    if ip.version == 4 and ip in _CGNAT:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+@dataclass(frozen=True)
+class WebhookUrlPolicy:
+    """Checks a webhook URL: absolute https, a host, no credentials, public target."""
+
+    resolve: Resolver
+    allow_private_networks: bool = False
+
+    def check(self, url: str) -> str:
+        """Return the URL unchanged when it is acceptable, else raise InvalidWebhookUrl."""
+        if len(url) > MAX_URL_LENGTH:
+            raise InvalidWebhookUrl(f"must be at most {MAX_URL_LENGTH} characters")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError as error:
+            raise InvalidWebhookUrl("is not a valid URL") from error
+        if parts.scheme.lower() != "https":
+            raise InvalidWebhookUrl("must use https://")
+        if not parts.hostname:
+            raise InvalidWebhookUrl("must name a host")
+        if parts.username is not None or parts.password is not None:
+            raise InvalidWebhookUrl("must not contain credentials")
+        if any(ch.isspace() for ch in url):
+            raise InvalidWebhookUrl("must not contain white space")
+        if not self.allow_private_networks:
+            self.check_host(parts.hostname)
+        return url
+
+    def check_host(self, host: str) -> list[str]:
+        """Resolve the host and refuse it when any address is not public; return the addresses."""
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            try:
+                addresses = sorted(set(self.resolve(host)))
+            except OSError as error:
+                raise InvalidWebhookUrl(f"host {host!r} does not resolve") from error
+        if not addresses:
+            raise InvalidWebhookUrl(f"host {host!r} does not resolve")
+        if not self.allow_private_networks:
+            for address in addresses:
+                if not is_public_address(address):
+                    raise InvalidWebhookUrl(
+                        "must not point to a private, loopback or link-local address"
+                    )
+        return addresses
