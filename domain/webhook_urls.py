@@ -54,24 +54,37 @@ class WebhookUrlPolicy:
         if any(ch.isspace() for ch in url):
             raise InvalidWebhookUrl("must not contain white space")
         if not self.allow_private_networks:
-            self.check_host(parts.hostname)
+            addresses = self.addresses_of(parts.hostname)
+            # A name that does not resolve yet is accepted (as Stripe does); the
+            # delivery fails until it resolves, and is checked again then.
+            self.refuse_private(addresses or [])
         return url
 
-    def check_host(self, host: str) -> list[str]:
-        """Resolve the host and refuse it when any address is not public; return the addresses."""
+    def addresses_of(self, host: str) -> list[str] | None:
+        """The host's IP addresses (itself when it is one), or None when it does not resolve."""
         try:
-            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+            return [str(ipaddress.ip_address(host.strip("[]")))]
         except ValueError:
-            try:
-                addresses = sorted(set(self.resolve(host)))
-            except OSError as error:
-                raise InvalidWebhookUrl(f"host {host!r} does not resolve") from error
+            pass
+        try:
+            return sorted(set(self.resolve(host))) or None
+        except (OSError, UnicodeError):
+            return None
+
+    def refuse_private(self, addresses: Iterable[str]) -> None:
+        """Raise InvalidWebhookUrl when any address is not public (unless allowed)."""
+        if self.allow_private_networks:
+            return
+        for address in addresses:
+            if not is_public_address(address):
+                raise InvalidWebhookUrl(
+                    "must not point to a private, loopback or link-local address"
+                )
+
+    def check_host(self, host: str) -> list[str]:
+        """Resolve the host for a delivery: its addresses, all public unless allowed."""
+        addresses = self.addresses_of(host)
         if not addresses:
             raise InvalidWebhookUrl(f"host {host!r} does not resolve")
-        if not self.allow_private_networks:
-            for address in addresses:
-                if not is_public_address(address):
-                    raise InvalidWebhookUrl(
-                        "must not point to a private, loopback or link-local address"
-                    )
+        self.refuse_private(addresses)
         return addresses

@@ -1,0 +1,83 @@
+"""The audit record of one event (SPEC 8), as auditors read it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from marshmallow import Schema, fields
+
+REDACTED = "[redacted]"
+SECRET_FIELDS = frozenset({"secret", "key_hash", "token_hash"})
+_ENVELOPE = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "actor"}
+)
+
+
+class ActorSchema(Schema):
+    type = fields.String(required=True)
+    id = fields.String(allow_none=True)
+
+
+class AuditItemSchema(Schema):
+    position = fields.Integer(required=True)
+    id = fields.String(required=True)
+    type = fields.String(required=True, metadata={"example": "ApiKeyCreated"})
+    aggregate_type = fields.String(required=True)
+    aggregate_id = fields.String(required=True)
+    version = fields.Integer(required=True)
+    occurred_at = fields.String(required=True)
+    actor = fields.Nested(ActorSchema, required=True)
+    data = fields.Dict(required=True)
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditItemSchema), required=True)
+    next_after = fields.Integer(allow_none=True)
+
+
+def redact_secrets(value: Any) -> Any:
+    """Copy a JSON-like value with every secret or hash field replaced by "[redacted]"."""
+    if isinstance(value, dict):
+        return {
+            key: (REDACTED if key in SECRET_FIELDS and item is not None else redact_secrets(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_secrets(item) for item in value]
+    return to_json_value(value)
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def event_type_names(event: object) -> tuple[str, str]:
+    """(aggregate type, past-tense event type), e.g. ("ApiKey", "ApiKeyCreated")."""
+    qualname = type(event).__qualname__.split(".")
+    return qualname[0], "".join(qualname[-2:])
+
+
+def audit_item(event: Any, position: int) -> dict[str, Any]:
+    """The redacted audit record of a domain event stored at a notification position."""
+    aggregate_type, type_name = event_type_names(event)
+    data = {key: value for key, value in vars(event).items() if key not in _ENVELOPE}
+    return {
+        "position": position,
+        "id": str(uuid5(event.originator_id, str(event.originator_version))),
+        "type": type_name,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": str(event.originator_id),
+        "version": event.originator_version,
+        "occurred_at": to_json_value(event.timestamp),
+        "actor": getattr(event, "actor", None) or {"type": "system", "id": None},
+        "data": redact_secrets(data),
+    }

@@ -1,0 +1,229 @@
+"""DeveloperTools: the use cases of organizations, API keys and webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+
+from domain import credentials
+from domain.actors import Actor, actor
+from domain.api_keys import ApiKey
+from domain.errors import InvalidInput, NotFound, Unauthorized
+from domain.organizations import AdminToken, Organization
+from domain.ports import Catalog
+from domain.webhook_urls import WebhookUrlPolicy
+from domain.webhooks import Webhook, webhook_id
+
+A = TypeVar("A", bound=Aggregate)
+
+UNSET: Any = object()
+"""Marks a PATCH field that was not given (None means "remove" for the secret)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeveloperTools(Application[UUID]):
+    """Organizations, their admin tokens, API keys and webhook configuration."""
+
+    name = "DeveloperTools"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        url_policy: WebhookUrlPolicy,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        super().__init__(env)
+        self.url_policy = url_policy
+        self.clock = clock
+        self.catalog: Catalog  # attached by the composition root
+
+    # -- organizations and admin tokens -------------------------------------------
+
+    def create_organization(self, name: str, by: Actor) -> tuple[Organization, str]:
+        """Create an organization and its first admin token; return the token once."""
+        organization = Organization(name=name, actor=by)
+        minted = credentials.mint(credentials.ADMIN_TOKEN_PREFIX)
+        token = AdminToken(
+            org_id=organization.id, token_hash=minted.hash, token_hint=minted.hint, actor=by
+        )
+        self.save(organization, token)
+        return organization, minted.plaintext
+
+    def get_organization(self, org_id: UUID) -> Organization:
+        return self._get(Organization, org_id)
+
+    def has_organizations(self) -> bool:
+        return bool(self.recorder.max_notification_id())
+
+    def authenticate_admin(self, token: str) -> tuple[UUID, Actor]:
+        """Return the organization an admin token acts for, and the actor it records."""
+        if not credentials.is_well_formed(token, credentials.ADMIN_TOKEN_PREFIX):
+            raise Unauthorized("malformed admin token")
+        token_hash = credentials.hash_credential(token)
+        try:
+            admin_token = self._get(AdminToken, credentials.credential_id(token_hash))
+        except NotFound:
+            raise Unauthorized("unknown admin token") from None
+        if not credentials.same_hash(admin_token.token_hash, token_hash) or admin_token.revoked:
+            raise Unauthorized("revoked admin token")
+        return admin_token.org_id, actor("admin_token", admin_token.id)
+
+    # -- API keys -------------------------------------------------------------------
+
+    def create_api_key(
+        self, org_id: UUID, name: str, expires_at: datetime | None, by: Actor
+    ) -> tuple[ApiKey, str]:
+        """Create a named key; return it and its plaintext, which is never shown again."""
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise InvalidInput("Name must be 1 to 100 characters.", field="name")
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=UTC)
+            if expires_at <= self.clock():
+                raise InvalidInput("Expiry must be in the future.", field="expires_at")
+        minted = credentials.mint(credentials.API_KEY_PREFIX)
+        key = ApiKey(
+            org_id=org_id,
+            name=name,
+            key_hash=minted.hash,
+            key_hint=minted.hint,
+            expires_at=expires_at,
+            actor=by,
+        )
+        self.save(key)
+        return key, minted.plaintext
+
+    def get_api_key(self, org_id: UUID, key_id: UUID) -> ApiKey:
+        return self._get_owned(ApiKey, org_id, key_id)
+
+    def list_api_keys(self, org_id: UUID, limit: int = 1000) -> list[ApiKey]:
+        """The organization's keys, newest first."""
+        self.catalog.catch_up()
+        rows = self.catalog.aggregate_ids(org_id, "ApiKey", limit=limit)
+        return [self._get(ApiKey, key_id) for _, key_id in rows]
+
+    def revoke_api_key(self, org_id: UUID, key_id: UUID, by: Actor) -> ApiKey:
+        """Revoke a key for good; revoking it again changes nothing."""
+        key = self.get_api_key(org_id, key_id)
+        key.revoke(now=self.clock(), actor=by)
+        self.save(key)
+        return key
+
+    def authenticate_api_key(self, presented: str) -> ApiKey:
+        """Return the active key matching the presented plaintext, else raise Unauthorized."""
+        if not credentials.is_well_formed(presented, credentials.API_KEY_PREFIX):
+            raise Unauthorized("malformed API key")
+        key_hash = credentials.hash_credential(presented)
+        try:
+            key = self._get(ApiKey, credentials.credential_id(key_hash))
+        except NotFound:
+            raise Unauthorized("unknown API key") from None
+        if not credentials.same_hash(key.key_hash, key_hash):
+            raise Unauthorized("unknown API key")
+        status = key.status(self.clock())
+        if status != "active":
+            raise Unauthorized(f"{status} API key {key.key_hint}")
+        return key
+
+    # -- webhook ---------------------------------------------------------------------
+
+    def get_webhook(self, org_id: UUID) -> Webhook:
+        webhook = self._get(Webhook, webhook_id(org_id))
+        if webhook.deleted:
+            raise NotFound("webhook")
+        return webhook
+
+    def configure_webhook(
+        self, org_id: UUID, url: str, secret: str | None, enabled: bool, by: Actor
+    ) -> tuple[Webhook, bool]:
+        """Create or replace the webhook (PUT); return it and whether it was created."""
+        self.url_policy.check(url)
+        _check_secret(secret)
+        try:
+            webhook = self._get(Webhook, webhook_id(org_id))
+        except NotFound:
+            webhook = Webhook(org_id=org_id, url=url, secret=secret, enabled=enabled, actor=by)
+            created = True
+        else:
+            created = webhook.deleted
+            webhook.replace(url=url, secret=secret, enabled=enabled, actor=by)
+        self.save(webhook)
+        return webhook, created
+
+    def change_webhook(
+        self,
+        org_id: UUID,
+        by: Actor,
+        url: str | None = None,
+        secret: str | None = UNSET,
+        enabled: bool | None = None,
+    ) -> Webhook:
+        """Change some of the webhook's fields (PATCH); ``secret=None`` removes it."""
+        webhook = self.get_webhook(org_id)
+        if url is not None:
+            self.url_policy.check(url)
+        if secret is not UNSET:
+            _check_secret(secret)
+        webhook.change(
+            actor=by,
+            url=url,
+            secret=None if secret is UNSET else secret,
+            remove_secret=secret is None,
+            enabled=enabled,
+        )
+        self.save(webhook)
+        return webhook
+
+    def delete_webhook(self, org_id: UUID, by: Actor) -> None:
+        webhook = self.get_webhook(org_id)
+        webhook.delete(actor=by)
+        self.save(webhook)
+
+    # -- event history ---------------------------------------------------------------
+
+    def event_history(
+        self,
+        org_id: UUID,
+        after: int = 0,
+        limit: int = 100,
+        type: str | None = None,
+        aggregate_id: UUID | None = None,
+    ) -> list[dict[str, Any]]:
+        """The organization's events after a position, oldest first, secrets redacted."""
+        self.catalog.catch_up()
+        return self.catalog.events(
+            org_id, after=after, limit=limit, type=type, aggregate_id=aggregate_id
+        )
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _get(self, cls: type[A], aggregate_id: UUID) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(cls.__name__) from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(cls.__name__)
+        return aggregate
+
+    def _get_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A:
+        """Get an aggregate of the organization; another organization's is not found."""
+        aggregate = self._get(cls, aggregate_id)
+        if getattr(aggregate, "org_id", None) != org_id:
+            raise NotFound(cls.__name__)
+        return aggregate
+
+
+def _check_secret(secret: str | None) -> None:
+    if secret is not None and not 8 <= len(secret) <= 256:
+        raise InvalidInput("Secret must be 8 to 256 characters.", field="secret")

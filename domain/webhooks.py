@@ -1,0 +1,86 @@
+"""An organization's one webhook endpoint (SPEC 5.2): URL, optional secret, switch."""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.actors import Actor
+
+WEBHOOK_NAMESPACE = uuid5(NAMESPACE_URL, "https://tenzo.ai/devtools/webhook")
+
+
+def webhook_id(org_id: UUID) -> UUID:
+    """Each organization has at most one webhook, stored under an id derived from it."""
+    return uuid5(WEBHOOK_NAMESPACE, str(org_id))
+
+
+class Webhook(Aggregate):
+    @staticmethod
+    def create_id(org_id: UUID) -> UUID:
+        return webhook_id(org_id)
+
+    @event("Configured")
+    def __init__(
+        self, org_id: UUID, url: str, secret: str | None, enabled: bool, actor: Actor
+    ):
+        self.org_id = org_id
+        self._configure(url, secret, enabled)
+
+    def _configure(self, url: str, secret: str | None, enabled: bool) -> None:
+        self.url = url
+        self.secret = secret
+        self.enabled = enabled
+        self.deleted = False
+
+    @event("Replaced")
+    def replace(self, url: str, secret: str | None, enabled: bool, actor: Actor) -> None:
+        """Replace the whole configuration (PUT), also after a deletion."""
+        self._configure(url, secret, enabled)
+
+    @property
+    def secret_set(self) -> bool:
+        return self.secret is not None
+
+    def change(
+        self,
+        actor: Actor,
+        url: str | None = None,
+        secret: str | None = None,
+        remove_secret: bool = False,
+        enabled: bool | None = None,
+    ) -> None:
+        """Apply a partial change (PATCH), recording one event per field that changes."""
+        if url is not None and url != self.url:
+            self._url_changed(url=url, actor=actor)
+        if remove_secret and self.secret is not None:
+            self._secret_changed(secret=None, actor=actor)
+        elif secret is not None and secret != self.secret:
+            self._secret_changed(secret=secret, actor=actor)
+        if enabled is True and not self.enabled:
+            self._enabled(actor=actor)
+        elif enabled is False and self.enabled:
+            self._disabled(actor=actor)
+
+    @event("UrlChanged")
+    def _url_changed(self, url: str, actor: Actor) -> None:
+        self.url = url
+
+    @event("SecretChanged")
+    def _secret_changed(self, secret: str | None, actor: Actor) -> None:
+        self.secret = secret
+
+    @event("Enabled")
+    def _enabled(self, actor: Actor) -> None:
+        self.enabled = True
+
+    @event("Disabled")
+    def _disabled(self, actor: Actor) -> None:
+        self.enabled = False
+
+    @event("Deleted")
+    def delete(self, actor: Actor) -> None:
+        self.deleted = True
+        self.enabled = False
+        self.secret = None

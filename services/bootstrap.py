@@ -1,0 +1,29 @@
+"""The composition root: builds the applications and adapters from Settings."""
+
+from __future__ import annotations
+
+import socket
+
+from domain.application import DeveloperTools
+from domain.webhook_urls import WebhookUrlPolicy
+from services.catalog import Catalog
+from services.settings import Settings
+
+
+def resolve_host(host: str) -> list[str]:
+    """The IP addresses a host name resolves to (system resolver)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return [str(info[4][0]) for info in infos]
+
+
+def url_policy(settings: Settings) -> WebhookUrlPolicy:
+    return WebhookUrlPolicy(
+        resolve=resolve_host, allow_private_networks=settings.webhook_allow_private_networks
+    )
+
+
+def build_application(settings: Settings) -> DeveloperTools:
+    """The DeveloperTools application on the configured event store, with its catalog."""
+    app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
+    app.catalog = Catalog(app)
+    return app

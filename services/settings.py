@@ -1,0 +1,163 @@
+"""The one place that reads configuration: the environment, into a Settings object."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a runnable configuration."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _delays(value: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigurationError(f"TENZO_WEBHOOK_RETRY_DELAYS: {error}") from None
+    if not delays or any(delay < 0 for delay in delays):
+        raise ConfigurationError("TENZO_WEBHOOK_RETRY_DELAYS needs one or more delays >= 0")
+    return delays
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/tenzo.sqlite3"
+    broker_url: str = "filesystem://var/broker"
+    operator_token: str | None = None
+    encryption_key: str = field(default="", repr=False)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    webhook_timeout: float = 30.0
+    webhook_retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
+    webhook_allow_private_networks: bool = False
+    webhook_ca_bundle: str | None = None
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        database_url = env.get("TENZO_DATABASE_URL") or defaults.database_url
+        settings = cls(
+            database_url=database_url,
+            broker_url=env.get("TENZO_BROKER_URL") or defaults.broker_url,
+            operator_token=env.get("TENZO_OPERATOR_TOKEN") or None,
+            encryption_key=env.get("TENZO_ENCRYPTION_KEY", ""),
+            http_host=env.get("TENZO_HTTP_HOST") or defaults.http_host,
+            http_port=int(env.get("TENZO_HTTP_PORT") or defaults.http_port),
+            webhook_timeout=float(env.get("TENZO_WEBHOOK_TIMEOUT") or defaults.webhook_timeout),
+            webhook_retry_delays=_delays(env.get("TENZO_WEBHOOK_RETRY_DELAYS") or "0,2,4"),
+            webhook_allow_private_networks=_flag(env.get("TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
+            webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
+            rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 100),
+            rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 200),
+        )
+        return settings.with_encryption_key()
+
+    # -- derived -----------------------------------------------------------------------
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def sqlite_path(self) -> Path:
+        # sqlite:///relative/path or sqlite:////absolute/path
+        return Path(self.database_url.removeprefix("sqlite:").removeprefix("//").removeprefix("/"))
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.uses_sqlite and self.broker_url.startswith("filesystem:")
+
+    @property
+    def data_dir(self) -> Path:
+        """Where embedded mode keeps its files (``var/`` by default)."""
+        return self.sqlite_path.parent if self.uses_sqlite else Path("var")
+
+    def with_encryption_key(self) -> Settings:
+        """Check the encryption key, or in embedded mode generate one once into var/."""
+        key = self.encryption_key
+        if not key:
+            if not self.is_embedded:
+                raise ConfigurationError(
+                    "TENZO_ENCRYPTION_KEY is required outside embedded mode "
+                    "(base64 of 32 random bytes: `openssl rand -base64 32`)"
+                )
+            key = _embedded_key(self.data_dir / "encryption.key")
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) not in (16, 24, 32):
+            raise ConfigurationError(
+                "TENZO_ENCRYPTION_KEY must be base64 of 16, 24 or 32 bytes "
+                "(`openssl rand -base64 32`)"
+            )
+        return _replace(self, encryption_key=key)
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment of the eventsourcing Application: persistence and cipher."""
+        env = {
+            "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher",
+            "CIPHER_KEY": self.encryption_key,
+            "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+            "CREATE_TABLE": "true",
+        }
+        if self.uses_sqlite:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        elif self.database_url.startswith(("postgresql:", "postgres:")):
+            url = urlsplit(self.database_url)
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+                "POSTGRES_HOST": url.hostname or "127.0.0.1",
+                "POSTGRES_PORT": str(url.port or 5432),
+                "POSTGRES_USER": unquote(url.username or "postgres"),
+                "POSTGRES_PASSWORD": unquote(url.password or ""),
+                "POSTGRES_POOL_SIZE": "10",
+                "POSTGRES_MAX_OVERFLOW": "20",
+                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_LOCK_TIMEOUT": "10",
+            }
+        else:
+            raise ConfigurationError(
+                f"TENZO_DATABASE_URL must start with sqlite:/// or postgresql:// "
+                f"(got {self.database_url.split(':', 1)[0]}:…)"
+            )
+        return env
+
+
+def _embedded_key(path: Path) -> str:
+    """Read the embedded key, creating it once with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        file.write(key + "\n")
+    return key
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)  # type: ignore[arg-type]

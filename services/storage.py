@@ -1,0 +1,69 @@
+"""Our own tables beside the event store, in the same database, on SQLite or PostgreSQL.
+
+The event store is eventsourcing's; read models, usage counters and idempotency records
+live in tables of their own in the same database and reach it through the event store's
+datastore (its connection pool and transactions). SQL is written once, with ``:name``
+parameters, and adapted to the driver's style here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from eventsourcing.application import Application
+
+Dialect = Literal["sqlite", "postgres"]
+
+_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def dialect_of(app: Application[Any]) -> Dialect:
+    module = type(app.factory).__module__
+    return "postgres" if module.endswith("postgres") else "sqlite"
+
+
+class SqlCursor:
+    """A cursor that takes ``:name`` parameters on both drivers; rows are mappings."""
+
+    def __init__(self, raw: Any, dialect: Dialect):
+        # eventsourcing wraps sqlite3's cursor; use the driver's own on both.
+        self.raw = getattr(raw, "sqlite_cursor", raw)
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> SqlCursor:
+        if self.dialect == "postgres":
+            sql = _NAMED_PARAM.sub(r"%(\1)s", sql)
+            self.raw.execute(sql, params or {}, prepare=False)
+        else:
+            self.raw.execute(sql, params or {})
+        return self
+
+    def fetchone(self) -> Any:
+        return self.raw.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self.raw.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        rowcount: int = self.raw.rowcount
+        return rowcount
+
+
+class SqlTables:
+    """Access to our own tables through an application's event-store datastore."""
+
+    def __init__(self, app: Application[Any], create_statements: list[str] = ()):  # type: ignore[assignment]
+        self.dialect = dialect_of(app)
+        self.datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
+        for statement in create_statements:
+            with self.transaction() as cursor:
+                cursor.execute(statement)
+
+    @contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
+        with self.datastore.transaction(commit=commit) as raw:
+            yield SqlCursor(raw, self.dialect)
