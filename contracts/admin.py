@@ -1,0 +1,81 @@
+"""Bodies of the admin API (SPEC 5.1 and 5.2)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class OrganizationCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class OrganizationCreatedSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    admin_token = fields.String(
+        required=True, metadata={"description": "Shown once; store it in a secret manager"}
+    )
+
+
+class ApiKeyCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    expires_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "ISO-8601, in the future; UTC when no offset is given"},
+    )
+
+
+class ApiKeySchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    key_hint = fields.String(required=True, metadata={"example": "tenzo_pk_…a1B2"})
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True)
+    usage_count = fields.Integer(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["active", "expired", "revoked"])
+    )
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = fields.String(
+        required=True, metadata={"description": "The key itself: shown in this response only"}
+    )
+
+
+class ApiKeyListSchema(Schema):
+    items = fields.List(fields.Nested(ApiKeySchema), required=True)
+
+
+class WebhookPutSchema(Schema):
+    url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    secret = fields.String(allow_none=True, validate=validate.Length(min=8, max=256))
+    enabled = fields.Boolean(load_default=False)
+
+
+class WebhookPatchSchema(Schema):
+    url = fields.String(validate=validate.Length(min=1, max=2048))
+    secret = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=8, max=256),
+        metadata={"description": "null removes the secret"},
+    )
+    enabled = fields.Boolean()
+
+
+class WebhookSchema(Schema):
+    url = fields.String(required=True)
+    enabled = fields.Boolean(required=True)
+    secret_set = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class EventQuerySchema(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    type = fields.String(validate=validate.Length(min=1, max=100))
+    aggregate_id = fields.UUID()

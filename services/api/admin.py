@@ -1,0 +1,188 @@
+"""Admin API (SPEC 5.1, 5.2): organizations, API keys, webhook, event history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from flask import Response, g, stream_with_context
+from flask_smorest import Blueprint
+
+from contracts import admin as schemas
+from contracts.audit import AuditPageSchema
+from domain.api_keys import ApiKey
+from domain.application import UNSET
+from domain.webhooks import Webhook
+from services.api.auth import require_admin, require_operator
+from services.api.context import services
+
+blp = Blueprint(
+    "admin", __name__, url_prefix="/admin/v1", description="Organization administration"
+)
+
+
+# -- presenters -----------------------------------------------------------------------
+
+
+def present_key(key: ApiKey, now: datetime) -> dict[str, Any]:
+    usage = services().usage.read(key.id)
+    return {
+        "id": key.id,
+        "name": key.name,
+        "key_hint": key.key_hint,
+        "created_at": key.created_on,
+        "expires_at": key.expires_at,
+        "last_used_at": usage.last_used_at,
+        "usage_count": usage.count,
+        "status": key.status(now),
+        "revoked_at": key.revoked_at,
+    }
+
+
+def present_webhook(webhook: Webhook) -> dict[str, Any]:
+    return {
+        "url": webhook.url,
+        "enabled": webhook.enabled,
+        "secret_set": webhook.secret_set,
+        "created_at": webhook.created_on,
+        "updated_at": webhook.modified_on,
+    }
+
+
+# -- organizations (operator) ---------------------------------------------------------
+
+
+@blp.route("/organizations", methods=["POST"])
+@require_operator
+@blp.arguments(schemas.OrganizationCreateSchema)
+@blp.response(201, schemas.OrganizationCreatedSchema)
+def create_organization(body: dict[str, Any]) -> dict[str, Any]:
+    organization, token = services().tools.create_organization(body["name"], g.actor)
+    return {
+        "id": organization.id,
+        "name": organization.name,
+        "created_at": organization.created_on,
+        "admin_token": token,
+    }
+
+
+# -- API keys -------------------------------------------------------------------------
+
+
+@blp.route("/api-keys", methods=["POST"])
+@require_admin
+@blp.arguments(schemas.ApiKeyCreateSchema)
+@blp.response(201, schemas.ApiKeyCreatedSchema)
+def create_api_key(body: dict[str, Any]) -> dict[str, Any]:
+    tools = services().tools
+    key, plaintext = tools.create_api_key(g.org_id, body["name"], body.get("expires_at"), g.actor)
+    return present_key(key, tools.clock()) | {"key": plaintext}
+
+
+@blp.route("/api-keys", methods=["GET"])
+@require_admin
+@blp.response(200, schemas.ApiKeyListSchema)
+def list_api_keys() -> dict[str, Any]:
+    tools = services().tools
+    now = tools.clock()
+    return {"items": [present_key(key, now) for key in tools.list_api_keys(g.org_id)]}
+
+
+@blp.route("/api-keys/<uuid:key_id>", methods=["GET"])
+@require_admin
+@blp.response(200, schemas.ApiKeySchema)
+def get_api_key(key_id: UUID) -> dict[str, Any]:
+    tools = services().tools
+    return present_key(tools.get_api_key(g.org_id, key_id), tools.clock())
+
+
+@blp.route("/api-keys/<uuid:key_id>/revoke", methods=["POST"])
+@require_admin
+@blp.response(200, schemas.ApiKeySchema)
+def revoke_api_key(key_id: UUID) -> dict[str, Any]:
+    tools = services().tools
+    return present_key(tools.revoke_api_key(g.org_id, key_id, g.actor), tools.clock())
+
+
+# -- webhook --------------------------------------------------------------------------
+
+
+@blp.route("/webhook", methods=["GET"])
+@require_admin
+@blp.response(200, schemas.WebhookSchema)
+def get_webhook() -> dict[str, Any]:
+    return present_webhook(services().tools.get_webhook(g.org_id))
+
+
+@blp.route("/webhook", methods=["PUT"])
+@require_admin
+@blp.arguments(schemas.WebhookPutSchema)
+@blp.response(200, schemas.WebhookSchema)
+@blp.alt_response(201, schema=schemas.WebhookSchema, description="Created")
+def put_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    webhook, created = services().tools.configure_webhook(
+        g.org_id, body["url"], body.get("secret"), body["enabled"], g.actor
+    )
+    return present_webhook(webhook), 201 if created else 200
+
+
+@blp.route("/webhook", methods=["PATCH"])
+@require_admin
+@blp.arguments(schemas.WebhookPatchSchema)
+@blp.response(200, schemas.WebhookSchema)
+def patch_webhook(body: dict[str, Any]) -> dict[str, Any]:
+    webhook = services().tools.change_webhook(
+        g.org_id,
+        g.actor,
+        url=body.get("url"),
+        secret=body.get("secret", UNSET),
+        enabled=body.get("enabled"),
+    )
+    return present_webhook(webhook)
+
+
+@blp.route("/webhook", methods=["DELETE"])
+@require_admin
+@blp.response(204)
+def delete_webhook() -> None:
+    services().tools.delete_webhook(g.org_id, g.actor)
+
+
+# -- event history --------------------------------------------------------------------
+
+
+@blp.route("/events", methods=["GET"])
+@require_admin
+@blp.arguments(schemas.EventQuerySchema, location="query")
+@blp.response(200, AuditPageSchema)
+def list_events(query: dict[str, Any]) -> dict[str, Any]:
+    items = services().tools.event_history(g.org_id, **query)
+    next_after = items[-1]["position"] if len(items) == query["limit"] else None
+    return {"items": items, "next_after": next_after}
+
+
+@blp.route("/events/export", methods=["GET"])
+@require_admin
+@blp.arguments(schemas.EventQuerySchema(only=("type", "aggregate_id")), location="query")
+@blp.response(200, description="The whole history as NDJSON, one audit item per line")
+def export_events(query: dict[str, Any]) -> Response:
+    tools, org_id = services().tools, g.org_id
+
+    def lines() -> Iterator[str]:
+        after = 0
+        while True:
+            items = tools.event_history(org_id, after=after, limit=500, **query)
+            for item in items:
+                yield json.dumps(item) + "\n"
+            if len(items) < 500:
+                return
+            after = items[-1]["position"]
+
+    return Response(
+        stream_with_context(lines()),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": "attachment; filename=tenzo-events.ndjson"},
+    )

@@ -1,0 +1,104 @@
+"""The Flask app factory: admin and public APIs, dashboard, docs, problem+json errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import swagger_ui_bundle
+from flask import Flask, Response, g, request, send_from_directory
+from flask_smorest import Api
+
+from domain.application import DeveloperTools
+from domain.errors import Unauthorized
+from services import metrics
+from services.api import admin, ops
+from services.api.context import Services
+from services.api.problems import problem, register_problem_handlers
+from services.bootstrap import build_application
+from services.settings import Settings
+from services.usage import UsageCounter
+
+MAX_BODY_BYTES = 1024 * 1024
+CREDENTIAL_PREFIX = "tenzo_"
+JSON_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask:
+    """Build the WSGI app; ``tools`` lets a process share one application with others."""
+    tools = tools or build_application(settings)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_TITLE="Tenzo Developer Tools",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+            },
+            "security": [{"bearerAuth": []}],
+            "info": {
+                "description": "API keys, the Public API, webhooks and the event history. "
+                "Every error is RFC 9457 application/problem+json."
+            },
+        },
+    )
+    app.extensions["tenzo"] = Services(
+        settings=settings, tools=tools, usage=UsageCounter(tools)
+    )
+
+    api = Api(app)
+    api.register_blueprint(admin.blp)
+    app.register_blueprint(ops.blp)
+    register_problem_handlers(app)
+
+    @app.get("/docs/assets/<path:filename>")
+    def docs_assets(filename: str) -> Response:
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    app.before_request(_refuse_credentials_in_query)
+    app.before_request(_require_json_body)
+    app.before_request(_start_timer)
+    app.after_request(_finish)
+    return app
+
+
+def _refuse_credentials_in_query() -> Response | None:
+    """Credentials belong in the Authorization header; a URL ends up in logs and history."""
+    if any(value.startswith(CREDENTIAL_PREFIX) for value in request.args.values()):
+        raise Unauthorized("credential in the query string")
+    return None
+
+
+def _require_json_body() -> Response | None:
+    if request.method not in JSON_METHODS or request.blueprint in (None, "ops"):
+        return None
+    has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+    if has_body and not request.is_json and request.blueprint != "dashboard":
+        return problem(
+            415,
+            "Unsupported Media Type",
+            "Send the body as JSON with Content-Type: application/json.",
+        )
+    return None
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    started: Any = g.get("started")
+    if started is not None:
+        metrics.HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith(("/admin/", "/v1/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,25 @@
+"""What the routes of one API process share: settings, applications, adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from domain.application import DeveloperTools
+from services.settings import Settings
+from services.usage import UsageCounter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    tools: DeveloperTools
+    usage: UsageCounter
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["tenzo"]
+    return found

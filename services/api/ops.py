@@ -1,0 +1,40 @@
+"""Operations endpoints: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from services import metrics
+from services.api.context import services
+from services.broker import broker_reachable
+
+blp = Blueprint("ops", __name__)
+
+
+@blp.get("/healthz")
+def healthz() -> Any:
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+def readyz() -> Any:
+    ctx = services()
+    checks = {"event_store": "ok", "broker": "ok"}
+    try:
+        ctx.tools.recorder.max_notification_id()
+    except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+        checks["event_store"] = "unreachable"
+    if not broker_reachable(ctx.settings.broker_url):
+        checks["broker"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    response = jsonify(status="ready" if ready else "not ready", checks=checks)
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@blp.get("/metrics")
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

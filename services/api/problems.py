@@ -1,0 +1,127 @@
+"""Every error as RFC 9457 problem+json: HTTP errors, validation and domain errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from contracts.problem import PROBLEM_CONTENT_TYPE
+from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+
+log = logging.getLogger("tenzo.api")
+
+UNAUTHORIZED_DETAIL = "A valid bearer credential is required in the Authorization header."
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type: str = "about:blank",
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"type": type, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def unauthorized() -> Response:
+    """The one 401 every credential failure gets, whatever the reason."""
+    return problem(
+        401,
+        "Unauthorized",
+        UNAUTHORIZED_DETAIL,
+        headers={"WWW-Authenticate": 'Bearer realm="tenzo"'},
+    )
+
+
+def flatten_errors(messages: Any) -> dict[str, list[str]]:
+    """webargs errors ({"json": {"field": [...]}}) as {"field": [...]}, nested as a.b."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            flat.setdefault(path or "body", []).extend(value)
+        else:
+            flat.setdefault(path or "body", []).append(str(value))
+
+    for location in messages.values() if isinstance(messages, dict) else [messages]:
+        walk(location, "")
+    return flat
+
+
+def http_problem(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if status == 422 and messages:
+        errors = flatten_errors(messages)
+        return problem(
+            422,
+            "Unprocessable Content",
+            "The request body or parameters are not valid: " + "; ".join(
+                f"{field}: {' '.join(texts)}" for field, texts in errors.items()
+            ),
+            type="/problems/validation-error",
+            errors=errors,
+        )
+    if status == 400 and messages:
+        detail = " ".join(flatten_errors(messages).get("body", []))
+        return problem(
+            400,
+            "Bad Request",
+            detail or "The request could not be read.",
+            type="/problems/malformed-request",
+        )
+    if status == 401:
+        return unauthorized()
+    headers = dict(data.get("headers") or {})
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        headers["Allow"] = ", ".join(allowed)
+    detail = data.get("message") or error.description or error.name
+    return problem(status, error.name, str(detail), headers=headers)
+
+
+def domain_problem(error: DomainError) -> Response:
+    if isinstance(error, Unauthorized):
+        log.info("credential refused: %s", error)
+        return unauthorized()
+    if isinstance(error, NotFound):
+        return problem(404, "Not Found", f"No such {error} in this organization.")
+    if isinstance(error, InvalidInput):
+        field = error.field or "body"
+        return problem(
+            422,
+            "Unprocessable Content",
+            str(error),
+            type="/problems/validation-error",
+            errors={field: [str(error)]},
+        )
+    if isinstance(error, Conflict):
+        return problem(409, "Conflict", str(error))
+    return problem(400, "Bad Request", str(error))
+
+
+def unexpected_problem(error: Exception) -> Response:
+    log.exception("unhandled error")
+    return problem(500, "Internal Server Error", "Something went wrong on our side.")
+
+
+def register_problem_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, http_problem)
+    app.register_error_handler(DomainError, domain_problem)
+    app.register_error_handler(Exception, unexpected_problem)

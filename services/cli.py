@@ -1,0 +1,117 @@
+"""The `tenzo` command line (click)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import click
+
+from contracts.audit import audit_item
+from domain.actors import OPERATOR, SYSTEM
+from services.bootstrap import build_application
+from services.settings import ConfigurationError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+def main(verbose: bool) -> None:
+    """Tenzo Developer Tools: API keys, Public API and signed webhooks."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+def serve() -> None:
+    """Run the API, the relay and the dispatcher in one process (embedded defaults)."""
+    from services.api.app import create_app
+    from services.http_server import embedded_server
+
+    settings = _settings()
+    tools = build_application(settings)
+    if not tools.has_organizations():
+        organization, token = tools.create_organization("Demo organization", SYSTEM)
+        click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
+        click.echo(f"Admin token (shown once, keep it): {token}")
+    app = create_app(settings, tools)
+    server = embedded_server(app, settings.http_host, settings.http_port)
+    host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
+    click.echo(f"Dashboard: http://{host}:{server.server_port}/")
+    click.echo(f"API docs:  http://{host}:{server.server_port}/docs")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+def api(workers: int) -> None:
+    """Run the HTTP API under gunicorn (production)."""
+    from services.http_server import run_gunicorn
+
+    settings = _settings()
+    build_application(settings).close()  # create the tables once, before the workers fork
+    run_gunicorn(
+        "services.api.wsgi:create()", f"{settings.http_host}:{settings.http_port}", workers
+    )
+
+
+@main.group()
+def orgs() -> None:
+    """Manage organizations."""
+
+
+@orgs.command("create")
+@click.argument("name")
+def orgs_create(name: str) -> None:
+    """Create an organization; print it as JSON with its admin token (shown once)."""
+    tools = build_application(_settings())
+    organization, token = tools.create_organization(name, OPERATOR)
+    click.echo(
+        json.dumps(
+            {
+                "id": str(organization.id),
+                "name": organization.name,
+                "created_at": organization.created_on.isoformat(),
+                "admin_token": token,
+            }
+        )
+    )
+
+
+@main.command()
+@click.option("--follow", is_flag=True, help="Keep printing new events as they happen.")
+@click.option("--after", default=0, show_default=True, help="Start after this position.")
+def events(follow: bool, after: int) -> None:
+    """Print the event history of all organizations as JSON lines (secrets redacted)."""
+    tools = build_application(_settings())
+    position = after
+    while True:
+        notifications: list[Any] = tools.recorder.select_notifications(
+            start=position + 1, limit=500
+        )
+        for notification in notifications:
+            event = tools.mapper.to_domain_event(notification)
+            click.echo(json.dumps(audit_item(event, notification.id)))
+            position = notification.id
+        sys.stdout.flush()
+        if len(notifications) < 500:
+            if not follow:
+                return
+            time.sleep(0.5)
