@@ -34,9 +34,7 @@ class ApiKeySchema(Schema):
     expires_at = fields.DateTime(allow_none=True)
     last_used_at = fields.DateTime(allow_none=True)
     usage_count = fields.Integer(required=True)
-    status = fields.String(
-        required=True, validate=validate.OneOf(["active", "expired", "revoked"])
-    )
+    status = fields.String(required=True, validate=validate.OneOf(["active", "expired", "revoked"]))
     revoked_at = fields.DateTime(allow_none=True)
 
 

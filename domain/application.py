@@ -13,9 +13,11 @@ from eventsourcing.domain import Aggregate
 from domain import credentials
 from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
+from domain.deliveries import DeliveryUseCases
 from domain.errors import InvalidInput, NotFound, Unauthorized
 from domain.organizations import AdminToken, Organization
 from domain.ports import Catalog
+from domain.recruiting import RecruitingUseCases
 from domain.webhook_urls import WebhookUrlPolicy
 from domain.webhooks import Webhook, webhook_id
 
@@ -29,8 +31,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DeveloperTools(Application[UUID]):
-    """Organizations, their admin tokens, API keys and webhook configuration."""
+class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
+    """Organizations, their admin tokens, API keys, webhook configuration; jobs and
+    candidates (RecruitingUseCases) and deliveries (DeliveryUseCases)."""
 
     name = "DeveloperTools"
 
@@ -209,7 +212,7 @@ class DeveloperTools(Application[UUID]):
 
     def _get(self, cls: type[A], aggregate_id: UUID) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(cls.__name__) from None
         if not isinstance(aggregate, cls):

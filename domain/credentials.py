@@ -52,7 +52,9 @@ def mint(prefix: str) -> MintedCredential:
     """Mint a new credential with the given prefix."""
     body = "".join(secrets.choice(BASE62) for _ in range(RANDOM_LENGTH))
     plaintext = f"{prefix}{body}{checksum(prefix + body)}"
-    return MintedCredential(plaintext=plaintext, hash=hash_credential(plaintext), hint=hint(plaintext))
+    return MintedCredential(
+        plaintext=plaintext, hash=hash_credential(plaintext), hint=hint(plaintext)
+    )
 
 
 def is_well_formed(candidate: str, prefix: str) -> bool:

@@ -22,9 +22,7 @@ class Webhook(Aggregate):
         return webhook_id(org_id)
 
     @event("Configured")
-    def __init__(
-        self, org_id: UUID, url: str, secret: str | None, enabled: bool, actor: Actor
-    ):
+    def __init__(self, org_id: UUID, url: str, secret: str | None, enabled: bool, actor: Actor):
         self.org_id = org_id
         self._configure(url, secret, enabled)
 

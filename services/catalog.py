@@ -103,8 +103,7 @@ class Catalog:
                 event = self.app.mapper.to_domain_event(notification)
                 self._apply(cursor, event, notification.id)
             updated = cursor.execute(
-                "UPDATE tenzo_positions SET position = :new "
-                "WHERE name = :name AND position = :old",
+                "UPDATE tenzo_positions SET position = :new WHERE name = :name AND position = :old",
                 {"name": TRACKING_NAME, "old": last, "new": notifications[-1].id},
             ).rowcount
             if updated != 1:

@@ -28,6 +28,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
     """Build the WSGI app; ``tools`` lets a process share one application with others."""
     tools = tools or build_application(settings)
     app = Flask(__name__)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         API_TITLE="Tenzo Developer Tools",
@@ -38,9 +39,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",
         API_SPEC_OPTIONS={
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearerAuth": []}],
             "info": {
                 "description": "API keys, the Public API, webhooks and the event history. "
@@ -48,9 +47,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
             },
         },
     )
-    app.extensions["tenzo"] = Services(
-        settings=settings, tools=tools, usage=UsageCounter(tools)
-    )
+    app.extensions["tenzo"] = Services(settings=settings, tools=tools, usage=UsageCounter(tools))
 
     api = Api(app)
     api.register_blueprint(admin.blp)

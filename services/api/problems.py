@@ -72,9 +72,8 @@ def http_problem(error: HTTPException) -> Response:
         return problem(
             422,
             "Unprocessable Content",
-            "The request body or parameters are not valid: " + "; ".join(
-                f"{field}: {' '.join(texts)}" for field, texts in errors.items()
-            ),
+            "The request body or parameters are not valid: "
+            + "; ".join(f"{field}: {' '.join(texts)}" for field, texts in errors.items()),
             type="/problems/validation-error",
             errors=errors,
         )

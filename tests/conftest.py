@@ -1,0 +1,180 @@
+"""Shared fixtures: real event stores (SQLite, PostgreSQL), the real broker, the API.
+
+Tests that need PostgreSQL or RabbitMQ use the servers named by TENZO_TEST_POSTGRES_URL
+and TENZO_TEST_AMQP_URL; when those are missing they skip locally and fail under CI=true.
+Each PostgreSQL test gets a database of its own, dropped afterwards; RabbitMQ tests run
+in a virtual host of their own, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from domain.actors import OPERATOR
+from domain.application import DeveloperTools
+from services.bootstrap import build_application
+from services.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "TENZO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+AMQP_URL = os.environ.get("TENZO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+OPERATOR_TOKEN = "operator-" + uuid.uuid4().hex
+
+
+def service_missing(what: str) -> None:
+    """Skip on a developer machine, fail in CI, when a required service is missing."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not reachable")
+    pytest.skip(f"{what} is not reachable")
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        service_missing(f"PostgreSQL at {POSTGRES_URL}")
+    name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
+        try:
+            yield _with_database(POSTGRES_URL, name)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/events.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def settings_env(database_url: str, tmp_path: Any, encryption_key: str) -> dict[str, str]:
+    """The environment a deployment would set, for Settings.from_env."""
+    return {
+        "TENZO_DATABASE_URL": database_url,
+        "TENZO_BROKER_URL": f"filesystem://{tmp_path}/broker",
+        "TENZO_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "TENZO_ENCRYPTION_KEY": encryption_key,
+        "TENZO_WEBHOOK_RETRY_DELAYS": "0,0.2,0.4",
+        "TENZO_WEBHOOK_TIMEOUT": "5",
+    }
+
+
+@pytest.fixture
+def settings(settings_env: dict[str, str]) -> Settings:
+    return Settings.from_env(settings_env)
+
+
+@pytest.fixture
+def tools(settings: Settings) -> Iterator[DeveloperTools]:
+    app = build_application(settings)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def flask_app(settings: Settings, tools: DeveloperTools) -> Any:
+    from services.api.app import create_app
+
+    return create_app(settings, tools)
+
+
+@pytest.fixture
+def client(flask_app: Any) -> Any:
+    return flask_app.test_client()
+
+
+@pytest.fixture
+def operator_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+class Org:
+    """An organization created for a test, with its admin token."""
+
+    def __init__(self, tools: DeveloperTools, name: str):
+        organization, self.admin_token = tools.create_organization(name, OPERATOR)
+        self.id = organization.id
+        self.headers = {"Authorization": f"Bearer {self.admin_token}"}
+
+
+@pytest.fixture
+def org(tools: DeveloperTools) -> Org:
+    return Org(tools, "Acme")
+
+
+@pytest.fixture
+def other_org(tools: DeveloperTools) -> Org:
+    return Org(tools, "Globex")
+
+
+def history(tools: DeveloperTools) -> list[tuple[int, str, int]]:
+    """Every stored event (position, aggregate id, version): to assert nothing changed."""
+    notifications = tools.recorder.select_notifications(start=1, limit=1_000_000)
+    return [(n.id, str(n.originator_id), n.originator_version) for n in notifications]
+
+
+# -- RabbitMQ -------------------------------------------------------------------------
+
+
+def _rabbitmq_reachable(url: str) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A virtual host of its own on the real RabbitMQ, for this test run."""
+    if not _rabbitmq_reachable(AMQP_URL):
+        service_missing(f"RabbitMQ at {AMQP_URL}")
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None:
+        yield AMQP_URL  # a remote broker: share its default vhost
+        return
+    vhost = f"tenzo-test-{uuid.uuid4().hex[:12]}"
+    user = urlsplit(AMQP_URL).username or "guest"
+    subprocess.run([rabbitmqctl, "-q", "add_vhost", vhost], check=True)
+    subprocess.run(
+        [rabbitmqctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True
+    )
+    parts = urlsplit(AMQP_URL)
+    try:
+        yield urlunsplit(parts._replace(path="/" + vhost))
+    finally:
+        subprocess.run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False)
