@@ -1,0 +1,174 @@
+"""Webhook URL rules (SPEC 5.2): https, a host, no credentials, public targets only."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from domain.errors import InvalidInput, InvalidWebhookUrl
+from domain.webhook_urls import MAX_URL_LENGTH, WebhookUrlPolicy, is_public_address
+
+DNS = {
+    "localhost": ["127.0.0.1", "::1"],
+    "hooks.example.com": ["93.184.215.14"],
+    "loopback.example.com": ["127.0.0.1"],
+    "rebind.example.com": ["93.184.215.14", "10.1.2.3"],
+    "v6only.example.com": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+    "metadata.example.com": ["169.254.169.254"],
+}
+
+
+def fake_dns(host: str) -> list[str]:
+    try:
+        return DNS[host.rstrip(".")]
+    except KeyError:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+
+
+policy = WebhookUrlPolicy(resolve=fake_dns)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/tenzo",
+        "https://hooks.example.com:8443/a/b?c=d#e",
+        "HTTPS://hooks.example.com/",
+        "https://v6only.example.com/",
+        "https://93.184.215.14/hook",
+        "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/hook",
+    ],
+)
+def test_public_https_urls_are_accepted_unchanged(url):
+    assert policy.check(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/", "https"),
+        ("ftp://hooks.example.com/", "https"),
+        ("hooks.example.com/webhook", "https"),
+        ("/relative/path", "https"),
+        ("https:///no-host", "host"),
+        ("https://user:password@hooks.example.com/", "credentials"),
+        ("https://user@hooks.example.com/", "credentials"),
+        ("https://hooks.example.com:99999/", "valid"),
+        ("https://hooks.example.com/a b", "white space"),
+    ],
+)
+def test_malformed_urls_are_refused_with_a_reason(url, reason):
+    with pytest.raises(InvalidWebhookUrl, match=reason) as raised:
+        policy.check(url)
+    assert isinstance(raised.value, InvalidInput)
+    assert raised.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost/",
+        "https://127.0.0.1/",
+        "https://127.1.2.3:8443/",
+        "https://10.0.0.1/",
+        "https://172.16.5.4/",
+        "https://192.168.1.1/",
+        "https://[::1]/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://100.64.0.1/",
+        "https://[fc00::1]/",
+        "https://[fd12:3456::1]/",
+        "https://[fe80::1]/",
+        "https://[ff02::1]/",
+        "https://224.0.0.1/",
+        "https://0.0.0.0/",
+        "https://[::]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://[2002:7f00:1::]/",  # 6to4 wrapping 127.0.0.1
+        "https://loopback.example.com/",
+        "https://loopback.example.com./",
+        "https://metadata.example.com/",
+        "https://rebind.example.com/",  # one of its addresses is private
+    ],
+)
+def test_non_public_targets_are_refused(url):
+    with pytest.raises(InvalidWebhookUrl, match="private, loopback or link-local"):
+        policy.check(url)
+
+
+def test_a_name_is_checked_with_the_injected_resolver():
+    asked: list[str] = []
+
+    def resolver(host: str) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    with pytest.raises(InvalidWebhookUrl):
+        WebhookUrlPolicy(resolve=resolver).check("https://innocent-looking.example.org/hook")
+    assert asked == ["innocent-looking.example.org"]
+
+
+def test_urls_longer_than_2048_characters_are_refused():
+    base = "https://hooks.example.com/"
+    longest = base + "a" * (MAX_URL_LENGTH - len(base))
+    assert policy.check(longest) == longest
+    with pytest.raises(InvalidWebhookUrl, match="2048"):
+        policy.check(longest + "a")
+
+
+def test_an_unresolvable_name_is_accepted_at_configuration_time():
+    assert policy.check("https://not-yet-in-dns.example.net/hook")
+    # ...but a delivery to it fails until it resolves.
+    with pytest.raises(InvalidWebhookUrl, match="does not resolve"):
+        policy.check_host("not-yet-in-dns.example.net")
+
+
+def test_delivery_time_check_returns_the_public_addresses_and_refuses_private_ones():
+    assert policy.check_host("hooks.example.com") == ["93.184.215.14"]
+    with pytest.raises(InvalidWebhookUrl):
+        policy.check_host("rebind.example.com")
+    with pytest.raises(InvalidWebhookUrl):
+        policy.check_host("127.0.0.1")
+
+
+def test_allow_private_networks_lets_loopback_and_private_targets_through():
+    permissive = WebhookUrlPolicy(resolve=fake_dns, allow_private_networks=True)
+    for url in (
+        "https://127.0.0.1:8443/",
+        "https://[::1]/",
+        "https://10.0.0.1/",
+        "https://loopback.example.com/",
+    ):
+        assert permissive.check(url) == url
+    assert permissive.check_host("loopback.example.com") == ["127.0.0.1"]
+    # The other rules still hold.
+    with pytest.raises(InvalidWebhookUrl):
+        permissive.check("http://127.0.0.1/")
+    with pytest.raises(InvalidWebhookUrl):
+        permissive.check("https://u:p@127.0.0.1/")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("100.127.255.254", False),
+        ("fc00::1", False),
+        ("ff02::1", False),
+        ("ff0e::1", False),  # global-scope multicast is still multicast
+        ("0.0.0.0", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("fe80::1%eth0", False),
+    ],
+)
+def test_is_public_address(address, public):
+    assert is_public_address(address) is public
