@@ -16,6 +16,16 @@ Resolver = Callable[[str], Iterable[str]]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
+# Names that never denote a public host, whatever a resolver answers (or fails to):
+# localhost (RFC 6761), mDNS .local (RFC 6762), home.arpa (RFC 8375), .internal (ICANN).
+SPECIAL_USE_NAMES = ("localhost", "local", "home.arpa", "internal")
+
+
+def is_special_use_name(host: str) -> bool:
+    """True for ``localhost``, ``*.localhost``, ``*.local`` and the like (trailing dot ignored)."""
+    name = host.rstrip(".").lower()
+    return any(name == suffix or name.endswith("." + suffix) for suffix in SPECIAL_USE_NAMES)
+
 
 def is_public_address(address: str) -> bool:
     """True when the IP address is globally routable, including IPv4-mapped IPv6 forms."""
@@ -54,6 +64,7 @@ class WebhookUrlPolicy:
         if any(ch.isspace() for ch in url):
             raise InvalidWebhookUrl("must not contain white space")
         if not self.allow_private_networks:
+            self.refuse_special_use(parts.hostname)
             addresses = self.addresses_of(parts.hostname)
             # A name that does not resolve yet is accepted (as Stripe does); the
             # delivery fails until it resolves, and is checked again then.
@@ -67,9 +78,15 @@ class WebhookUrlPolicy:
         except ValueError:
             pass
         try:
-            return sorted(set(self.resolve(host))) or None
+            # "example.com." is the fully qualified form of "example.com".
+            return sorted(set(self.resolve(host.rstrip(".") or host))) or None
         except (OSError, UnicodeError):
             return None
+
+    def refuse_special_use(self, host: str) -> None:
+        """Raise InvalidWebhookUrl for a name reserved for local use (unless allowed)."""
+        if not self.allow_private_networks and is_special_use_name(host):
+            raise InvalidWebhookUrl("must not point to a private, loopback or link-local address")
 
     def refuse_private(self, addresses: Iterable[str]) -> None:
         """Raise InvalidWebhookUrl when any address is not public (unless allowed)."""
@@ -83,6 +100,7 @@ class WebhookUrlPolicy:
 
     def check_host(self, host: str) -> list[str]:
         """Resolve the host for a delivery: its addresses, all public unless allowed."""
+        self.refuse_special_use(host)
         addresses = self.addresses_of(host)
         if not addresses:
             raise InvalidWebhookUrl(f"host {host!r} does not resolve")

@@ -21,7 +21,7 @@ DNS = {
 
 def fake_dns(host: str) -> list[str]:
     try:
-        return DNS[host.rstrip(".")]
+        return DNS[host]
     except KeyError:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
 
@@ -91,6 +91,12 @@ def test_malformed_urls_are_refused_with_a_reason(url, reason):
         "https://loopback.example.com./",
         "https://metadata.example.com/",
         "https://rebind.example.com/",  # one of its addresses is private
+        # Special-use names are refused even when the resolver does not know them.
+        "https://localhost./",
+        "https://api.localhost/",
+        "https://printer.local/",
+        "https://router.home.arpa/",
+        "https://db.internal/",
     ],
 )
 def test_non_public_targets_are_refused(url):
