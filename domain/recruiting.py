@@ -1,7 +1,369 @@
-"""Use cases of the Public API: jobs and candidates pushed by an organization's ATS."""
+"""Jobs and candidates, pushed by an organization's ATS through the Public API (SPEC 5.3).
+
+Both are organization-scoped aggregates. An ``external_id`` (the ATS's own id) is unique
+per organization: the aggregate id is then derived from (organization, kind, external
+id), so "create, or update the one with this external id" needs no index and is
+race-free — a concurrent second create of the same id collides on the event store's
+unique (originator_id, version) and is retried as an update.
+
+Updates merge: a field that is not given keeps its value, ``None`` clears an optional
+field. ``Updated`` events carry every field's new value, so a projection (the
+dispatcher's, an auditor's) never needs the earlier events to know the current state.
+"""
 
 from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
+
+from domain.actors import Actor
+from domain.errors import InvalidInput, NotFound
+from domain.ports import Catalog
+
+JobStatus = Literal["open", "closed"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("open", "closed")
+
+JOB_FIELDS = ("title", "description", "location", "department", "employment_type", "status")
+CANDIDATE_FIELDS = ("job_id", "first_name", "last_name", "email", "phone", "resume_url")
+
+# Namespace of ids derived from (organization, kind, external id).
+EXTERNAL_ID_NAMESPACE = UUID("5f0c8e7a-2b4d-4c61-9e3f-8a7d6b1c2e90")
+
+MAX_PAGE_SIZE = 100
+# A create that collides with a concurrent create of the same external id is retried
+# as an update; two attempts suffice, a few more cover pathological interleavings.
+UPSERT_ATTEMPTS = 5
+
+
+def external_aggregate_id(org_id: UUID, kind: str, external_id: str) -> UUID:
+    """The id of the organization's job or candidate with this external id."""
+    return uuid5(EXTERNAL_ID_NAMESPACE, f"{org_id}/{kind}/{external_id}")
+
+
+class Job(Aggregate):
+    """A job opening of an organization."""
+
+    @staticmethod
+    def create_id(org_id: UUID, external_id: str | None) -> UUID:
+        if external_id is None:
+            return uuid4()
+        return external_aggregate_id(org_id, "Job", external_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        org_id: UUID,
+        external_id: str | None,
+        title: str,
+        description: str | None,
+        location: str | None,
+        department: str | None,
+        employment_type: str | None,
+        status: JobStatus,
+        actor: Actor,
+    ):
+        self.org_id = org_id
+        self.external_id = external_id
+        self.title = title
+        self.description = description
+        self.location = location
+        self.department = department
+        self.employment_type = employment_type
+        self.status = status
+
+    def update(self, changes: Mapping[str, Any], actor: Actor) -> bool:
+        """Apply the given fields; record ``Updated`` only when something changes."""
+        new = _merged(self, JOB_FIELDS, changes)
+        if new == {name: getattr(self, name) for name in JOB_FIELDS}:
+            return False
+        self._updated(actor=actor, **new)
+        return True
+
+    @event("Updated")
+    def _updated(
+        self,
+        title: str,
+        description: str | None,
+        location: str | None,
+        department: str | None,
+        employment_type: str | None,
+        status: JobStatus,
+        actor: Actor,
+    ) -> None:
+        self.title = title
+        self.description = description
+        self.location = location
+        self.department = department
+        self.employment_type = employment_type
+        self.status = status
+
+
+class Candidate(Aggregate):
+    """A candidate for one of the organization's jobs."""
+
+    @staticmethod
+    def create_id(org_id: UUID, external_id: str | None) -> UUID:
+        if external_id is None:
+            return uuid4()
+        return external_aggregate_id(org_id, "Candidate", external_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        org_id: UUID,
+        job_id: UUID,
+        external_id: str | None,
+        first_name: str,
+        last_name: str,
+        email: str,
+        phone: str | None,
+        resume_url: str | None,
+        actor: Actor,
+    ):
+        self.org_id = org_id
+        self.job_id = job_id
+        self.external_id = external_id
+        self.first_name = first_name
+        self.last_name = last_name
+        self.email = email
+        self.phone = phone
+        self.resume_url = resume_url
+
+    def update(self, changes: Mapping[str, Any], actor: Actor) -> bool:
+        """Apply the given fields; record ``Updated`` only when something changes."""
+        new = _merged(self, CANDIDATE_FIELDS, changes)
+        if new == {name: getattr(self, name) for name in CANDIDATE_FIELDS}:
+            return False
+        self._updated(actor=actor, **new)
+        return True
+
+    @event("Updated")
+    def _updated(
+        self,
+        job_id: UUID,
+        first_name: str,
+        last_name: str,
+        email: str,
+        phone: str | None,
+        resume_url: str | None,
+        actor: Actor,
+    ) -> None:
+        self.job_id = job_id
+        self.first_name = first_name
+        self.last_name = last_name
+        self.email = email
+        self.phone = phone
+        self.resume_url = resume_url
+
+
+def _merged(aggregate: Aggregate, names: tuple[str, ...], changes: Mapping[str, Any]) -> dict:
+    return {name: changes.get(name, getattr(aggregate, name)) for name in names}
+
+
+# -- pagination --------------------------------------------------------------------------
+
+
+def encode_cursor(position: int) -> str:
+    """An opaque cursor for "the items older than this position"."""
+    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        if not text.startswith("p") or not text[1:].isdigit():
+            raise ValueError(cursor)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("Not a cursor returned by this API.", field="cursor") from None
+
+
+# -- use cases ---------------------------------------------------------------------------
+
+A = TypeVar("A", bound=Aggregate)
+Upserted = TypeVar("Upserted", Job, Candidate)
+
+
+class _Host(Protocol):
+    """What the mixin uses of DeveloperTools."""
+
+    catalog: Catalog
+    clock: Callable[[], datetime]
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any: ...
+
+    def _get(self, cls: type[A], aggregate_id: UUID) -> A: ...
+
+    def _get_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A: ...
 
 
 class RecruitingUseCases:
     """Mixed into DeveloperTools: jobs and candidates."""
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def upsert_job(
+        self: _Host, org_id: UUID, fields: Mapping[str, Any], by: Actor
+    ) -> tuple[Job, bool]:
+        """Create a job, or update the one with the same ``external_id``.
+
+        Returns the job and whether it was created.
+        """
+        values = dict(fields)
+        title = (values.get("title") or "").strip()
+        if not title:
+            raise InvalidInput("Title must not be blank.", field="title")
+        values["title"] = title
+        status = values.get("status") or "open"
+        if status not in JOB_STATUSES:
+            raise InvalidInput("Status must be open or closed.", field="status")
+
+        def create() -> Job:
+            return Job(
+                org_id=org_id,
+                external_id=values.get("external_id"),
+                title=title,
+                description=values.get("description"),
+                location=values.get("location"),
+                department=values.get("department"),
+                employment_type=values.get("employment_type"),
+                status=status,
+                actor=by,
+            )
+
+        return _upsert(self, Job, org_id, values, create, by)
+
+    def get_job(self: _Host, org_id: UUID, job_id: UUID) -> Job:
+        return self._get_owned(Job, org_id, job_id)
+
+    def list_jobs(
+        self: _Host, org_id: UUID, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """A page of the organization's jobs, newest first, and the next page's cursor."""
+        ids, next_cursor = _page(self, org_id, "Job", limit, cursor, parent_id=None)
+        return [self._get(Job, job_id) for job_id in ids], next_cursor
+
+    # -- candidates --------------------------------------------------------------------
+
+    def upsert_candidate(
+        self: _Host, org_id: UUID, fields: Mapping[str, Any], by: Actor
+    ) -> tuple[Candidate, bool]:
+        """Create a candidate, or update the one with the same ``external_id``.
+
+        ``job_id`` must name a job of the same organization. Returns the candidate and
+        whether it was created.
+        """
+        values = dict(fields)
+        job_id = values.get("job_id")
+        if not isinstance(job_id, UUID) or not _has_job(self, org_id, job_id):
+            raise InvalidInput("No such job in this organization.", field="job_id")
+        for name in ("first_name", "last_name", "email"):
+            value = values.get(name)
+            if value is not None:
+                values[name] = value.strip()
+            if name in values and not values[name]:
+                raise InvalidInput(f"{name} must not be blank.", field=name)
+
+        def create() -> Candidate:
+            for name in ("first_name", "last_name", "email"):
+                if not values.get(name):
+                    raise InvalidInput(f"{name} is required.", field=name)
+            return Candidate(
+                org_id=org_id,
+                job_id=job_id,
+                external_id=values.get("external_id"),
+                first_name=values["first_name"],
+                last_name=values["last_name"],
+                email=values["email"],
+                phone=values.get("phone"),
+                resume_url=values.get("resume_url"),
+                actor=by,
+            )
+
+        return _upsert(self, Candidate, org_id, values, create, by)
+
+    def get_candidate(self: _Host, org_id: UUID, candidate_id: UUID) -> Candidate:
+        return self._get_owned(Candidate, org_id, candidate_id)
+
+    def list_candidates(
+        self: _Host,
+        org_id: UUID,
+        job_id: UUID | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Candidate], str | None]:
+        """A page of the organization's candidates (of one job, when given), newest
+        first, and the next page's cursor. A job of another organization is not found."""
+        if job_id is not None:
+            self._get_owned(Job, org_id, job_id)
+        ids, next_cursor = _page(self, org_id, "Candidate", limit, cursor, parent_id=job_id)
+        return [self._get(Candidate, candidate_id) for candidate_id in ids], next_cursor
+
+
+def _has_job(tools: _Host, org_id: UUID, job_id: UUID) -> bool:
+    try:
+        tools._get_owned(Job, org_id, job_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _upsert(
+    tools: _Host,
+    cls: type[Upserted],
+    org_id: UUID,
+    values: dict[str, Any],
+    create: Callable[[], Upserted],
+    by: Actor,
+) -> tuple[Upserted, bool]:
+    external_id = values.get("external_id")
+    for _ in range(UPSERT_ATTEMPTS):
+        if external_id is not None:
+            try:
+                existing = tools._get(cls, cls.create_id(org_id, external_id))
+            except NotFound:
+                pass
+            else:
+                if existing.update(values, actor=by):
+                    try:
+                        tools.save(existing)
+                    except IntegrityError:
+                        continue  # changed concurrently: apply the changes to the new state
+                return existing, False
+        aggregate = create()
+        try:
+            tools.save(aggregate)
+        except IntegrityError:
+            continue  # created concurrently with the same external id: update it instead
+        return aggregate, True
+    raise IntegrityError(f"{cls.__name__} {external_id!r} kept changing; try again")
+
+
+def _page(
+    tools: _Host,
+    org_id: UUID,
+    aggregate_type: str,
+    limit: int,
+    cursor: str | None,
+    parent_id: UUID | None,
+) -> tuple[list[UUID], str | None]:
+    """Ids of one page, newest first. Pages are cut at catalog positions, so items
+    created while a client pages through land before its first page, never in between."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"Limit must be 1 to {MAX_PAGE_SIZE}.", field="limit")
+    before = decode_cursor(cursor) if cursor else None
+    tools.catalog.catch_up()
+    rows = tools.catalog.aggregate_ids(
+        org_id, aggregate_type, limit=limit + 1, before=before, parent_id=parent_id
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+    return [aggregate_id for _, aggregate_id in page], next_cursor
