@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from contracts.problem import PROBLEM_CONTENT_TYPE
@@ -52,7 +52,9 @@ def flatten_errors(messages: Any) -> dict[str, list[str]]:
     def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                walk(item, f"{path}.{key}" if path else str(key))
+                # marshmallow files whole-body errors ("Invalid input type.") under _schema
+                name = "body" if key == "_schema" and not path else str(key)
+                walk(item, f"{path}.{key}" if path else name)
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
             flat.setdefault(path or "body", []).extend(value)
         else:
@@ -87,6 +89,10 @@ def http_problem(error: HTTPException) -> Response:
         )
     if status == 401:
         return unauthorized()
+    if status == 413:
+        limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
+        detail = f"The request body is larger than the limit of {limit:g} MiB."
+        return problem(413, "Content Too Large", detail)
     headers = dict(data.get("headers") or {})
     allowed = getattr(error, "valid_methods", None)
     if status == 405 and allowed:
