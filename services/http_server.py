@@ -43,6 +43,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
                 "accesslog": "-",
                 "access_log_format": GUNICORN_ACCESS_LOG_FORMAT,
                 "graceful_timeout": 10,
+                "worker_exit": _flush_usage_counts,
             }
 
         def load_wsgiapp(self) -> Any:
@@ -51,3 +52,10 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
             return import_app(app_factory_spec)
 
     TenzoGunicorn("%(prog)s [OPTIONS]").run()
+
+
+def _flush_usage_counts(server: Any, worker: Any) -> None:
+    """A worker that exits writes its batched API key usage first."""
+    from services.usage import flush_all
+
+    flush_all()

@@ -19,6 +19,11 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "tenzo_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
 )
+API_KEY_REFUSALS = Counter(
+    "tenzo_api_key_refusals_total", "Public API requests refused with 401", ["reason"]
+)
+RATE_LIMITED = Counter("tenzo_rate_limited_total", "Public API requests refused with 429")
+USAGE_FLUSHES = Counter("tenzo_usage_flushes_total", "API key usage batches written")
 
 
 def render() -> tuple[bytes, str]:

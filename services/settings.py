@@ -44,6 +44,9 @@ class Settings:
     webhook_ca_bundle: str | None = None
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
+    # Benchmark only (bench/public_api.py): serve GET /v1/jobs/{id}'s handler without
+    # authentication too, to measure what authentication costs. Never set it elsewhere.
+    bench_unauthenticated_route: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -63,6 +66,7 @@ class Settings:
             webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
             rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 100),
             rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 200),
+            bench_unauthenticated_route=_flag(env.get("TENZO_BENCH_UNAUTHENTICATED_ROUTE")),
         )
         return settings.with_encryption_key()
 

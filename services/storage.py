@@ -61,6 +61,10 @@ class SqlTables:
         self.datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
         for statement in create_statements:
             with self.transaction() as cursor:
+                if self.dialect == "postgres":
+                    # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's
+                    # catalog (e.g. gunicorn workers starting together): serialise them.
+                    cursor.execute("SELECT pg_advisory_xact_lock(7243190)")
                 cursor.execute(statement)
 
     @contextmanager

@@ -1,15 +1,33 @@
-"""API-key usage: counters that are not audit facts, kept beside the event store."""
+"""API-key usage: counters that are not audit facts, kept beside the event store.
+
+Counting must not add a write to every request, nor serialise requests: each process
+batches in memory (a lock-protected dict, key id → count and last use) and a daemon
+thread flushes the batch at least once a second, and again when the process exits
+(atexit, and gunicorn's worker_exit hook through ``flush_all``). A flush is one
+transaction of atomic ``INSERT … ON CONFLICT DO UPDATE`` increments, so counts from
+any number of threads and processes add up exactly; a flush that fails puts its
+counts back to be retried.
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
+import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 
+from services import metrics
 from services.storage import SqlTables
+
+log = logging.getLogger("tenzo.usage")
+
+FLUSH_INTERVAL_SECONDS = 0.5
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_api_key_usage (
@@ -19,6 +37,21 @@ CREATE_TABLES = [
     )""",
 ]
 
+# last_used_at is ISO-8601 text in UTC with a fixed width, so later means greater
+# on both databases (portable, unlike GREATEST/MAX).
+UPSERT = """
+INSERT INTO tenzo_api_key_usage (key_id, usage_count, last_used_at)
+VALUES (:key_id, :count, :last_used_at)
+ON CONFLICT (key_id) DO UPDATE SET
+    usage_count = tenzo_api_key_usage.usage_count + excluded.usage_count,
+    last_used_at = CASE
+        WHEN tenzo_api_key_usage.last_used_at IS NULL
+          OR excluded.last_used_at > tenzo_api_key_usage.last_used_at
+        THEN excluded.last_used_at
+        ELSE tenzo_api_key_usage.last_used_at
+    END
+"""
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -26,13 +59,57 @@ class Usage:
     last_used_at: datetime | None = None
 
 
-class UsageCounter:
-    """Reads and records how often, and when last, each API key was used."""
+def _timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
-    def __init__(self, app: Application[Any]):
+
+class UsageCounter:
+    """Records how often, and when last, each API key was used; reads it back."""
+
+    def __init__(self, app: Application[Any], flush_interval: float = FLUSH_INTERVAL_SECONDS):
         self.tables = SqlTables(app, CREATE_TABLES)
+        self.flush_interval = flush_interval
+        self._pending: dict[str, tuple[int, datetime]] = {}
+        self._lock = threading.Lock()  # guards _pending and _flusher
+        self._flushing = threading.Lock()  # one flush at a time; exit waits for it
+        self._flusher: threading.Thread | None = None
+        _LIVE.add(self)
+
+    def record(self, key_id: UUID, at: datetime) -> None:
+        """Count one use of a key (in memory; written by the next flush)."""
+        key = str(key_id)
+        with self._lock:
+            count, last = self._pending.get(key, (0, at))
+            self._pending[key] = (count + 1, max(last, at))
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_while_busy, name="tenzo-usage-flush", daemon=True
+                )
+                self._flusher.start()
+
+    def flush(self) -> None:
+        """Write every pending count to the database now."""
+        with self._flushing:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return
+            try:
+                with self.tables.transaction() as cursor:
+                    # One order in every process, so concurrent flushes cannot deadlock.
+                    for key, (count, last) in sorted(batch.items()):
+                        params = {"key_id": key, "count": count, "last_used_at": _timestamp(last)}
+                        cursor.execute(UPSERT, params)
+            except Exception:
+                with self._lock:
+                    for key, (count, last) in batch.items():
+                        pending, pending_last = self._pending.get(key, (0, last))
+                        self._pending[key] = (pending + count, max(last, pending_last))
+                raise
+            metrics.USAGE_FLUSHES.inc()
 
     def read(self, key_id: UUID) -> Usage:
+        """The flushed usage of a key (every process's uses, up to a second behind)."""
         with self.tables.transaction(commit=False) as cursor:
             row = cursor.execute(
                 "SELECT usage_count, last_used_at FROM tenzo_api_key_usage WHERE key_id = :id",
@@ -42,3 +119,33 @@ class UsageCounter:
             return Usage()
         last = row["last_used_at"]
         return Usage(int(row["usage_count"]), datetime.fromisoformat(last) if last else None)
+
+    def _flush_while_busy(self) -> None:
+        """Flush every interval; end when a flush leaves nothing pending (the next
+        ``record`` starts a new flusher), so idle counters hold no thread."""
+        stop = threading.Event()
+        while True:
+            stop.wait(self.flush_interval)
+            try:
+                self.flush()
+            except Exception:
+                log.exception("flushing API key usage failed; retrying")
+            with self._lock:
+                if not self._pending:
+                    self._flusher = None
+                    return
+
+
+_LIVE: weakref.WeakSet[UsageCounter] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Flush every counter of this process (at exit; gunicorn's worker_exit hook)."""
+    for counter in list(_LIVE):
+        try:
+            counter.flush()
+        except Exception:
+            log.exception("flushing API key usage at exit failed")
+
+
+atexit.register(flush_all)

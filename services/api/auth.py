@@ -7,15 +7,25 @@ revoked or expired credential is refused on the very next request in every proce
 from __future__ import annotations
 
 import hmac
+import logging
+import math
+import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from flask import g, request
 
-from domain.actors import OPERATOR
+from domain import credentials
+from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
+from services import metrics
 from services.api.context import services
+from services.api.problems import problem, unauthorized
+from services.rate_limit import TokenBuckets
+
+log = logging.getLogger("tenzo.api.auth")
+_buckets_lock = threading.Lock()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,3 +61,69 @@ def require_admin(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_api_key(view: F) -> F:
+    """Authenticate a Public API key (``tenzo_pk_…``), count the use, apply the key's
+    rate limit; sets ``g.org_id``, ``g.actor`` and ``g.api_key_id``.
+
+    The key is looked up in the event store on every request (one indexed SELECT by
+    the id derived from its hash), so revocation and expiry hold from the very next
+    request in every process. Every refusal gets the same 401; the reason is logged
+    with the key's hint only.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = services()
+        token = ""
+        try:
+            token = bearer_token()
+            key = ctx.tools.authenticate_api_key(token)
+        except Unauthorized as refusal:
+            log.info("API key refused (%s): %s", _presented_hint(token), refusal)
+            metrics.API_KEY_REFUSALS.labels(_reason(refusal)).inc()
+            return unauthorized()
+        ctx.usage.record(key.id, ctx.tools.clock())
+        wait = _rate_limit().take(str(key.id))
+        if wait > 0:
+            metrics.RATE_LIMITED.inc()
+            return problem(
+                429,
+                "Too Many Requests",
+                "This API key is over its rate limit; retry after the given seconds.",
+                type="/problems/rate-limited",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        g.org_id, g.actor, g.api_key_id = key.org_id, actor("api_key", key.id), key.id
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _rate_limit() -> TokenBuckets:
+    """This process's token buckets (one per API key), made on first use."""
+    ctx = services()
+    buckets: TokenBuckets | None = ctx.extras.get("rate_limit")
+    if buckets is None:
+        with _buckets_lock:
+            buckets = ctx.extras.setdefault(
+                "rate_limit",
+                TokenBuckets(ctx.settings.rate_limit_per_second, ctx.settings.rate_limit_burst),
+            )
+    return buckets
+
+
+def _presented_hint(token: str) -> str:
+    """What a log may say about a presented credential: its prefix and last four."""
+    if token.startswith((credentials.API_KEY_PREFIX, credentials.ADMIN_TOKEN_PREFIX)):
+        return credentials.hint(token) if len(token) > 20 else "a truncated Tenzo credential"
+    return "no Tenzo credential" if not token else "not a Tenzo credential"
+
+
+def _reason(refusal: Unauthorized) -> str:
+    text = str(refusal)
+    for reason in ("no bearer", "malformed", "unknown", "expired", "revoked"):
+        if text.startswith(reason):
+            return reason.replace(" ", "_")
+    return "other"

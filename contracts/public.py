@@ -1,0 +1,124 @@
+"""Bodies of the Public API (SPEC 5.3): jobs and candidates pushed by an ATS.
+
+Unknown fields are refused (marshmallow's default, RAISE) and every string has a
+bound, so an oversized value is a 422 naming the field, never a stored event.
+``employment_type`` is free text of at most 50 characters (ATSs name these
+differently: "Full-time", "FULL_TIME", "Werkstudent"…); it is stored as given.
+In an update (a POST whose ``external_id`` already exists) a field that is not given
+keeps its value and ``null`` clears an optional one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+EXTERNAL_ID_MAX = 255
+TITLE_MAX = 200
+DESCRIPTION_MAX = 10_000
+SHORT_TEXT_MAX = 200
+EMPLOYMENT_TYPE_MAX = 50
+NAME_MAX = 100
+EMAIL_MAX = 254
+PHONE_MAX = 50
+URL_MAX = 2048
+PAGE_SIZE_MAX = 100
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+def _text(maximum: int, *, required: bool = False, **kwargs: Any) -> fields.String:
+    """A string of at most ``maximum`` characters; required ones must not be blank."""
+    checks: list[Any] = [validate.Length(max=maximum)]
+    if required:
+        checks.append(_not_blank)
+    return fields.String(required=required, allow_none=not required, validate=checks, **kwargs)
+
+
+_PHONE = validate.Regexp(
+    r"^\+?[0-9 ()./-]{3,50}$", error="Not a phone number (digits, spaces, + ( ) . / -)."
+)
+
+
+class JobInputSchema(Schema):
+    external_id = fields.String(
+        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), _not_blank],
+        metadata={"description": "Your ATS's id; posting it again updates that job"},
+    )
+    title = _text(TITLE_MAX, required=True)
+    description = _text(DESCRIPTION_MAX)
+    location = _text(SHORT_TEXT_MAX)
+    department = _text(SHORT_TEXT_MAX)
+    employment_type = _text(
+        EMPLOYMENT_TYPE_MAX, metadata={"description": "Free text, e.g. full-time"}
+    )
+    status = fields.String(validate=validate.OneOf(["open", "closed"]))
+
+
+class JobSchema(Schema):
+    id = fields.UUID(required=True)
+    external_id = fields.String(allow_none=True)
+    title = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    location = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    employment_type = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(["open", "closed"]))
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class CandidateInputSchema(Schema):
+    job_id = fields.UUID(required=True, metadata={"description": "A job of your organization"})
+    external_id = fields.String(
+        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), _not_blank],
+        metadata={"description": "Your ATS's id; posting it again updates that candidate"},
+    )
+    first_name = _text(NAME_MAX, required=True)
+    last_name = _text(NAME_MAX, required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
+    phone = fields.String(allow_none=True, validate=_PHONE)
+    resume_url = fields.Url(
+        allow_none=True,
+        schemes={"https", "http"},
+        validate=validate.Length(max=URL_MAX),
+    )
+
+
+class CandidateSchema(Schema):
+    id = fields.UUID(required=True)
+    job_id = fields.UUID(required=True)
+    external_id = fields.String(allow_none=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    email = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    resume_url = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=PAGE_SIZE_MAX))
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "next_cursor of the previous page"},
+    )
+
+
+class CandidateQuerySchema(PageQuerySchema):
+    job_id = fields.UUID(metadata={"description": "Only the candidates of this job"})
+
+
+class JobPageSchema(Schema):
+    items = fields.List(fields.Nested(JobSchema), required=True)
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class CandidatePageSchema(Schema):
+    items = fields.List(fields.Nested(CandidateSchema), required=True)
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
