@@ -1,7 +1,244 @@
-"""Use cases of webhook deliveries: scheduling, recording attempts, redelivery."""
+"""Webhook deliveries (SPEC 7): one Delivery per organization and event, every attempt
+recorded as an event; and the use cases the admin API offers on them."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.actors import Actor
+from domain.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    from domain.ports import Catalog
+    from domain.webhooks import Webhook
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+TEST_EVENT_TYPE = "webhook.test"
+
+
+def delivery_id(org_id: UUID, event_id: str) -> UUID:
+    """The one id a delivery of ``event_id`` to ``org_id`` can have.
+
+    Deterministic, so the same event received twice, or by two dispatchers at once,
+    cannot create two deliveries: the event store refuses a second version 1.
+    """
+    return uuid.uuid5(org_id, event_id)
+
+
+class AttemptRecord(TypedDict):
+    number: int
+    started_at: datetime
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    response_excerpt: str
+
+
+class Delivery(Aggregate):
+    """The delivery of one event to an organization's webhook.
+
+    ``body`` is the exact JSON text sent, so every attempt and every redelivery sends
+    the same bytes (and the same signature for the same secret and timestamp).
+    Attempts are numbered from 1 across the whole life of the delivery; a redelivery
+    starts a new series whose first attempt continues the numbering.
+    """
+
+    @staticmethod
+    def create_id(org_id: UUID, event_id: str) -> UUID:
+        return delivery_id(org_id, event_id)
+
+    @event("Scheduled")
+    def __init__(
+        self, org_id: UUID, event_id: str, event_type: str, url: str, body: str, actor: Actor
+    ):
+        self.org_id = org_id
+        self.event_id = event_id
+        self.event_type = event_type
+        self.url = url
+        self.body = body
+        self.attempts: list[AttemptRecord] = []
+        self.status: DeliveryStatus = "pending"
+        self.series_start = 1
+        self.series = 1
+
+    # -- commands ---------------------------------------------------------------------
+
+    def record_attempt(
+        self,
+        started_at: datetime,
+        status_code: int | None,
+        duration_ms: int,
+        error: str | None,
+        response_excerpt: str,
+        actor: Actor,
+    ) -> int:
+        """Record the next attempt of the current series; return its number."""
+        if self.status != "pending":
+            raise Conflict(f"delivery is {self.status}, not pending")
+        number = self.next_attempt_number
+        self._attempted(
+            number=number,
+            started_at=started_at,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            error=error,
+            response_excerpt=response_excerpt,
+            actor=actor,
+        )
+        return number
+
+    @event("Attempted")
+    def _attempted(
+        self,
+        number: int,
+        started_at: datetime,
+        status_code: int | None,
+        duration_ms: int,
+        error: str | None,
+        response_excerpt: str,
+        actor: Actor,
+    ) -> None:
+        self.attempts.append(
+            {
+                "number": number,
+                "started_at": started_at,
+                "status_code": status_code,
+                "duration_ms": duration_ms,
+                "error": error,
+                "response_excerpt": response_excerpt,
+            }
+        )
+
+    def succeed(self, actor: Actor) -> None:
+        if self.status != "pending" or not self.attempts_in_series:
+            raise Conflict("only a pending delivery with an attempt can succeed")
+        self._succeeded(actor=actor)
+
+    @event("Succeeded")
+    def _succeeded(self, actor: Actor) -> None:
+        self.status = "succeeded"
+
+    def fail(self, reason: str, actor: Actor) -> None:
+        if self.status != "pending":
+            raise Conflict(f"delivery is {self.status}, not pending")
+        self._failed(reason=reason, actor=actor)
+
+    @event("Failed")
+    def _failed(self, reason: str, actor: Actor) -> None:
+        self.status = "failed"
+
+    def request_redelivery(self, url: str, actor: Actor) -> None:
+        """Start a new attempt series (same event id, same body) to ``url``."""
+        if self.status == "pending":
+            raise Conflict("The delivery is still in progress; redeliver it once it has ended.")
+        self._redelivery_requested(url=url, series=self.series + 1, actor=actor)
+
+    @event("RedeliveryRequested")
+    def _redelivery_requested(self, url: str, series: int, actor: Actor) -> None:
+        self.url = url
+        self.series = series
+        self.series_start = len(self.attempts) + 1
+        self.status = "pending"
+
+    # -- queries ----------------------------------------------------------------------
+
+    @property
+    def next_attempt_number(self) -> int:
+        return len(self.attempts) + 1
+
+    @property
+    def attempts_in_series(self) -> int:
+        """How many attempts the current series (the first, or the latest redelivery) has."""
+        return len(self.attempts) - self.series_start + 1
+
+    @property
+    def completed_at(self) -> datetime | None:
+        """When the delivery ended (its last event), or None while it is pending."""
+        return None if self.status == "pending" else self.modified_on
+
+    def last_attempt_ended_at(self) -> datetime | None:
+        """When the latest attempt of the current series ended, if it has one."""
+        if not self.attempts_in_series:
+            return None
+        last = self.attempts[-1]
+        return last["started_at"] + timedelta(milliseconds=last["duration_ms"])
+
 
 class DeliveryUseCases:
-    """Mixed into DeveloperTools: deliveries of events to an organization's webhook."""
+    """Mixed into DeveloperTools: deliveries of events to an organization's webhook.
+
+    The dispatcher (services/dispatcher) creates and advances deliveries itself,
+    saving many at once; these are the commands and queries of the admin API.
+    """
+
+    if TYPE_CHECKING:  # provided by DeveloperTools
+        catalog: Catalog
+        clock: Callable[[], datetime]
+
+        def save(self, *objs: Any, **kwargs: Any) -> Any: ...
+        def get_webhook(self, org_id: UUID) -> Webhook: ...
+        def _get_owned(self, cls: type[Any], org_id: UUID, aggregate_id: UUID) -> Any: ...
+
+    def send_test_event(
+        self, org_id: UUID, body_for: Callable[[str, datetime], str], by: Actor
+    ) -> Delivery:
+        """Schedule a ``webhook.test`` delivery to the organization's enabled webhook.
+
+        ``body_for(event_id, created_at)`` renders the JSON body (a contracts/ concern).
+        """
+        webhook = self._enabled_webhook(org_id)
+        event_id = str(uuid.uuid4())
+        delivery = Delivery(
+            org_id=org_id,
+            event_id=event_id,
+            event_type=TEST_EVENT_TYPE,
+            url=webhook.url,
+            body=body_for(event_id, self.clock()),
+            actor=by,
+        )
+        self.save(delivery)
+        return delivery
+
+    def request_redelivery(self, org_id: UUID, id: UUID, by: Actor) -> Delivery:
+        """Send an ended delivery again to the current URL: a new series of attempts."""
+        delivery = self.get_delivery(org_id, id)
+        webhook = self._enabled_webhook(org_id)
+        delivery.request_redelivery(url=webhook.url, actor=by)
+        self.save(delivery)
+        return delivery
+
+    def get_delivery(self, org_id: UUID, id: UUID) -> Delivery:
+        delivery: Delivery = self._get_owned(Delivery, org_id, id)
+        return delivery
+
+    def list_deliveries(
+        self,
+        org_id: UUID,
+        status: DeliveryStatus | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[list[Delivery], int | None]:
+        """The organization's deliveries, newest first, and the position to page on from
+        (``before`` of the next page), or None on the last page."""
+        if limit < 1:
+            raise InvalidInput("Limit must be at least 1.", field="limit")
+        self.catalog.catch_up()
+        rows = self.catalog.aggregate_ids(
+            org_id, "Delivery", limit=limit + 1, before=before, status=status
+        )
+        page = rows[:limit]
+        deliveries = [self.get_delivery(org_id, id) for _, id in page]
+        next_before = page[-1][0] if len(rows) > limit else None
+        return deliveries, next_before
+
+    def _enabled_webhook(self, org_id: UUID) -> Webhook:
+        webhook = self.get_webhook(org_id)
+        if not webhook.enabled:
+            raise Conflict("Webhook delivery is disabled; enable it to send events.")
+        return webhook
