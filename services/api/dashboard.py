@@ -1,0 +1,415 @@
+"""The Developer Tools web page (issue 5): API keys, webhook, deliveries, audit log.
+
+Server-rendered on the same use cases as the admin API, with the same validation
+(the admin schemas, then the domain) so a person sees the messages an API client gets.
+Every POST carries the session's CSRF token; a page that shows a secret once is the
+answer to the POST that made it (never stored in the cookie to survive a redirect).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+
+from contracts import admin as schemas
+from domain.errors import InvalidInput, NotFound, Unauthorized
+from services.api import dashboard_session as auth
+from services.api.admin import present_key, present_webhook
+from services.api.context import services
+from services.api.dashboard_format import (
+    as_datetime,
+    end_of_day,
+    exact,
+    relative,
+    start_of_day,
+)
+
+log = logging.getLogger("tenzo.dashboard")
+
+blp = Blueprint("dashboard", __name__)
+blp.record_once(lambda state: auth.configure_sessions(state.app))
+
+AUDIT_PAGE_SIZE = 50
+AUDIT_SCAN_LIMIT = 5000  # events read per page at most when date filters skip many
+EXPORT_BATCH = 500
+SECRET_PREFIX = "whsec_"
+KNOWN_EVENT_TYPES = (
+    "ApiKeyCreated",
+    "ApiKeyRevoked",
+    "WebhookConfigured",
+    "WebhookReplaced",
+    "WebhookUrlChanged",
+    "WebhookSecretChanged",
+    "WebhookEnabled",
+    "WebhookDisabled",
+    "WebhookDeleted",
+    "DeliveryScheduled",
+    "DeliveryAttempted",
+    "DeliverySucceeded",
+    "DeliveryFailed",
+    "OrganizationCreated",
+    "AdminTokenIssued",
+)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PUBLIC_ENDPOINTS = {"dashboard.index", "dashboard.sign_in_form", "dashboard.sign_in"}
+
+Errors = dict[str, list[str]]
+
+
+# -- every request ----------------------------------------------------------------------
+
+
+@blp.before_request
+def _authenticate() -> ResponseReturnValue | None:
+    if request.method == "POST":
+        auth.check_csrf()
+    if request.endpoint in PUBLIC_ENDPOINTS or auth.signed_in():
+        return None
+    flash("Sign in to continue.")
+    return redirect(url_for(".sign_in_form"))
+
+
+@blp.after_request
+def _secure_headers(response: Response) -> Response:
+    # Pages show keys and secrets once: never cache them, never frame them.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@blp.context_processor
+def _helpers() -> dict[str, Any]:
+    now = services().tools.clock()
+    return {
+        "dashboard_endpoints": current_app.view_functions.keys(),
+        "csrf_token": auth.csrf_token,
+        "exact": exact,
+        "relative": lambda value: relative(value, now),
+    }
+
+
+@blp.errorhandler(auth.CsrfRefused)
+def _csrf_refused(error: auth.CsrfRefused) -> ResponseReturnValue:
+    log.info("dashboard form refused: %s", error)
+    return render_template("dashboard/csrf.html"), 400
+
+
+@blp.errorhandler(NotFound)
+def _not_found(error: NotFound) -> ResponseReturnValue:
+    return _page("dashboard/not_found.html", status=404)
+
+
+def _page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    organization = services().tools.get_organization(g.org_id)
+    return render_template(template, organization=organization, **context), status
+
+
+def _errors_of(error: ValidationError | InvalidInput) -> Errors:
+    if isinstance(error, InvalidInput):
+        return {error.field or "form": [str(error)]}
+    messages: Any = error.messages
+    if not isinstance(messages, dict):
+        return {"form": [str(item) for item in messages]}
+    return {key: [str(item) for item in value] for key, value in messages.items()}
+
+
+# -- signing in -------------------------------------------------------------------------
+
+
+@blp.get("/")
+def index() -> ResponseReturnValue:
+    if auth.signed_in():
+        return redirect(url_for(".api_keys"))
+    return redirect(url_for(".sign_in_form"))
+
+
+@blp.get("/sign-in")
+def sign_in_form() -> ResponseReturnValue:
+    if auth.signed_in():
+        return redirect(url_for(".api_keys"))
+    return render_template("dashboard/sign_in.html")
+
+
+@blp.post("/sign-in")
+def sign_in() -> ResponseReturnValue:
+    try:
+        auth.sign_in(request.form.get("token", "").strip())
+    except Unauthorized as error:
+        log.info("dashboard sign-in refused: %s", error)
+        page = render_template("dashboard/sign_in.html", error="That token is not valid.")
+        return page, 401, {"WWW-Authenticate": 'Bearer realm="tenzo"'}
+    return redirect(url_for(".api_keys"))
+
+
+@blp.post("/sign-out")
+def sign_out() -> ResponseReturnValue:
+    auth.sign_out()
+    flash("You have signed out.")
+    return redirect(url_for(".sign_in_form"))
+
+
+# -- API keys ---------------------------------------------------------------------------
+
+
+def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
+    tools = services().tools
+    now = tools.clock()
+    keys = [present_key(key, now) for key in tools.list_api_keys(g.org_id)]
+    return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
+
+
+@blp.get("/api-keys")
+def api_keys() -> ResponseReturnValue:
+    return _keys_page()
+
+
+@blp.post("/api-keys")
+def generate_api_key() -> ResponseReturnValue:
+    form = {"name": request.form.get("name", ""), "expires_on": request.form.get("expires_on", "")}
+    body: dict[str, Any] = {"name": form["name"]}
+    try:
+        if form["expires_on"]:
+            try:
+                body["expires_at"] = end_of_day(date.fromisoformat(form["expires_on"])).isoformat()
+            except ValueError:
+                raise InvalidInput("Not a valid date.", field="expires_on") from None
+        valid = schemas.ApiKeyCreateSchema().load(body)
+        tools = services().tools
+        key, plaintext = tools.create_api_key(
+            g.org_id, valid["name"], valid.get("expires_at"), g.actor
+        )
+    except (ValidationError, InvalidInput) as error:
+        errors = _errors_of(error)
+        if "expires_at" in errors:
+            errors["expires_on"] = errors.pop("expires_at")
+        return _keys_page(422, form=form, errors=errors)
+    new_key = present_key(key, tools.clock()) | {"key": plaintext}
+    return _keys_page(201, new_key=new_key)
+
+
+@blp.get("/api-keys/<uuid:key_id>/revoke")
+def confirm_revoke(key_id: UUID) -> ResponseReturnValue:
+    tools = services().tools
+    key = present_key(tools.get_api_key(g.org_id, key_id), tools.clock())
+    return _page("dashboard/revoke_key.html", tab="keys", key=key)
+
+
+@blp.post("/api-keys/<uuid:key_id>/revoke")
+def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
+    key = services().tools.revoke_api_key(g.org_id, key_id, g.actor)
+    flash(f"The key “{key.name}” ({key.key_hint}) is revoked.")
+    return redirect(url_for(".api_keys"))
+
+
+# -- webhook ----------------------------------------------------------------------------
+
+
+def _current_webhook() -> dict[str, Any] | None:
+    try:
+        return present_webhook(services().tools.get_webhook(g.org_id))
+    except NotFound:
+        return None
+
+
+def _webhook_page(status: int = 200, **context: Any) -> ResponseReturnValue:
+    return _page(
+        "dashboard/webhook.html", status, tab="webhook", webhook=_current_webhook(), **context
+    )
+
+
+@blp.get("/webhook")
+def webhook() -> ResponseReturnValue:
+    return _webhook_page()
+
+
+@blp.post("/webhook")
+def save_webhook() -> ResponseReturnValue:
+    """Create the webhook, or change its URL when it exists."""
+    tools, form = services().tools, request.form
+    url = form.get("url", "")
+    existing = _current_webhook()
+    try:
+        if existing is None:
+            body: dict[str, Any] = {"url": url, "enabled": form.get("enabled") == "on"}
+            if form.get("secret"):
+                body["secret"] = form["secret"]
+            valid = schemas.WebhookPutSchema().load(body)
+            tools.configure_webhook(
+                g.org_id, valid["url"], valid.get("secret"), valid["enabled"], g.actor
+            )
+            flash("Webhook saved.")
+        else:
+            valid = schemas.WebhookPatchSchema().load({"url": url})
+            tools.change_webhook(g.org_id, g.actor, url=valid["url"])
+            flash("Webhook URL saved.")
+    except (ValidationError, InvalidInput) as error:
+        form_values = {"url": url, "enabled": form.get("enabled") == "on"}
+        return _webhook_page(422, form=form_values, errors=_errors_of(error))
+    return redirect(url_for(".webhook"))
+
+
+@blp.post("/webhook/secret")
+def change_webhook_secret() -> ResponseReturnValue:
+    """Set, change, remove or generate the secret; a generated one is shown once."""
+    tools, action = services().tools, request.form.get("action")
+    generated = None
+    try:
+        if action == "remove":
+            tools.change_webhook(g.org_id, g.actor, secret=None)
+            flash("Webhook secret removed: deliveries are no longer signed.")
+            return redirect(url_for(".webhook"))
+        if action == "generate":
+            generated = SECRET_PREFIX + secrets.token_urlsafe(32)
+            tools.change_webhook(g.org_id, g.actor, secret=generated)
+        else:
+            valid = schemas.WebhookPatchSchema().load({"secret": request.form.get("secret", "")})
+            tools.change_webhook(g.org_id, g.actor, secret=valid["secret"])
+            flash("Webhook secret saved.")
+            return redirect(url_for(".webhook"))
+    except (ValidationError, InvalidInput) as error:
+        return _webhook_page(422, secret_errors=_errors_of(error))
+    return _webhook_page(201, generated_secret=generated)
+
+
+@blp.post("/webhook/enabled")
+def switch_webhook() -> ResponseReturnValue:
+    enabled = request.form.get("enabled") == "true"
+    services().tools.change_webhook(g.org_id, g.actor, enabled=enabled)
+    flash("Webhook delivery is on." if enabled else "Webhook delivery is off.")
+    return redirect(url_for(".webhook"))
+
+
+@blp.get("/webhook/delete")
+def confirm_delete_webhook() -> ResponseReturnValue:
+    webhook = _current_webhook()
+    if webhook is None:
+        return redirect(url_for(".webhook"))
+    return _page("dashboard/delete_webhook.html", tab="webhook", webhook=webhook)
+
+
+@blp.post("/webhook/delete")
+def delete_webhook() -> ResponseReturnValue:
+    services().tools.delete_webhook(g.org_id, g.actor)
+    flash("Webhook deleted.")
+    return redirect(url_for(".webhook"))
+
+
+# -- audit log --------------------------------------------------------------------------
+
+
+class AuditFilter:
+    """The audit log's filters from the query string: event type and a range of days (UTC)."""
+
+    def __init__(self, args: Any):
+        self.type = (args.get("type") or "").strip() or None
+        self.errors: Errors = {}
+        self.since = self._day(args, "from")
+        self.until = self._day(args, "to")
+        self.values = {
+            "type": self.type or "",
+            "from": args.get("from", ""),
+            "to": args.get("to", ""),
+        }
+        self.query = {name: value for name, value in self.values.items() if value}
+
+    def _day(self, args: Any, name: str) -> date | None:
+        value = args.get(name) or ""
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.errors[name] = ["Not a valid date."]
+            return None
+
+    def matches(self, item: dict[str, Any]) -> bool:
+        occurred = as_datetime(item["occurred_at"])
+        assert occurred is not None
+        if self.since and occurred < start_of_day(self.since):
+            return False
+        return not (self.until and occurred >= end_of_day(self.until))
+
+    def page(
+        self, after: int, size: int, scan_limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``size`` matching events after a position, oldest first, and the position
+        the next page starts after (None at the end). Reads at most about ``scan_limit``
+        events, so a narrow date range over a long history answers in bounded time."""
+        found: list[dict[str, Any]] = []
+        for read, item in enumerate(self._history(after), start=1):
+            if self.matches(item):
+                if len(found) == size:  # one more exists: there is a next page
+                    return found, found[-1]["position"]
+                found.append(item)
+            if read >= scan_limit:  # stop here; "next" continues the search
+                return found, item["position"]
+        return found, None
+
+    def matching(self) -> Iterator[dict[str, Any]]:
+        return (item for item in self._history(0) if self.matches(item))
+
+    def _history(self, after: int) -> Iterator[dict[str, Any]]:
+        tools = services().tools
+        while True:
+            batch = tools.event_history(g.org_id, after=after, limit=EXPORT_BATCH, type=self.type)
+            yield from batch
+            if len(batch) < EXPORT_BATCH:
+                return
+            after = batch[-1]["position"]
+
+
+@blp.get("/audit-log")
+def audit_log() -> ResponseReturnValue:
+    filters = AuditFilter(request.args)
+    after = max(request.args.get("after", type=int, default=0) or 0, 0)
+    items, next_after = filters.page(after, AUDIT_PAGE_SIZE, AUDIT_SCAN_LIMIT)
+    return _page(
+        "dashboard/audit_log.html",
+        tab="audit",
+        items=items,
+        filters=filters,
+        after=after,
+        next_after=next_after,
+        known_types=KNOWN_EVENT_TYPES,
+        pretty=lambda data: json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True),
+    )
+
+
+@blp.get("/audit-log/export")
+def export_audit_log() -> ResponseReturnValue:
+    filters = AuditFilter(request.args)
+
+    def lines() -> Iterator[str]:
+        for item in filters.matching():
+            yield json.dumps(item, ensure_ascii=False) + "\n"
+
+    return Response(
+        stream_with_context(lines()),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": "attachment; filename=tenzo-events.ndjson"},
+    )

@@ -1,0 +1,58 @@
+"""How the dashboard shows times and dates: relative for reading, exact on hover."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+_UNITS = (
+    ("year", 365 * 86400),
+    ("month", 30 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A datetime from a datetime or an ISO-8601 string (``Z`` allowed); naive means UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    moment: datetime = value.astimezone(UTC)
+    return moment
+
+
+def exact(value: Any) -> str:
+    """``2026-11-27 17:00:05 UTC``."""
+    moment = as_datetime(value)
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def relative(value: Any, now: datetime) -> str:
+    """``just now``, ``5 minutes ago``, ``in 3 days``."""
+    moment = as_datetime(value)
+    if moment is None:
+        return ""
+    seconds = (now - moment).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "in less than a minute" if future else "just now"
+    for unit, size in _UNITS:
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'' if count == 1 else 's'}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"  # unreachable: every duration of a minute or more has a unit
+
+
+def end_of_day(day: date) -> datetime:
+    """The first moment after ``day`` (UTC): a key "expiring on" a day works all that day."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)

@@ -1,0 +1,116 @@
+"""The dashboard's signed session cookie, its CSRF tokens and its sign-in check.
+
+The cookie keeps only the admin token's id (its aggregate id, derived from the token's
+hash), never the token: every request looks that id up in the event store, so a revoked
+token ends its sessions on the very next request, in every process. The cookie is
+signed with a key derived from the encryption key, so every API process agrees on it
+without another setting.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from flask import Flask, Request, g, request, session
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms import ValidationError
+
+from domain.actors import Actor
+from domain.errors import Unauthorized
+from services.api.context import services
+
+LIFETIME = timedelta(hours=8)
+COOKIE_NAME = "tenzo_dashboard"
+CSRF_FIELD = "csrf_token"
+_TOKEN_ID = "admin_token_id"
+_SIGNED_IN_AT = "signed_in_at"
+
+
+class CsrfRefused(Exception):
+    """A form came without this session's CSRF token."""
+
+
+def session_secret(encryption_key: str) -> bytes:
+    """The key that signs session cookies: HMAC(encryption key, "dashboard-session")."""
+    raw = base64.b64decode(encryption_key)
+    return hmac.new(raw, b"dashboard-session", hashlib.sha256).digest()
+
+
+class DashboardSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, ``Secure`` whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        current: Request = request
+        return bool(current.is_secure)
+
+
+def configure_sessions(app: Flask) -> None:
+    """Give the app the dashboard's cookie settings (the APIs never touch the session)."""
+    app.secret_key = session_secret(app.extensions["tenzo"].settings.encryption_key)
+    app.session_interface = DashboardSessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=LIFETIME,
+        WTF_CSRF_TIME_LIMIT=int(LIFETIME.total_seconds()),
+    )
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, for a hidden field of every form."""
+    token: str = generate_csrf()
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing request without this session's CSRF token."""
+    try:
+        validate_csrf(request.form.get(CSRF_FIELD))
+    except ValidationError as error:
+        raise CsrfRefused(str(error)) from None
+
+
+def sign_in(token: str) -> None:
+    """Start a session for an admin token, or raise Unauthorized."""
+    _, actor = services().tools.authenticate_admin(token)
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    session.permanent = True
+    session[_TOKEN_ID] = actor["id"]
+    session[_SIGNED_IN_AT] = int(time.time())
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def signed_in() -> bool:
+    """Authenticate this request's session; set ``g.org_id`` and ``g.actor`` when it is valid.
+
+    An unknown or revoked admin token, or a session older than LIFETIME, ends it.
+    """
+    token_id: Any = session.get(_TOKEN_ID)
+    started: Any = session.get(_SIGNED_IN_AT)
+    if not isinstance(token_id, str) or not isinstance(started, int):
+        return False
+    if time.time() - started > LIFETIME.total_seconds():
+        session.clear()
+        return False
+    try:
+        org_id, actor = services().tools.authenticate_admin_token_id(UUID(token_id))
+    except (Unauthorized, ValueError):
+        session.clear()
+        return False
+    g.org_id, g.actor = org_id, actor
+    return True
+
+
+def current_actor() -> tuple[UUID, Actor]:
+    return g.org_id, g.actor

@@ -1,0 +1,50 @@
+// Tenzo Developer Tools: copy buttons, and refreshing a delivery while it is pending.
+// Everything works without this file; it only saves steps.
+(function () {
+  "use strict";
+
+  function copyText(input) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(input.value);
+    }
+    input.select();
+    return document.execCommand("copy") ? Promise.resolve() : Promise.reject(new Error("copy"));
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var id = button.getAttribute("data-copy");
+    var input = document.getElementById(id);
+    var status = document.querySelector('[data-copy-status="' + id + '"]');
+    copyText(input).then(
+      function () { if (status) status.textContent = "Copied to the clipboard."; },
+      function () {
+        input.select();
+        if (status) status.textContent = "Press Ctrl+C (⌘C) to copy the selected text.";
+      }
+    );
+  });
+
+  // A region marked data-refresh is replaced by its fresh copy from the server
+  // until the server stops marking it (e.g. a delivery that is no longer pending).
+  function refresh(region, rounds) {
+    if (rounds <= 0) return;
+    window.setTimeout(function () {
+      fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
+          if (!fresh) return;
+          region.replaceWith(fresh);
+          if (fresh.hasAttribute("data-refresh")) refresh(fresh, rounds - 1);
+        })
+        .catch(function () { /* offline or signed out: the page still works by reloading */ });
+    }, 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-refresh][id]").forEach(function (region) { refresh(region, 60); });
+  });
+})();
