@@ -8,6 +8,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -24,6 +25,43 @@ API_KEY_REFUSALS = Counter(
 )
 RATE_LIMITED = Counter("tenzo_rate_limited_total", "Public API requests refused with 429")
 USAGE_FLUSHES = Counter("tenzo_usage_flushes_total", "API key usage batches written")
+
+# -- relay and dispatcher (docs/dispatcher.md) ------------------------------------------
+RELAY_LAG = Gauge(
+    "tenzo_relay_lag_events",
+    "Events recorded in the event store but not yet confirmed by the broker",
+    multiprocess_mode="max",
+)
+RELAY_PUBLISHED = Counter("tenzo_relay_published_total", "Domain events relayed to the broker")
+PROJECTION_LAG_EVENTS = Gauge(
+    "tenzo_projection_lag_events",
+    "Events recorded in the event store that the dispatcher's projection has not seen",
+    multiprocess_mode="max",
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "tenzo_projection_lag_seconds",
+    "Age of the oldest event the dispatcher's projection has not seen (0 when current)",
+    multiprocess_mode="max",
+)
+DELIVERIES = Counter(
+    "tenzo_webhook_deliveries_total",
+    "Webhook deliveries ended, by outcome (succeeded, failed)",
+    ["outcome"],
+)
+ATTEMPT_LATENCY = Histogram(
+    "tenzo_webhook_attempt_duration_seconds",
+    "Duration of webhook attempts, by result (success, failure)",
+    ["result"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+DELIVERIES_IN_FLIGHT = Gauge(
+    "tenzo_webhook_deliveries_in_flight",
+    "Deliveries the dispatcher holds: scheduled, attempting or waiting to retry",
+    multiprocess_mode="livesum",
+)
+DEAD_LETTERED = Counter(
+    "tenzo_dead_lettered_total", "Broker messages moved to tenzo.dead-letter", ["queue"]
+)
 
 
 def render() -> tuple[bytes, str]:
