@@ -138,6 +138,12 @@ class Catalog:
                     "UPDATE tenzo_catalog SET status = :status WHERE aggregate_id = :id",
                     {"status": STATUS_BY_EVENT[type_name], "id": aggregate_id},
                 )
+            parent = getattr(event, PARENT_ATTRIBUTE.get(aggregate_type, ""), None)
+            if parent is not None:  # e.g. a candidate moved to another job
+                cursor.execute(
+                    "UPDATE tenzo_catalog SET parent_id = :parent WHERE aggregate_id = :id",
+                    {"parent": str(parent), "id": aggregate_id},
+                )
         cursor.execute(
             "INSERT INTO tenzo_audit (position, org_id, aggregate_id, type, item) "
             "VALUES (:position, :org, :id, :type, :item)",

@@ -101,6 +101,14 @@ class UsageCounter:
                         params = {"key_id": key, "count": count, "last_used_at": _timestamp(last)}
                         cursor.execute(UPSERT, params)
             except Exception:
+                if self._store_closed():
+                    # The application was closed under us (shutdown): nowhere to write.
+                    log.warning(
+                        "%d uses of %d API keys not counted: the event store is closed",
+                        sum(count for count, _ in batch.values()),
+                        len(batch),
+                    )
+                    return
                 with self._lock:
                     for key, (count, last) in batch.items():
                         pending, pending_last = self._pending.get(key, (0, last))
@@ -119,6 +127,9 @@ class UsageCounter:
             return Usage()
         last = row["last_used_at"]
         return Usage(int(row["usage_count"]), datetime.fromisoformat(last) if last else None)
+
+    def _store_closed(self) -> bool:
+        return bool(getattr(self.tables.datastore.pool, "closed", False))
 
     def _flush_while_busy(self) -> None:
         """Flush every interval; end when a flush leaves nothing pending (the next
