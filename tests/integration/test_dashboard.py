@@ -1,0 +1,391 @@
+"""The Developer Tools web page through Flask's test client, on SQLite and PostgreSQL.
+
+Sign-in, the session cookie, CSRF refusals and the forms' validation: the browser
+walk-through is in tests/e2e/test_dashboard.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from domain import credentials
+from domain.actors import OPERATOR
+from domain.organizations import AdminToken
+from tests.conftest import history
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+FIELD_ERROR = re.compile(r'<p class="error" id="([\w-]+)-error">([^<]*)</p>')
+
+
+class Page:
+    """A person's browser tab: follows the last page's CSRF token into the next form."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.csrf = ""
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = self.client.get(path, **kwargs)
+        self._remember(response)
+        return response
+
+    def post(self, path: str, data: dict[str, str] | None = None, csrf: bool = True) -> Any:
+        form = dict(data or {})
+        if csrf:
+            form["csrf_token"] = self.csrf
+        response = self.client.post(path, data=form)
+        self._remember(response)
+        return response
+
+    def sign_in(self, token: str) -> Any:
+        self.get("/sign-in")
+        return self.post("/sign-in", {"token": token})
+
+    def _remember(self, response: Any) -> None:
+        found = CSRF_FIELD.search(response.get_data(as_text=True))
+        if found:
+            self.csrf = found.group(1)
+
+
+def field_errors(response: Any) -> dict[str, str]:
+    return dict(FIELD_ERROR.findall(response.get_data(as_text=True)))
+
+
+@pytest.fixture
+def page(client: Any) -> Page:
+    return Page(client)
+
+
+@pytest.fixture
+def signed_in(page: Page, org: Any) -> Page:
+    response = page.sign_in(org.admin_token)
+    assert response.status_code == 302
+    page.get("/api-keys")
+    return page
+
+
+def cookie_payload(set_cookie: str) -> dict[str, Any]:
+    """The (signed, not encrypted) JSON inside Flask's session cookie."""
+    value = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    compressed = value.startswith(".")
+    data = value.lstrip(".").split(".", 1)[0]
+    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    if compressed:
+        import zlib
+
+        raw = zlib.decompress(raw)
+    payload: dict[str, Any] = json.loads(raw)
+    return payload
+
+
+# -- signing in ---------------------------------------------------------------------------
+
+
+def test_sign_in_sets_a_strict_http_only_expiring_cookie_without_the_token(page, org):
+    assert page.get("/").headers["Location"].endswith("/sign-in")
+    response = page.sign_in(org.admin_token)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/api-keys")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("tenzo_dashboard=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Expires=" in cookie
+    assert "Secure" not in cookie  # plain http here
+    payload = cookie_payload(cookie)
+    token_hash = credentials.hash_credential(org.admin_token)
+    assert set(payload) == {"_permanent", "admin_token_id", "signed_in_at"}
+    assert payload["admin_token_id"] == str(credentials.credential_id(token_hash))
+    assert org.admin_token not in cookie and token_hash not in json.dumps(payload)
+    assert "Acme" in page.get("/api-keys").get_data(as_text=True)
+
+
+def test_the_cookie_is_secure_over_https(flask_app, org):
+    page = Page(flask_app.test_client())
+    page.get("/sign-in", base_url="https://localhost")
+    form = {"token": org.admin_token, "csrf_token": page.csrf}
+    response = page.client.post("/sign-in", data=form, base_url="https://localhost")
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_wrong_token_gets_one_message_that_reveals_nothing(page, org, other_org, tools):
+    unknown = credentials.mint(credentials.ADMIN_TOKEN_PREFIX).plaintext
+    typo = org.admin_token[:-1] + ("A" if org.admin_token[-1] != "A" else "B")
+    api_key = tools.create_api_key(org.id, "ci", None, OPERATOR)[1]
+    before = history(tools)
+    bodies = set()
+    for wrong in (unknown, typo, api_key, "", "tenzo_admin_", "x" * 5000):
+        response = page.sign_in(wrong)
+        assert response.status_code == 401
+        text = response.get_data(as_text=True)
+        assert "That token is not valid." in text
+        assert "Set-Cookie" not in response.headers or "admin_token_id" not in json.dumps(
+            cookie_payload(response.headers["Set-Cookie"])
+        )
+        bodies.add(CSRF_FIELD.sub("", text))
+    assert len(bodies) == 1  # the same page whatever was wrong
+    assert history(tools) == before
+    assert page.get("/api-keys").status_code == 302
+
+
+def test_pages_need_a_session(page):
+    for path in ("/api-keys", "/webhook", "/audit-log", "/audit-log/export"):
+        response = page.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].endswith("/sign-in")
+
+
+def test_sign_out_ends_the_session(signed_in):
+    response = signed_in.post("/sign-out")
+    assert response.status_code == 302
+    assert signed_in.get("/api-keys").status_code == 302
+
+
+def test_a_revoked_admin_token_ends_its_sessions_on_the_next_request(signed_in, org, tools):
+    token = tools.repository.get(
+        credentials.credential_id(credentials.hash_credential(org.admin_token))
+    )
+    assert isinstance(token, AdminToken)
+    token.revoke(actor=OPERATOR)
+    tools.save(token)
+    response = signed_in.get("/api-keys")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/sign-in")
+
+
+def test_a_session_expires_after_eight_hours(signed_in):
+    with signed_in.client.session_transaction() as session:
+        session["signed_in_at"] = int(time.time() - timedelta(hours=8, minutes=1).total_seconds())
+    assert signed_in.get("/api-keys").status_code == 302
+
+
+# -- CSRF ---------------------------------------------------------------------------------
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in, tools, org):
+    tools.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
+    before = history(tools)
+    for path, form in [
+        ("/api-keys", {"name": "sneaky"}),
+        ("/webhook", {"url": "https://example.org/other"}),
+        ("/webhook/enabled", {"enabled": "true"}),
+        ("/webhook/secret", {"action": "generate"}),
+        ("/webhook/delete", {}),
+        ("/sign-out", {}),
+    ]:
+        response = signed_in.post(path, form, csrf=False)
+        assert response.status_code == 400, path
+        assert "could not be accepted" in response.get_data(as_text=True)
+        forged = signed_in.client.post(path, data=form | {"csrf_token": "forged"})
+        assert forged.status_code == 400, path
+    assert history(tools) == before
+    assert signed_in.get("/api-keys").status_code == 200  # still signed in
+
+
+def test_sign_in_needs_the_csrf_token_too(page, org):
+    page.get("/sign-in")
+    response = page.post("/sign-in", {"token": org.admin_token}, csrf=False)
+    assert response.status_code == 400
+    assert page.get("/api-keys").status_code == 302
+
+
+def test_another_sessions_csrf_token_is_refused(flask_app, signed_in, org, tools):
+    other = Page(flask_app.test_client())
+    other.sign_in(org.admin_token)
+    before = history(tools)
+    response = signed_in.client.post("/api-keys", data={"name": "x", "csrf_token": "nope"})
+    assert response.status_code == 400
+    other.get("/api-keys")
+    response = signed_in.client.post("/api-keys", data={"name": "x", "csrf_token": other.csrf})
+    assert response.status_code == 400
+    assert history(tools) == before
+
+
+# -- API keys -----------------------------------------------------------------------------
+
+
+def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
+    response = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": "2099-12-31"})
+    assert response.status_code == 201
+    text = response.get_data(as_text=True)
+    plaintext = re.search(r'value="(tenzo_pk_\w+)"', text).group(1)
+    assert "will not be shown again" in text
+    assert response.headers["Cache-Control"] == "no-store"
+    key = tools.authenticate_api_key(plaintext)
+    assert key.name == "Greenhouse sync"
+    assert key.expires_at.isoformat() == "2100-01-01T00:00:00+00:00"  # through the 31st, UTC
+    listed = signed_in.get("/api-keys").get_data(as_text=True)
+    assert plaintext not in listed
+    assert key.key_hint in listed and "never" in listed and "Active" in listed
+
+
+@pytest.mark.parametrize(
+    ("form", "api_body", "field"),
+    [
+        ({"name": "x" * 101}, {"name": "x" * 101}, "name"),
+        ({"name": "   "}, {"name": "   "}, "name"),
+        (
+            {"name": "old", "expires_on": "2001-01-01"},
+            {"name": "old", "expires_at": "2001-01-02T00:00:00+00:00"},
+            "expires_at",
+        ),
+    ],
+)
+def test_key_form_errors_are_the_apis(signed_in, client, org, tools, form, api_body, field):
+    api = client.post("/admin/v1/api-keys", json=api_body, headers=org.headers)
+    assert api.status_code == 422
+    before = history(tools)
+    response = signed_in.post("/api-keys", form)
+    assert response.status_code == 422
+    shown = field_errors(response)
+    assert shown[field.replace("expires_at", "expires_on")] == " ".join(api.json["errors"][field])
+    assert history(tools) == before
+
+
+def test_a_bad_expiry_date_is_refused(signed_in, tools):
+    before = history(tools)
+    response = signed_in.post("/api-keys", {"name": "x", "expires_on": "31/12/2099"})
+    assert response.status_code == 422
+    assert field_errors(response) == {"expires_on": "Not a valid date."}
+    assert history(tools) == before
+
+
+def test_revoking_asks_first_then_marks_the_key(signed_in, tools, org):
+    key, _ = tools.create_api_key(org.id, "old sync", None, OPERATOR)
+    confirm = signed_in.get(f"/api-keys/{key.id}/revoke")
+    assert confirm.status_code == 200
+    assert "Revoke the key “old sync”?" in confirm.get_data(as_text=True)
+    assert tools.get_api_key(org.id, key.id).status(tools.clock()) == "active"
+    response = signed_in.post(f"/api-keys/{key.id}/revoke")
+    assert response.status_code == 302
+    assert tools.get_api_key(org.id, key.id).status(tools.clock()) == "revoked"
+    listed = signed_in.get("/api-keys").get_data(as_text=True)
+    assert 'class="status-revoked"' in listed and "badge-revoked" in listed
+
+
+def test_another_organizations_key_is_not_found(signed_in, tools, other_org):
+    key, _ = tools.create_api_key(other_org.id, "theirs", None, OPERATOR)
+    before = history(tools)
+    assert signed_in.get(f"/api-keys/{key.id}/revoke").status_code == 404
+    assert signed_in.post(f"/api-keys/{key.id}/revoke").status_code == 404
+    assert history(tools) == before
+
+
+# -- webhook ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",
+        "https://user:pw@example.com/hook",
+        "https://127.0.0.1/hook",
+        "https:///nohost",
+        "https://example.com/" + "a" * 2100,
+    ],
+)
+def test_webhook_url_errors_are_the_apis(signed_in, client, org, tools, url):
+    api = client.put("/admin/v1/webhook", json={"url": url}, headers=org.headers)
+    assert api.status_code == 422
+    before = history(tools)
+    response = signed_in.post("/webhook", {"url": url})
+    assert response.status_code == 422
+    assert field_errors(response)["url"] == " ".join(api.json["errors"]["url"])
+    assert history(tools) == before
+
+
+def test_configure_switch_secret_and_delete_the_webhook(signed_in, tools, org):
+    response = signed_in.post("/webhook", {"url": "https://example.com/hook"})
+    assert response.status_code == 302
+    webhook = tools.get_webhook(org.id)
+    assert (webhook.url, webhook.enabled, webhook.secret) == (
+        "https://example.com/hook",
+        False,
+        None,
+    )
+    text = signed_in.get("/webhook").get_data(as_text=True)
+    assert 'role="switch" aria-checked="false"' in text and ">not set<" in text
+
+    signed_in.post("/webhook/enabled", {"enabled": "true"})
+    assert tools.get_webhook(org.id).enabled is True
+    assert 'aria-checked="true"' in signed_in.get("/webhook").get_data(as_text=True)
+
+    generated = signed_in.post("/webhook/secret", {"action": "generate"})
+    secret = re.search(r'value="(whsec_[\w-]+)"', generated.get_data(as_text=True)).group(1)
+    assert len(secret) >= 40
+    assert tools.get_webhook(org.id).secret == secret
+    text = signed_in.get("/webhook").get_data(as_text=True)
+    assert secret not in text and ">set<" in text
+
+    short = signed_in.post("/webhook/secret", {"action": "set", "secret": "short"})
+    assert short.status_code == 422 and field_errors(short)["secret"]
+    signed_in.post("/webhook/secret", {"action": "set", "secret": "my own secret"})
+    assert tools.get_webhook(org.id).secret == "my own secret"
+    signed_in.post("/webhook/secret", {"action": "remove"})
+    assert tools.get_webhook(org.id).secret is None
+
+    signed_in.post("/webhook", {"url": "https://example.org/new"})
+    assert tools.get_webhook(org.id).url == "https://example.org/new"
+
+    assert "Delete the webhook?" in signed_in.get("/webhook/delete").get_data(as_text=True)
+    signed_in.post("/webhook/delete")
+    assert "Configure your endpoint" in signed_in.get("/webhook").get_data(as_text=True)
+
+
+# -- audit log ----------------------------------------------------------------------------
+
+
+def test_the_audit_log_shows_filters_and_exports_this_organizations_events(
+    signed_in, tools, org, other_org
+):
+    signed_in.post("/api-keys", {"name": "audited"})
+    tools.create_api_key(other_org.id, "not ours", None, OPERATOR)
+    tools.configure_webhook(org.id, "https://example.com/h", "a secret value", True, OPERATOR)
+
+    text = signed_in.get("/audit-log").get_data(as_text=True)
+    assert "ApiKeyCreated" in text and "WebhookConfigured" in text
+    assert "admin token" in text  # the actor of the key created in the page
+    assert "a secret value" not in text and "[redacted]" in text
+    assert "not ours" not in text
+
+    only_keys = signed_in.get("/audit-log?type=ApiKeyCreated").get_data(as_text=True)
+    assert "ApiKeyCreated" in only_keys and "WebhookConfigured</th>" not in only_keys
+    none = signed_in.get("/audit-log?from=2001-01-01&to=2001-01-31").get_data(as_text=True)
+    assert "No events match these filters" in none
+    bad = signed_in.get("/audit-log?from=yesterday")
+    assert field_errors(bad) == {"from": "Not a valid date."}
+
+    export = signed_in.get("/audit-log/export")
+    assert export.status_code == 200
+    assert export.mimetype == "application/x-ndjson"
+    assert "attachment" in export.headers["Content-Disposition"]
+    items = [json.loads(line) for line in export.get_data(as_text=True).splitlines()]
+    assert items == tools.event_history(org.id, limit=1000)
+    assert "a secret value" not in export.get_data(as_text=True)
+    filtered = signed_in.get("/audit-log/export?type=WebhookConfigured").get_data(as_text=True)
+    assert [json.loads(line)["type"] for line in filtered.splitlines()] == ["WebhookConfigured"]
+
+
+def test_the_audit_log_pages_forward(signed_in, tools, org, monkeypatch):
+    from services.api import dashboard
+
+    monkeypatch.setattr(dashboard, "AUDIT_PAGE_SIZE", 2)
+    for number in range(3):
+        tools.create_api_key(org.id, f"k{number}", None, OPERATOR)
+    positions = [item["position"] for item in tools.event_history(org.id, limit=100)]
+    assert len(positions) == 5  # organization, admin token, three keys
+    seen, path = [], "/audit-log"
+    while path:
+        text = signed_in.get(path).get_data(as_text=True)
+        seen += [int(p) for p in re.findall(r'data-label="#" class="num">(\d+)<', text)]
+        found = re.search(r'href="(/audit-log\?after=\d+)">Next page', text)
+        path = found.group(1) if found else None
+    assert seen == positions
