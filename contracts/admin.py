@@ -72,8 +72,17 @@ class WebhookSchema(Schema):
     updated_at = fields.DateTime(required=True)
 
 
+MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in both event stores
+
+
 class EventQuerySchema(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_POSITION))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    type = fields.String(validate=validate.Length(min=1, max=100))
+    type = fields.String(
+        validate=[
+            validate.Length(min=1, max=100),
+            validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*\Z", error="Not an event type name."),
+        ],
+        metadata={"example": "ApiKeyRevoked"},
+    )
     aggregate_id = fields.UUID()

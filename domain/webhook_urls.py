@@ -61,8 +61,14 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must name a host")
         if parts.username is not None or parts.password is not None:
             raise InvalidWebhookUrl("must not contain credentials")
-        if any(ch.isspace() for ch in url):
-            raise InvalidWebhookUrl("must not contain white space")
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+            raise InvalidWebhookUrl("must not contain white space or control characters")
+        if parts.port == 0:
+            raise InvalidWebhookUrl("must not use port 0")
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise InvalidWebhookUrl("must name a valid host") from None
         if not self.allow_private_networks:
             self.refuse_special_use(parts.hostname)
             addresses = self.addresses_of(parts.hostname)

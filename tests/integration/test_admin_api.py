@@ -524,6 +524,7 @@ REFUSED_URLS = {
     "ipv6-loopback": ("https://[::1]/webhooks", "private"),
     "metadata": ("https://169.254.169.254/latest/meta-data", "private"),
     "ipv4-mapped": ("https://[::ffff:127.0.0.1]/", "private"),
+    "control-char": ("https://hooks.exa\x00mple.com/", "control characters"),
     "no-host": ("https:///webhooks", "host"),
     "relative": ("/webhooks", "https"),
     "too-long": ("https://93.184.215.14/" + "a" * 2048, "2048"),
@@ -715,6 +716,10 @@ def test_the_event_history_pages_filters_and_never_shows_secrets(client, org, ot
         {"limit": 1001},
         {"aggregate_id": "not-a-uuid"},
         {"type": "x" * 101},
+        {"type": "Api\x00Key"},
+        {"type": "ApiKey Created"},
+        {"after": 2**63},
+        {"after": 10**20},
     ],
 )
 def test_bad_event_queries_are_422(client, org, query):

@@ -56,6 +56,12 @@ def test_public_https_urls_are_accepted_unchanged(url):
         ("https://user@hooks.example.com/", "credentials"),
         ("https://hooks.example.com:99999/", "valid"),
         ("https://hooks.example.com/a b", "white space"),
+        ("https://hooks.example.com/a\tb", "white space"),
+        ("https://hooks.exa\x00mple.com/", "control characters"),
+        ("https://hooks.example.com/\x7f", "control characters"),
+        ("https://hooks.example.com:0/", "port 0"),
+        ("https://hooks..example.com/", "valid host"),
+        ("https://" + "a" * 64 + ".example.com/", "valid host"),
     ],
 )
 def test_malformed_urls_are_refused_with_a_reason(url, reason):

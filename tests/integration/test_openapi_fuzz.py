@@ -1,0 +1,66 @@
+"""Fuzz the admin API from its own OpenAPI document (schemathesis): never a 500.
+
+Runs on SQLite only and with a bounded number of examples per operation, so it stays
+fast; the behaviour on both backends is asserted in test_admin_api.py. The app is built
+at import because schemathesis generates one test per operation at collection time
+(its fixture-based loader does not run on pytest 9.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from domain.actors import OPERATOR
+from services.api.app import create_app
+from services.bootstrap import build_application
+from services.settings import Settings
+
+OPERATOR_TOKEN = "operator-fuzz-token"
+# The foundation's admin endpoints (deliveries and the test event have tests of their own).
+ADMIN_PATHS = r"^/admin/v1/(organizations|api-keys.*|webhook|events.*)$"
+
+DATA_DIR = tempfile.mkdtemp(prefix="tenzo-fuzz-")
+SETTINGS = Settings.from_env(
+    {
+        "TENZO_DATABASE_URL": f"sqlite:///{DATA_DIR}/events.sqlite3",
+        "TENZO_BROKER_URL": f"filesystem://{DATA_DIR}/broker",
+        "TENZO_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "TENZO_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+)
+TOOLS = build_application(SETTINGS)
+APP = create_app(SETTINGS, TOOLS)
+_, ADMIN_TOKEN = TOOLS.create_organization("Fuzz", OPERATOR)
+
+schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex=ADMIN_PATHS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup() -> Iterator[None]:
+    yield
+    TOOLS.close()
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_the_admin_api_never_answers_500(case: Any) -> None:
+    token = OPERATOR_TOKEN if case.path == "/admin/v1/organizations" else ADMIN_TOKEN
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error]
+    )
