@@ -1,0 +1,105 @@
+"""docker-compose.yml matches the CLI and SPEC 3: commands that exist, names that are read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from services.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+# SPEC 3, plus the rate limit of the Public API (see the README's configuration table).
+KNOWN_VARIABLES = {
+    "TENZO_DATABASE_URL",
+    "TENZO_BROKER_URL",
+    "TENZO_OPERATOR_TOKEN",
+    "TENZO_ENCRYPTION_KEY",
+    "TENZO_HTTP_HOST",
+    "TENZO_HTTP_PORT",
+    "TENZO_WEBHOOK_TIMEOUT",
+    "TENZO_WEBHOOK_RETRY_DELAYS",
+    "TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+    "TENZO_WEBHOOK_CA_BUNDLE",
+    "TENZO_RATE_LIMIT_PER_SECOND",
+    "TENZO_RATE_LIMIT_BURST",
+}
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return command.split() if isinstance(command, str) else [str(part) for part in command]
+
+
+def tenzo_services() -> list[str]:
+    return [name for name, service in SERVICES.items() if command_of(service)[:1] == ["tenzo"]]
+
+
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {key: str(value) for key, value in environment.items()}
+
+
+def test_the_production_shape_has_rabbitmq_postgres_and_the_api():
+    assert {"rabbitmq", "postgres", "api"} <= set(SERVICES)
+    assert re.fullmatch(r"rabbitmq:[\w.]+-management(-alpine)?", SERVICES["rabbitmq"]["image"])
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    assert command_of(SERVICES["api"])[:2] == ["tenzo", "api"]
+    assert "api" in tenzo_services()
+
+
+@pytest.mark.parametrize("name", tenzo_services())
+def test_every_tenzo_command_exists_in_the_cli_with_its_options(name):
+    args = command_of(SERVICES[name])[1:]
+    command: click.Command = main
+    path = ["tenzo"]
+    while isinstance(command, click.Group) and args and args[0] in command.commands:
+        path.append(args[0])
+        command = command.commands[args.pop(0)]
+    assert not isinstance(command, click.Group), f"{name}: {' '.join(path)} needs a subcommand"
+    # Parsing the options (without running anything) refuses unknown ones.
+    command.make_context(" ".join(path), list(args))
+
+
+@pytest.mark.parametrize("name", tenzo_services())
+def test_tenzo_services_are_configured_as_spec_3_says(name):
+    service = SERVICES[name]
+    environment = environment_of(service)
+    unknown = {key for key in environment if key.startswith("TENZO_")} - KNOWN_VARIABLES
+    assert not unknown
+    settings_source = (ROOT / "services" / "settings.py").read_text()
+    for key in environment:
+        if key.startswith("TENZO_"):
+            assert f'"{key}"' in settings_source, f"{key} is not read by Settings.from_env"
+
+    assert environment["TENZO_ENCRYPTION_KEY"].startswith("${TENZO_ENCRYPTION_KEY:?")
+    database = environment["TENZO_DATABASE_URL"]
+    assert re.match(r"postgresql://[^@]+@postgres:5432/\w+$", database)
+    assert re.match(r"amqp://[^@]+@rabbitmq:5672/", environment["TENZO_BROKER_URL"])
+    depends = service.get("depends_on") or {}
+    assert {"postgres", "rabbitmq"} <= set(depends)
+    assert service.get("build") or service.get("image", "").startswith("tenzo")
+
+
+def test_the_api_listens_on_all_interfaces_at_its_published_port():
+    api = SERVICES["api"]
+    environment = environment_of(api)
+    assert environment["TENZO_HTTP_HOST"] == "0.0.0.0"
+    port = environment["TENZO_HTTP_PORT"]
+    published = [str(mapping).rsplit(":", 1)[-1] for mapping in api["ports"]]
+    assert port in published
+
+
+def test_the_image_is_built_from_python_3_11_slim_with_pip_install():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install \.(\s|$)", dockerfile)
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
