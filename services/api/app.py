@@ -98,6 +98,8 @@ def _finish(response: Response) -> Response:
     if started is not None:
         metrics.HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)  # no content, so no content type
     if request.path.startswith(("/admin/", "/v1/")):
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -433,6 +433,7 @@ def test_webhook_lifecycle(client, org, tools):
 
     deleted = client.delete(f"{ADMIN}/webhook", headers=org.headers)
     assert deleted.status_code == 204 and deleted.get_data() == b""
+    assert "Content-Type" not in deleted.headers
     problem_of(client.get(f"{ADMIN}/webhook", headers=org.headers), 404)
     before = history(tools)
     problem_of(client.delete(f"{ADMIN}/webhook", headers=org.headers), 404)
