@@ -127,7 +127,9 @@ class Settings:
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment of the eventsourcing Application: persistence and cipher."""
         env = {
-            "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher",
+            # AES-GCM from `cryptography`: the same stored format as eventsourcing.cipher's
+            # PyCryptodome one, about 25 times faster per event (docs/dispatcher.md).
+            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
             "CIPHER_KEY": self.encryption_key,
             "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
             "CREATE_TABLE": "true",
