@@ -74,6 +74,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# A form shown again with its errors is answered 200, as a page like any other: a 4xx
+# document is reported as an error in the browser's console, and nothing failed here.
+FORM_SHOWN_AGAIN = 200
 PUBLIC_ENDPOINTS = {"dashboard.index", "dashboard.sign_in_form", "dashboard.sign_in"}
 
 Errors = dict[str, list[str]]
@@ -162,7 +165,7 @@ def sign_in() -> ResponseReturnValue:
     except Unauthorized as error:
         log.info("dashboard sign-in refused: %s", error)
         page = render_template("dashboard/sign_in.html", error="That token is not valid.")
-        return page, 401, {"WWW-Authenticate": 'Bearer realm="tenzo"'}
+        return page, FORM_SHOWN_AGAIN
     return redirect(url_for(".api_keys"))
 
 
@@ -207,7 +210,7 @@ def generate_api_key() -> ResponseReturnValue:
         errors = _errors_of(error)
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
-        return _keys_page(422, form=form, errors=errors)
+        return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
     new_key = present_key(key, tools.clock()) | {"key": plaintext}
     return _keys_page(201, new_key=new_key)
 
@@ -269,7 +272,7 @@ def save_webhook() -> ResponseReturnValue:
             flash("Webhook URL saved.")
     except (ValidationError, InvalidInput) as error:
         form_values = {"url": url, "enabled": form.get("enabled") == "on"}
-        return _webhook_page(422, form=form_values, errors=_errors_of(error))
+        return _webhook_page(FORM_SHOWN_AGAIN, form=form_values, errors=_errors_of(error))
     return redirect(url_for(".webhook"))
 
 
@@ -292,7 +295,7 @@ def change_webhook_secret() -> ResponseReturnValue:
             flash("Webhook secret saved.")
             return redirect(url_for(".webhook"))
     except (ValidationError, InvalidInput) as error:
-        return _webhook_page(422, secret_errors=_errors_of(error))
+        return _webhook_page(FORM_SHOWN_AGAIN, secret_errors=_errors_of(error))
     return _webhook_page(201, generated_secret=generated)
 
 

@@ -124,7 +124,7 @@ def test_a_wrong_token_gets_one_message_that_reveals_nothing(page, org, other_or
     bodies = set()
     for wrong in (unknown, typo, api_key, "", "tenzo_admin_", "x" * 5000):
         response = page.sign_in(wrong)
-        assert response.status_code == 401
+        assert response.status_code == 200  # the form again, with the message
         text = response.get_data(as_text=True)
         assert "That token is not valid." in text
         assert "Set-Cookie" not in response.headers or "admin_token_id" not in json.dumps(
@@ -216,7 +216,7 @@ def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
     response = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": "2099-12-31"})
     assert response.status_code == 201
     text = response.get_data(as_text=True)
-    plaintext = re.search(r'value="(tenzo_pk_\w+)"', text).group(1)
+    plaintext = re.search(r">(tenzo_pk_\w+)</textarea>", text).group(1)
     assert "will not be shown again" in text
     assert response.headers["Cache-Control"] == "no-store"
     key = tools.authenticate_api_key(plaintext)
@@ -244,7 +244,7 @@ def test_key_form_errors_are_the_apis(signed_in, client, org, tools, form, api_b
     assert api.status_code == 422
     before = history(tools)
     response = signed_in.post("/api-keys", form)
-    assert response.status_code == 422
+    assert response.status_code == 200
     shown = field_errors(response)
     assert shown[field.replace("expires_at", "expires_on")] == " ".join(api.json["errors"][field])
     assert history(tools) == before
@@ -253,7 +253,7 @@ def test_key_form_errors_are_the_apis(signed_in, client, org, tools, form, api_b
 def test_a_bad_expiry_date_is_refused(signed_in, tools):
     before = history(tools)
     response = signed_in.post("/api-keys", {"name": "x", "expires_on": "31/12/2099"})
-    assert response.status_code == 422
+    assert response.status_code == 200
     assert field_errors(response) == {"expires_on": "Not a valid date."}
     assert history(tools) == before
 
@@ -297,7 +297,7 @@ def test_webhook_url_errors_are_the_apis(signed_in, client, org, tools, url):
     assert api.status_code == 422
     before = history(tools)
     response = signed_in.post("/webhook", {"url": url})
-    assert response.status_code == 422
+    assert response.status_code == 200
     assert field_errors(response)["url"] == " ".join(api.json["errors"]["url"])
     assert history(tools) == before
 
@@ -319,14 +319,14 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, tools, org):
     assert 'aria-checked="true"' in signed_in.get("/webhook").get_data(as_text=True)
 
     generated = signed_in.post("/webhook/secret", {"action": "generate"})
-    secret = re.search(r'value="(whsec_[\w-]+)"', generated.get_data(as_text=True)).group(1)
+    secret = re.search(r">(whsec_[\w-]+)</textarea>", generated.get_data(as_text=True)).group(1)
     assert len(secret) >= 40
     assert tools.get_webhook(org.id).secret == secret
     text = signed_in.get("/webhook").get_data(as_text=True)
     assert secret not in text and ">set<" in text
 
     short = signed_in.post("/webhook/secret", {"action": "set", "secret": "short"})
-    assert short.status_code == 422 and field_errors(short)["secret"]
+    assert short.status_code == 200 and field_errors(short)["secret"]
     signed_in.post("/webhook/secret", {"action": "set", "secret": "my own secret"})
     assert tools.get_webhook(org.id).secret == "my own secret"
     signed_in.post("/webhook/secret", {"action": "remove"})

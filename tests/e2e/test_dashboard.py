@@ -1,0 +1,461 @@
+"""The Developer Tools web page in a real headless Chromium, against the real server.
+
+`tenzo serve` runs as a subprocess on a free port in a temporary directory, with a local
+HTTPS receiver as the webhook endpoint; each test walks one flow as a person would, with
+the admin token the server printed. Every test fails on a browser console error, and
+saves screenshots to test-artifacts/ (look at them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import service_missing
+from tests.support.https_receiver import HttpsReceiver
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+EXACT_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+
+
+# -- the server, the receiver, the browser ------------------------------------------------
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, admin_token: str):
+        self.process = process
+        self.base_url = base_url
+        self.admin_token = admin_token
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tenzo() -> str:
+    beside = Path(sys.executable).with_name("tenzo")
+    found = str(beside) if beside.exists() else shutil.which("tenzo")
+    assert found, "the tenzo command is not installed (pip install -e .)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[HttpsReceiver]:
+    with HttpsReceiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(receiver: HttpsReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`tenzo serve` on the embedded defaults in a fresh directory, as `make run` starts it."""
+    workdir = tmp_path_factory.mktemp("tenzo-serve")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TENZO_")}
+    env |= {
+        "TENZO_HTTP_PORT": str(_free_port()),
+        "TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "TENZO_WEBHOOK_CA_BUNDLE": receiver.ca_pem_path,
+        "TENZO_WEBHOOK_RETRY_DELAYS": "0,0.5,1",
+        "TENZO_WEBHOOK_TIMEOUT": "5",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [_tenzo(), "serve"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    token = base_url = None
+    deadline = time.monotonic() + 60
+    try:
+        while base_url is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or process.poll() is not None:
+                pytest.fail("tenzo serve did not start:\n" + "".join(output))
+            with contextlib.suppress(queue.Empty):
+                line = lines.get(timeout=min(remaining, 1))
+                if found := re.search(r"(tenzo_admin_\w+)", line):
+                    token = found.group(1)
+                if found := re.search(r"Dashboard: (http://\S+)", line):
+                    base_url = found.group(1)
+        assert token, "tenzo serve printed no admin token:\n" + "".join(output)
+        yield Server(process, base_url, token)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        service_missing(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Tab:
+    """A browser tab that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser: Any, server: Server, viewport: dict[str, int]):
+        self.server = server
+        self.viewport = viewport
+        self.context = browser.new_context(viewport=viewport, accept_downloads=True)
+        self.context.grant_permissions(
+            ["clipboard-read", "clipboard-write"], origin=server.base_url.rstrip("/")
+        )
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.errors: list[str] = []
+        self.page.on(
+            "console", lambda message: message.type == "error" and self.errors.append(message.text)
+        )
+        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.server.url(path))
+
+    def sign_in(self) -> None:
+        self.goto("/")
+        self.page.get_by_label("Admin token").fill(self.server.admin_token)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_url("**/api-keys")
+
+    def open_tab(self, name: str) -> None:
+        self.page.get_by_role("navigation", name="Developer Tools sections").get_by_role(
+            "link", name=name
+        ).click()
+        self.page.wait_for_load_state()
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        suffix = "phone" if self.viewport == PHONE else "desktop"
+        self.page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{suffix}.png"), full_page=True)
+
+    def take_expected_error(self, fragment: str) -> None:
+        """Remove one console error the test caused on purpose (e.g. a refused form)."""
+        matching = [error for error in self.errors if fragment in error]
+        assert matching, f"expected a console error with {fragment!r}, got {self.errors}"
+        self.errors.remove(matching[0])
+
+    def check_accessible_forms(self) -> None:
+        """Every visible control has a label, every button a name; no sideways scrolling."""
+        unlabelled = self.page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea, button')]
+                .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+                .filter(el => el.tagName === 'BUTTON'
+                    ? !(el.textContent.trim() || el.getAttribute('aria-label'))
+                    : !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+                .map(el => el.outerHTML)"""
+        )
+        assert unlabelled == []
+        overflow = self.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+
+
+@pytest.fixture
+def tab(browser: Any, server: Server) -> Iterator[Tab]:
+    opened = Tab(browser, server, DESKTOP)
+    try:
+        yield opened
+        assert opened.errors == [], f"console errors: {opened.errors}"
+    finally:
+        opened.context.close()
+
+
+@pytest.fixture
+def phone(browser: Any, server: Server) -> Iterator[Tab]:
+    opened = Tab(browser, server, PHONE)
+    try:
+        yield opened
+        assert opened.errors == [], f"console errors: {opened.errors}"
+    finally:
+        opened.context.close()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail("the page did not show it in time")
+        time.sleep(every)
+
+
+# -- flows --------------------------------------------------------------------------------
+
+
+def test_sign_in_with_a_wrong_token_then_the_printed_one_by_keyboard(tab: Tab) -> None:
+    page = tab.page
+    tab.goto("/")
+    assert page.get_by_role("heading", name="Sign in to Developer Tools").is_visible()
+    tab.screenshot("sign-in")
+
+    page.get_by_label("Admin token").fill("tenzo_admin_thisIsNotAToken")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "That token is not valid."
+    tab.screenshot("sign-in-wrong-token")
+
+    # Keyboard only: the token field has focus; Enter submits.
+    focused = page.evaluate("document.activeElement.id")
+    assert focused == "token"
+    page.keyboard.type(tab.server.admin_token)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/api-keys")
+    assert page.get_by_role("heading", name="Settings → Developer Tools").is_visible()
+    tab.check_accessible_forms()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/sign-in")
+    assert page.get_by_role("status").inner_text() == "You have signed out."
+    tab.goto("/api-keys")
+    assert page.url.endswith("/sign-in")
+
+
+def test_generate_a_key_read_it_once_use_it_see_the_usage_then_revoke_it(tab: Tab) -> None:
+    page, server = tab.page, tab.server
+    tab.sign_in()
+    expiry = (datetime.now(UTC) + timedelta(days=30)).date()
+
+    # Keyboard: tab to the name field, type, Enter.
+    for _ in range(40):
+        if page.evaluate("document.activeElement.id") == "name":
+            break
+        page.keyboard.press("Tab")
+    else:
+        pytest.fail("the key name field cannot be reached with Tab")
+    page.keyboard.type("E2E sync")
+    page.get_by_label("Expiration date (optional)").fill(expiry.isoformat())
+    page.get_by_label("Name").press("Enter")
+    page.wait_for_load_state()
+
+    once = page.get_by_role("alert")
+    assert "It will not be shown again." in once.inner_text()
+    key = page.get_by_label("New API key").input_value()
+    assert key.startswith("tenzo_pk_")
+    page.get_by_role("button", name="Copy").click()
+    assert page.get_by_text("Copied to the clipboard.").is_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == key
+    tab.check_accessible_forms()
+    tab.screenshot("api-keys-new-key")
+
+    tab.open_tab("API Keys")
+    assert key not in page.content()  # shown once, never again
+    row = page.locator("tr", has=page.get_by_role("rowheader", name="E2E sync"))
+    assert row.locator('[data-label="Usage"]').inner_text() == "0"
+    assert row.locator('[data-label="Last used"]').inner_text() == "never"
+    # Works through the chosen day (UTC): it expires as the next day begins.
+    expires = row.locator('[data-label="Expires"]').inner_text()
+    assert expires.startswith(f"{expiry + timedelta(days=1)} 00:00 UTC (in ")
+
+    created = requests.post(
+        server.url("/v1/jobs"),
+        json={"title": "Staff Engineer"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+
+    def usage_shown() -> bool:
+        page.reload()
+        return row.locator('[data-label="Usage"]').inner_text() == "1"
+
+    eventually(usage_shown)
+    last_used = row.locator('[data-label="Last used"] time')
+    assert last_used.inner_text() == "just now"
+    assert EXACT_TIME.match(last_used.get_attribute("title") or "")
+    tab.screenshot("api-keys")
+
+    row.get_by_role("link", name="Revoke E2E sync").click()
+    assert page.get_by_role("heading", name="Revoke the key “E2E sync”?").is_visible()
+    tab.screenshot("api-keys-revoke-confirm")
+    page.get_by_role("button", name="Revoke key").click()
+    page.wait_for_url("**/api-keys")
+    assert "is revoked" in page.get_by_role("status").inner_text()
+    assert row.locator(".badge").inner_text() == "Revoked"
+    assert "status-revoked" in (row.get_attribute("class") or "")
+
+    refused = requests.post(
+        server.url("/v1/jobs"),
+        json={"title": "Too late"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert refused.status_code == 401
+
+
+def test_configure_the_webhook_switch_it_on_and_manage_its_secret(tab: Tab, receiver) -> None:
+    page = tab.page
+    tab.sign_in()
+    tab.open_tab("Webhooks")
+    if page.get_by_role("link", name="Delete webhook…").count():
+        page.get_by_role("link", name="Delete webhook…").click()
+        page.get_by_role("button", name="Delete webhook").click()
+
+    url_field = page.get_by_label("Endpoint URL")
+    url_field.fill("http://example.com/hook")
+    page.get_by_role("button", name="Save webhook").click()
+    assert page.locator("#url-error").inner_text() == "Webhook URL must use https://."
+    assert page.get_by_label("Endpoint URL").get_attribute("aria-invalid") == "true"
+    tab.screenshot("webhook-invalid-url")
+
+    page.get_by_label("Endpoint URL").fill(receiver.url)
+    page.get_by_role("button", name="Save webhook").click()
+    assert page.get_by_role("status").inner_text() == "Webhook saved."
+    switch = page.get_by_role("switch", name="Enable webhook delivery")
+    assert switch.get_attribute("aria-checked") == "false"
+    switch.click()
+    page.wait_for_load_state()
+    assert (
+        page.get_by_role("switch", name="Enable webhook delivery").get_attribute("aria-checked")
+        == "true"
+    )
+    assert page.locator("#secret-status").inner_text() == "not set"
+
+    page.get_by_role("button", name="Generate").click()
+    secret = page.get_by_label("New webhook secret").input_value()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9_-]{43}", secret)
+    assert "It will not be shown again." in page.get_by_role("alert").inner_text()
+    tab.check_accessible_forms()
+    tab.screenshot("webhook")
+
+    tab.open_tab("Webhooks")
+    assert page.locator("#secret-status").inner_text() == "set"
+    assert secret not in page.content()
+
+    page.get_by_label("New secret").fill("short")
+    page.get_by_role("button", name="Change secret").click()
+    assert page.locator("#secret-error").inner_text() == "Length must be between 8 and 256."
+    page.get_by_role("button", name="Remove secret").click()
+    assert page.locator("#secret-status").inner_text() == "not set"
+
+
+def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
+    page = tab.page
+    tab.sign_in()
+    page.get_by_label("Name").fill("Audited key")
+    page.get_by_role("button", name="Generate New Key").click()
+    plaintext = page.get_by_label("New API key").input_value()
+
+    tab.open_tab("Audit log")
+    assert page.locator("th.event-type", has_text="OrganizationCreated").count() == 1
+    tab.screenshot("audit-log")
+
+    page.get_by_label("Event type").fill("ApiKeyCreated")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/audit-log?type=ApiKeyCreated*")
+    types = page.locator("th.event-type").all_inner_texts()
+    assert types and set(types) == {"ApiKeyCreated"}
+    last = page.locator("tbody tr").last
+    assert "admin token" in last.locator('[data-label="Actor"]').inner_text()
+    last.get_by_text("Show data").click()
+    data = json.loads(last.locator("pre.json").inner_text())
+    assert data["name"] == "Audited key"
+    assert data["key_hash"] == "[redacted]"
+    tab.screenshot("audit-log-filtered")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export NDJSON").click()
+    exported = Path(download.value.path()).read_text()
+    items = [json.loads(line) for line in exported.splitlines()]
+    assert items and {item["type"] for item in items} == {"ApiKeyCreated"}
+    assert "Audited key" in exported and plaintext not in exported
+
+    today = datetime.now(UTC).date()
+    page.get_by_label("From (UTC)").fill((today - timedelta(days=3)).isoformat())
+    page.get_by_label("To (UTC)").fill((today - timedelta(days=2)).isoformat())
+    page.get_by_role("button", name="Filter").click()
+    assert page.get_by_text("No events match these filters").is_visible()
+
+
+def test_a_post_without_the_csrf_token_is_refused(tab: Tab) -> None:
+    page, server = tab.page, tab.server
+    tab.sign_in()
+    page.get_by_label("Name").fill("Forged key")
+    page.evaluate(
+        "document.querySelectorAll('form input[name=csrf_token]').forEach(el => el.remove())"
+    )
+    page.get_by_role("button", name="Generate New Key").click()
+    assert page.get_by_role("heading", name="This form could not be accepted").is_visible()
+    tab.take_expected_error("400")
+
+    # The same with the browser's own cookie from outside the page.
+    cookies = {c["name"]: c["value"] for c in tab.context.cookies(server.base_url)}
+    refused = requests.post(
+        server.url("/api-keys"), data={"name": "Forged key"}, cookies=cookies, timeout=10
+    )
+    assert refused.status_code == 400
+    tab.goto("/api-keys")
+    assert page.get_by_role("rowheader", name="Forged key").count() == 0
+
+
+def test_every_tab_reads_at_phone_width(phone: Tab) -> None:
+    page = phone.page
+    phone.sign_in()
+    page.get_by_label("Name").fill("Phone key")
+    page.get_by_role("button", name="Generate New Key").click()
+    phone.check_accessible_forms()
+    phone.screenshot("api-keys-new-key")
+    for name, slug in [
+        ("API Keys", "api-keys"),
+        ("Webhooks", "webhook"),
+        ("Audit log", "audit-log"),
+    ]:
+        phone.open_tab(name)
+        phone.check_accessible_forms()
+        phone.screenshot(slug)
