@@ -15,6 +15,7 @@ from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
 from domain.deliveries import DeliveryUseCases
 from domain.errors import InvalidInput, NotFound, Unauthorized
+from domain.fast_forward import FastForwardReads
 from domain.organizations import AdminToken, Organization
 from domain.ports import Catalog
 from domain.recruiting import RecruitingUseCases
@@ -48,6 +49,9 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self.url_policy = url_policy
         self.clock = clock
         self.catalog: Catalog  # attached by the composition root
+        # API keys are read on every Public API request: decoded once, checked for
+        # newer events on every read (see domain/fast_forward.py).
+        self._key_reads = FastForwardReads(self)
 
     # -- organizations and admin tokens -------------------------------------------
 
@@ -138,7 +142,7 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
             raise Unauthorized("malformed API key")
         key_hash = credentials.hash_credential(presented)
         try:
-            key = self._get(ApiKey, credentials.credential_id(key_hash))
+            key = self._key_reads.get(ApiKey, credentials.credential_id(key_hash))
         except NotFound:
             raise Unauthorized("unknown API key") from None
         if not credentials.same_hash(key.key_hash, key_hash):

@@ -31,27 +31,31 @@ def embedded_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
 
 def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
     """Run gunicorn in this process with the given app (``module:callable()``)."""
-    from gunicorn.app.wsgiapp import WSGIApplication
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.util import import_app
 
-    class TenzoGunicorn(WSGIApplication):
-        def init(self, parser: Any, opts: Any, args: Any) -> dict[str, Any]:
-            return {
-                "bind": bind,
-                "workers": workers,
-                "worker_class": "gthread",
-                "threads": 8,
-                "accesslog": "-",
-                "access_log_format": GUNICORN_ACCESS_LOG_FORMAT,
-                "graceful_timeout": 10,
-                "worker_exit": _flush_usage_counts,
-            }
+    options: dict[str, Any] = {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": 8,
+        "accesslog": "-",
+        "access_log_format": GUNICORN_ACCESS_LOG_FORMAT,
+        "graceful_timeout": 10,
+        "worker_exit": _flush_usage_counts,
+    }
 
-        def load_wsgiapp(self) -> Any:
-            from gunicorn.util import import_app
+    # gunicorn's documented custom application: its settings come from here, not
+    # from parsing `tenzo api`'s own command line.
+    class TenzoGunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for name, value in options.items():
+                self.cfg.set(name, value)
 
+        def load(self) -> Any:
             return import_app(app_factory_spec)
 
-    TenzoGunicorn("%(prog)s [OPTIONS]").run()
+    TenzoGunicorn().run()
 
 
 def _flush_usage_counts(server: Any, worker: Any) -> None:

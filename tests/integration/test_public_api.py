@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -471,3 +471,21 @@ def test_over_the_rate_limit_is_429_with_retry_after(settings_env, tools, org):
     assert history(tools) == before
     # the limit is per key
     assert client.get("/v1/jobs", headers=bearer(other["key"])).status_code == 200
+
+
+def test_a_key_revoked_by_another_process_is_refused_on_the_next_request(
+    client, org, key, auth, settings
+):
+    from services.bootstrap import build_application
+
+    assert client.get("/v1/jobs", headers=auth).status_code == 200  # key decoded and kept
+    elsewhere = build_application(settings)  # another API process on the same store
+    try:
+        elsewhere.revoke_api_key(org.id, UUID(key["id"]), org_actor(elsewhere, org))
+    finally:
+        elsewhere.close()
+    assert client.get("/v1/jobs", headers=auth).status_code == 401
+
+
+def org_actor(tools, org):
+    return tools.authenticate_admin(org.admin_token)[1]

@@ -1,0 +1,372 @@
+"""What API-key authentication costs the Public API (issue 3's benchmark).
+
+Starts `tenzo api` (gunicorn, 2 workers) on a fresh PostgreSQL database holding
+100,000 API keys, then drives it from this process with a thread pool of keep-alive
+``requests.Session``s, in alternating rounds of
+
+  (a) ``GET /v1/jobs/{id}`` with an API key: authentication (one indexed SELECT of
+      the key's events), usage counting and the rate limit, then the handler;
+  (b) the same handler without authentication, on the benchmark-only route that
+      exists only when the server runs with TENZO_BENCH_UNAUTHENTICATED_ROUTE=1.
+
+It reports requests/s and p50/p99 latency of both, checks the targets (a/b >= 0.85,
+p99(a) <= 2 x p99(b)) and that the usage counts in the admin API equal the requests
+sent with the keys, exactly; then writes the figures into docs/benchmarks.md between
+its markers. Run it with `make bench` or `.venv/bin/python bench/public_api.py`.
+
+Each client thread uses a key of its own, and the server's per-key rate limit is
+raised for the run (TENZO_RATE_LIMIT_PER_SECOND): the limiter still runs on every
+request, it just does not refuse any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from domain import credentials  # noqa: E402
+from domain.actors import OPERATOR, actor  # noqa: E402
+from domain.api_keys import ApiKey  # noqa: E402
+from services.bootstrap import build_application  # noqa: E402
+from services.settings import Settings  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- public_api:start -->", "<!-- public_api:end -->"
+COMMAND = ".venv/bin/python bench/public_api.py"
+
+
+@dataclass
+class Round:
+    mode: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "TENZO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--keys", type=int, default=100_000, help="API keys in the store")
+    parser.add_argument("--threads", type=int, default=16, help="client threads (sessions)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each mode")
+    parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
+    args = parser.parse_args()
+
+    database, drop = fresh_database(args.postgres_url)
+    workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENZO_")} | {
+        "TENZO_DATABASE_URL": database,
+        "TENZO_BROKER_URL": f"filesystem://{workdir}/broker",
+        "TENZO_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "TENZO_HTTP_PORT": str(free_port()),
+        "TENZO_RATE_LIMIT_PER_SECOND": "1000000",
+        "TENZO_RATE_LIMIT_BURST": "1000000",
+    }
+    server = None
+    try:
+        org_id, admin_token, keys, job_id = populate(Settings.from_env(env), args)
+        server = start_server(env | {"TENZO_BENCH_UNAUTHENTICATED_ROUTE": "1"}, workdir)
+        base = f"http://127.0.0.1:{env['TENZO_HTTP_PORT']}"
+        authenticated = (
+            f"{base}/v1/jobs/{job_id}",
+            [{"Authorization": f"Bearer {k}"} for _, k in keys],
+        )
+        unauthenticated = (f"{base}/v1/bench-unauthenticated/{org_id}/jobs/{job_id}", [{}])
+
+        sent_with_keys = 0
+        print("warming up")
+        sent_with_keys += drive("a", *authenticated, args.threads, 2.0).requests
+        drive("b", *unauthenticated, args.threads, 2.0)
+        rounds: list[Round] = []
+        for number in range(args.rounds):
+            for mode, target in (("b", unauthenticated), ("a", authenticated)):
+                result = drive(mode, *target, args.threads, args.seconds)
+                rounds.append(result)
+                if mode == "a":
+                    sent_with_keys += result.requests
+                print(
+                    f"round {number + 1} ({mode}): {result.requests / result.seconds:.0f} req/s, "
+                    f"{result.errors} errors"
+                )
+
+        counted = usage_total(base, admin_token, keys, sent_with_keys)
+        report = summarize(rounds, sent_with_keys, counted, args)
+        print(report)
+        if not args.no_docs:
+            write_docs(report)
+        failed = [line for line in report.splitlines() if "| no |" in line]
+        if failed:
+            sys.exit("targets missed:\n" + "\n".join(failed))
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        drop()
+
+
+# -- set-up -----------------------------------------------------------------------------
+
+
+def fresh_database(url: str):
+    name = f"tenzo_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(urlsplit(url)._replace(path="/" + name)), drop
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def populate(settings: Settings, args):
+    """An organization, one key per client thread, ``args.keys`` keys in all, one job."""
+    tools = build_application(settings)
+    try:
+        organization, admin_token = tools.create_organization("Benchmark", OPERATOR)
+        by = actor("admin_token", None)
+        keys = [
+            tools.create_api_key(organization.id, f"client {n}", None, by)
+            for n in range(args.threads)
+        ]
+        keys = [(key.id, plaintext) for key, plaintext in keys]
+        started = time.monotonic()
+        filler = args.keys - len(keys)
+        # Many aggregates per save: one transaction per batch.
+        for first in range(0, filler, 2000):
+            batch = []
+            for _ in range(min(2000, filler - first)):
+                minted = credentials.mint(credentials.API_KEY_PREFIX)
+                batch.append(
+                    ApiKey(
+                        org_id=uuid.uuid4(),
+                        name="filler",
+                        key_hash=minted.hash,
+                        key_hint=minted.hint,
+                        expires_at=None,
+                        actor=by,
+                    )
+                )
+            tools.save(*batch)
+        print(f"{args.keys} API keys in the store ({time.monotonic() - started:.0f} s)")
+        job, _ = tools.upsert_job(organization.id, {"title": "Benchmark job"}, by)
+        return organization.id, admin_token, keys, job.id
+    finally:
+        tools.close()
+
+
+def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:
+    tenzo = Path(sys.executable).with_name("tenzo")
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(tenzo), "api", "--workers", "2"],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{env['TENZO_HTTP_PORT']}/healthz"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server did not start; see {workdir / 'server.log'}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                time.sleep(1.0)  # let the second worker finish booting too
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    sys.exit("the server did not answer within 60 s")
+
+
+# -- load -------------------------------------------------------------------------------
+
+
+def drive(
+    mode: str, url: str, headers: list[dict[str, str]], threads: int, seconds: float
+) -> Round:
+    """``threads`` keep-alive sessions GET ``url`` as fast as answered, for ``seconds``."""
+    start = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def client(n: int) -> tuple[int, int, list[float]]:
+        session = requests.Session()
+        own = headers[n % len(headers)]
+        latencies, errors = [], 0
+        start.wait()
+        while not stop.is_set():
+            began = time.perf_counter()
+            response = session.get(url, headers=own)
+            latencies.append(time.perf_counter() - began)
+            errors += response.status_code != 200
+        session.close()
+        return len(latencies), errors, latencies
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(client, n) for n in range(threads)]
+        start.wait()
+        began = time.perf_counter()
+        time.sleep(seconds)
+        stop.set()
+        results = [future.result() for future in futures]
+        elapsed = time.perf_counter() - began
+    return Round(
+        mode,
+        sum(r[0] for r in results),
+        sum(r[1] for r in results),
+        elapsed,
+        [latency for r in results for latency in r[2]],
+    )
+
+
+def usage_total(base: str, admin_token: str, keys, expected: int) -> int:
+    """The keys' usage counts in the admin API, once they add up (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        total = 0
+        for key_id, _ in keys:
+            shown = requests.get(
+                f"{base}/admin/v1/api-keys/{key_id}",
+                headers={"Authorization": f"Bearer {admin_token}"},
+                timeout=10,
+            )
+            total += shown.json()["usage_count"]
+        if total == expected or time.monotonic() > deadline:
+            return total
+        time.sleep(0.2)
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summarize(rounds: list[Round], sent: int, counted: int, args) -> str:
+    figures = {}
+    for mode in ("a", "b"):
+        mine = [r for r in rounds if r.mode == mode]
+        latencies = [latency for r in mine for latency in r.latencies]
+        figures[mode] = {
+            "rps": sum(r.requests for r in mine) / sum(r.seconds for r in mine),
+            "rounds": [r.requests / r.seconds for r in mine],
+            "p50": percentile(latencies, 0.50) * 1000,
+            "p99": percentile(latencies, 0.99) * 1000,
+            "requests": sum(r.requests for r in mine),
+            "errors": sum(r.errors for r in mine),
+        }
+    a, b = figures["a"], figures["b"]
+    ratio = a["rps"] / b["rps"]
+    p99_ratio = a["p99"] / b["p99"]
+
+    def ok(passed: bool) -> str:
+        return "yes" if passed else "no"
+
+    def row(name: str, f) -> str:
+        per_round = ", ".join(f"{value:.0f}" for value in f["rounds"])
+        return (
+            f"| {name} | {f['rps']:.0f} ({per_round}) | {f['p50']:.1f} | {f['p99']:.1f} | "
+            f"{f['requests']} | {f['errors']} |"
+        )
+
+    return "\n".join(
+        [
+            "## Public API: what API-key authentication costs",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+            "",
+            f"Reproduce: `{COMMAND}` (or `make bench`; needs the PostgreSQL server of "
+            "`TENZO_BENCH_POSTGRES_URL`, default `postgresql://postgres@127.0.0.1:5432/postgres`).",
+            "",
+            f"Set-up: `tenzo api --workers 2` (gunicorn, gthread, 8 threads each) on a fresh "
+            f"PostgreSQL database holding {args.keys:,} API keys; the load comes from a separate "
+            f"process, {args.threads} threads each with a keep-alive `requests.Session` (one API "
+            f"key per thread); {args.rounds} rounds of {args.seconds:.0f} s per mode, alternating "
+            "b, a, after a 2 s warm-up of each. The client runs on the same machine and shares "
+            "its cores with the server and PostgreSQL.",
+            "",
+            "| mode | req/s (per round) | p50 ms | p99 ms | requests | non-200 |",
+            "|---|---|---|---|---|---|",
+            row("(a) `GET /v1/jobs/{id}` with an API key", a),
+            row("(b) the same handler, no authentication", b),
+            "",
+            "| target | measured | met |",
+            "|---|---|---|",
+            f"| throughput a/b >= 0.85 | {ratio:.2f} | {ok(ratio >= 0.85)} |",
+            f"| p99(a) <= 2 x p99(b) | {p99_ratio:.2f} x | {ok(p99_ratio <= 2.0)} |",
+            f"| usage_count (admin API) == requests sent with the keys | {counted} == {sent} | "
+            f"{ok(counted == sent)} |",
+            f"| no errors | {a['errors'] + b['errors']} non-200 | {ok(a['errors'] + b['errors'] == 0)} |",
+        ]
+    )
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    with psycopg.connect(
+        os.environ.get("TENZO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    ) as db:
+        version = db.execute("SHOW server_version").fetchone()[0]
+    return (
+        f"{os.cpu_count()} CPUs (`nproc`), {model}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, PostgreSQL {version}"
+    )
+
+
+def write_docs(report: str) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
+    section = f"{START}\n{report}\n{END}"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        text = before + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    DOCS.write_text(text)
+    print(f"wrote {DOCS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
