@@ -329,16 +329,19 @@ class AuditFilter:
     """The audit log's filters from the query string: event type and a range of days (UTC)."""
 
     def __init__(self, args: Any):
-        self.type = (args.get("type") or "").strip() or None
+        self.values = {name: (args.get(name) or "").strip() for name in ("type", "from", "to")}
+        self.query = {name: value for name, value in self.values.items() if value}
         self.errors: Errors = {}
+        given = {name: args[name] for name in ("type", "after") if args.get(name)}
+        try:  # the admin API's rules, and so its messages
+            valid = schemas.EventQuerySchema(only=("after", "type")).load(given)
+        except ValidationError as error:
+            self.errors.update(_errors_of(error))
+            valid = {"after": 0}
+        self.type: str | None = valid.get("type")
+        self.after: int = valid["after"]
         self.since = self._day(args, "from")
         self.until = self._day(args, "to")
-        self.values = {
-            "type": self.type or "",
-            "from": args.get("from", ""),
-            "to": args.get("to", ""),
-        }
-        self.query = {name: value for name, value in self.values.items() if value}
 
     def _day(self, args: Any, name: str) -> date | None:
         value = args.get(name) or ""
@@ -364,6 +367,8 @@ class AuditFilter:
         the next page starts after (None at the end). Reads at most about ``scan_limit``
         events, so a narrow date range over a long history answers in bounded time."""
         found: list[dict[str, Any]] = []
+        if self.errors:
+            return found, None
         for read, item in enumerate(self._history(after), start=1):
             if self.matches(item):
                 if len(found) == size:  # one more exists: there is a next page
@@ -389,7 +394,7 @@ class AuditFilter:
 @blp.get("/audit-log")
 def audit_log() -> ResponseReturnValue:
     filters = AuditFilter(request.args)
-    after = max(request.args.get("after", type=int, default=0) or 0, 0)
+    after = filters.after
     items, next_after = filters.page(after, AUDIT_PAGE_SIZE, AUDIT_SCAN_LIMIT)
     return _page(
         "dashboard/audit_log.html",
@@ -406,6 +411,8 @@ def audit_log() -> ResponseReturnValue:
 @blp.get("/audit-log/export")
 def export_audit_log() -> ResponseReturnValue:
     filters = AuditFilter(request.args)
+    if filters.errors:  # the page says what is wrong with the filters
+        return redirect(url_for(".audit_log", **filters.query))
 
     def lines() -> Iterator[str]:
         for item in filters.matching():

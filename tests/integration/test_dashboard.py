@@ -389,3 +389,19 @@ def test_the_audit_log_pages_forward(signed_in, tools, org, monkeypatch):
         found = re.search(r'href="(/audit-log\?after=\d+)">Next page', text)
         path = found.group(1) if found else None
     assert seen == positions
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("type=Not+a+type", "type"), (f"after={2**70}", "after")]
+)
+def test_audit_filters_are_checked_as_the_api_checks_them(signed_in, client, org, query, field):
+    api = client.get(f"/admin/v1/events?{query}", headers=org.headers)
+    assert api.status_code == 422
+    response = signed_in.get(f"/audit-log?{query}")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert " ".join(api.json["errors"][field]) in text
+    assert "<tbody>" not in text  # no events under filters that are not valid
+    export = signed_in.get(f"/audit-log/export?{query}")
+    assert export.status_code == 302
+    assert "/audit-log" in export.headers["Location"]
