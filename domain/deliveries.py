@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.actors import Actor
 from domain.errors import Conflict, InvalidInput
+from domain.recruiting import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from domain.ports import Catalog
@@ -177,6 +178,10 @@ class DeliveryUseCases:
     saving many at once; these are the commands and queries of the admin API.
     """
 
+    render_test_event: Callable[[UUID, str, datetime], str]
+    """Renders a ``webhook.test`` body from (org_id, event_id, created_at); the body is a
+    contracts/ concern, attached by the composition root."""
+
     if TYPE_CHECKING:  # provided by DeveloperTools
         catalog: Catalog
         clock: Callable[[], datetime]
@@ -185,12 +190,10 @@ class DeliveryUseCases:
         def get_webhook(self, org_id: UUID) -> Webhook: ...
         def _get_owned(self, cls: type[Any], org_id: UUID, aggregate_id: UUID) -> Any: ...
 
-    def send_test_event(
-        self, org_id: UUID, body_for: Callable[[str, datetime], str], by: Actor
-    ) -> Delivery:
-        """Schedule a ``webhook.test`` delivery to the organization's enabled webhook.
+    def send_test_event(self, org_id: UUID, by: Actor) -> Delivery:
+        """Schedule a signed ``webhook.test`` delivery to the organization's webhook.
 
-        ``body_for(event_id, created_at)`` renders the JSON body (a contracts/ concern).
+        Refused (Conflict) while delivery is disabled: nothing is sent then.
         """
         webhook = self._enabled_webhook(org_id)
         event_id = str(uuid.uuid4())
@@ -199,14 +202,16 @@ class DeliveryUseCases:
             event_id=event_id,
             event_type=TEST_EVENT_TYPE,
             url=webhook.url,
-            body=body_for(event_id, self.clock()),
+            body=self.render_test_event(org_id, event_id, self.clock()),
             actor=by,
         )
         self.save(delivery)
         return delivery
 
     def request_redelivery(self, org_id: UUID, id: UUID, by: Actor) -> Delivery:
-        """Send an ended delivery again to the current URL: a new series of attempts."""
+        """Send an ended delivery again, to the current URL: a new series of attempts
+        with the same event id and body. Refused (Conflict) while it is still pending
+        or while delivery is disabled."""
         delivery = self.get_delivery(org_id, id)
         webhook = self._enabled_webhook(org_id)
         delivery.request_redelivery(url=webhook.url, actor=by)
@@ -221,21 +226,22 @@ class DeliveryUseCases:
         self,
         org_id: UUID,
         status: DeliveryStatus | None = None,
-        limit: int = 50,
-        before: int | None = None,
-    ) -> tuple[list[Delivery], int | None]:
-        """The organization's deliveries, newest first, and the position to page on from
-        (``before`` of the next page), or None on the last page."""
-        if limit < 1:
-            raise InvalidInput("Limit must be at least 1.", field="limit")
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Delivery], str | None]:
+        """A page of the organization's deliveries, newest first, optionally of one status,
+        and the next page's cursor (None on the last page)."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"Limit must be 1 to {MAX_PAGE_SIZE}.", field="limit")
+        before = decode_cursor(cursor) if cursor else None
         self.catalog.catch_up()
         rows = self.catalog.aggregate_ids(
             org_id, "Delivery", limit=limit + 1, before=before, status=status
         )
         page = rows[:limit]
         deliveries = [self.get_delivery(org_id, id) for _, id in page]
-        next_before = page[-1][0] if len(rows) > limit else None
-        return deliveries, next_before
+        next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+        return deliveries, next_cursor
 
     def _enabled_webhook(self, org_id: UUID) -> Webhook:
         webhook = self.get_webhook(org_id)

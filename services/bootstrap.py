@@ -7,6 +7,7 @@ import socket
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
 from services.catalog import Catalog
+from services.dispatcher.payloads import test_event_body
 from services.settings import Settings
 
 
@@ -26,4 +27,5 @@ def build_application(settings: Settings) -> DeveloperTools:
     """The DeveloperTools application on the configured event store, with its catalog."""
     app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
     app.catalog = Catalog(app)
+    app.render_test_event = test_event_body
     return app
