@@ -81,7 +81,7 @@ class EventQuerySchema(Schema):
     type = fields.String(
         validate=[
             validate.Length(min=1, max=100),
-            validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*\Z", error="Not an event type name."),
+            validate.Regexp(r"^[A-Za-z][A-Za-z0-9]*$", error="Not an event type name."),
         ],
         metadata={"example": "ApiKeyRevoked"},
     )
