@@ -1,0 +1,130 @@
+"""Group commit: the pending events of many concurrent deliveries in one event-store save.
+
+Each save is a transaction; on PostgreSQL one save per delivery record caps the
+dispatcher at a few hundred records a second, while fifty deliveries per save reach
+thousands (docs/benchmarks.md). Worker threads hand their aggregates to ``save()`` and
+block; one committer thread saves everything waiting in one ``tools.save(*events)``.
+If that batch fails (one delivery's version conflict fails the whole transaction),
+each delivery is saved on its own, so only the conflicting one sees the error.
+A database that is down is waited for: transient errors are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+
+from domain.application import DeveloperTools
+
+log = logging.getLogger("tenzo.committer")
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass
+class _Pending:
+    events: list[Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def settle(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.done.set()
+
+
+class Committer:
+    """Saves aggregates for many threads, batching whatever is waiting into one save."""
+
+    def __init__(self, tools: DeveloperTools, max_batch: int = 200, longest_backoff: float = 5.0):
+        self.tools = tools
+        self.max_batch = max_batch
+        self.longest_backoff = longest_backoff
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tenzo-committer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.saved = 0
+
+    def save(self, *aggregates: Any) -> None:
+        """Store the aggregates' pending events; return once stored.
+
+        Raises IntegrityError when another writer recorded a conflicting version first
+        (the aggregate is then stale: load it again), or the error that made the save
+        fail for good.
+        """
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        if not events:
+            return
+        pending = _Pending(events)
+        self._queue.put(pending)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def close(self) -> None:
+        """Save what is waiting, then stop the committer thread."""
+        self._stopping.set()
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        if len(batch) > 1:
+            try:
+                self.tools.save(*[event for pending in batch for event in pending.events])
+            except Exception as error:  # noqa: BLE001 - each is saved alone below
+                log.debug("group save of %d failed (%s); saving one by one", len(batch), error)
+            else:
+                self.batches += 1
+                self.saved += len(batch)
+                for pending in batch:
+                    pending.settle()
+                return
+        for pending in batch:
+            self._commit_one(pending)
+
+    def _commit_one(self, pending: _Pending) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                self.tools.save(*pending.events)
+            except IntegrityError as conflict:
+                pending.settle(conflict)
+                return
+            except TRANSIENT_ERRORS as error:
+                if self._stopping.is_set():
+                    pending.settle(error)
+                    return
+                log.warning("event store unavailable (%s); retrying in %.1fs", error, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.longest_backoff)
+            except Exception as error:  # noqa: BLE001 - reported to the waiting thread
+                pending.settle(error)
+                return
+            else:
+                self.batches += 1
+                self.saved += 1
+                pending.settle()
+                return

@@ -1,0 +1,348 @@
+"""The dispatcher process: consumes the broker, keeps the projection, runs deliveries.
+
+One consumer thread owns the broker connection (kombu channels are not thread-safe):
+it receives ``interview.completed`` messages and relayed domain events, applies the
+events to the projection, hands deliveries to the worker pool, and acknowledges a
+message only when its delivery has ended and the outcome is stored. The same code
+runs on RabbitMQ and on the embedded ``filesystem://`` broker.
+
+Duplicates: a message for a delivery already running here joins it (and is acked
+with it). On RabbitMQ several dispatchers may run, so a fresh (not redelivered)
+message whose delivery exists and is still pending belongs to whichever dispatcher
+holds the original message: it is acked without sending. A *redelivered* message
+(its dispatcher died) resumes the delivery. The embedded broker serves one
+dispatcher and loses unacked messages when that process dies, so there the
+dispatcher resumes every pending delivery from the event store when it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from kombu import Connection, Consumer, Producer
+
+from contracts.broker import (
+    DEAD_LETTER_QUEUE,
+    ERROR_HEADER,
+    INTERVIEW_COMPLETED,
+    INTERVIEWS_QUEUE,
+    PROJECTION_QUEUE,
+    InvalidMessage,
+    parse_interview_completed,
+)
+from domain.actors import DISPATCHER
+from domain.application import DeveloperTools
+from domain.deliveries import TEST_EVENT_TYPE, Delivery, delivery_id
+from services import metrics
+from services.broker import broker_connection
+from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
+from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
+from services.dispatcher.fair_pool import FairPool
+from services.dispatcher.payloads import interview_completed_body
+from services.dispatcher.projection import DispatchProjection
+from services.dispatcher.relay import Backoff
+from services.dispatcher.sender import DeliveryPolicy, WebhookSender
+from services.dispatcher.topology import declare_topology, is_rabbitmq
+from services.settings import Settings
+
+log = logging.getLogger("tenzo.dispatcher")
+
+POLL_SECONDS = 0.05
+HOUSEKEEPING_SECONDS = 1.0
+PROJECTION_PREFETCH = 100
+WORK_EVENT_TYPES = {"DeliveryScheduled", "DeliveryRedeliveryRequested"}
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        timeout=settings.webhook_timeout,
+        retry_delays=settings.webhook_retry_delays,
+        allow_private_networks=settings.webhook_allow_private_networks,
+        ca_bundle=settings.webhook_ca_bundle,
+    )
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tenzo-devtools")
+    except PackageNotFoundError:
+        return "0"
+
+
+class Dispatcher:
+    """``run(stop)`` consumes until ``stop`` is set, reconnecting after broker failures."""
+
+    def __init__(self, settings: Settings, tools: DeveloperTools):
+        self.settings = settings
+        self.tools = tools
+        self.policy = delivery_policy(settings)
+        self.sender = WebhookSender(self.policy)
+        self.projection = DispatchProjection(tools)
+        self.committer = Committer(tools)
+        self.pool = FairPool(settings.dispatcher_workers, settings.dispatcher_per_org_concurrency)
+        self.runner = DeliveryRunner(
+            tools,
+            self.projection,
+            self.sender,
+            self.committer,
+            self.pool,
+            self.policy,
+            package_version(),
+            on_done=self._job_done,
+        )
+        # Touched by the consumer thread only, except _finished (a thread-safe queue).
+        self._in_flight: dict[UUID, DeliveryJob] = {}
+        self._finished: queue.SimpleQueue[tuple[DeliveryJob, str | None]] = queue.SimpleQueue()
+        self._dead_letters: Connection | None = None
+        self._next_housekeeping = 0.0
+        self.exclusive = False  # set when connected: the embedded broker has one consumer
+        self.ready = threading.Event()  # set once consuming (tests, `tenzo serve`)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = Backoff()
+        try:
+            self._start_projection()
+            while not stop.is_set():
+                try:
+                    with broker_connection(self.settings.broker_url) as connection:
+                        connection.ensure_connection(max_retries=1, timeout=5)
+                        self._consume(connection, stop, backoff)
+                except Exception as error:  # noqa: BLE001 - reconnect after any failure
+                    if stop.is_set():
+                        break
+                    delay = backoff.next()
+                    log.warning(
+                        "dispatcher: %s: %s; reconnecting in %.1fs",
+                        type(error).__name__,
+                        error,
+                        delay,
+                    )
+                    stop.wait(delay)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+        self.committer.close()
+        self.sender.close()
+        if self._dead_letters is not None:
+            self._dead_letters.release()
+
+    def _start_projection(self) -> None:
+        """Fill the projection from the event store the first time (queue bindings made
+        later than the first events would otherwise leave it empty)."""
+        if self.projection.position() == 0 and self.tools.recorder.max_notification_id():
+            log.info("dispatcher: building the projection from the event store")
+            self.projection.rebuild()
+
+    def _consume(self, connection: Connection, stop: threading.Event, backoff: Backoff) -> None:
+        queues = declare_topology(connection)
+        self.exclusive = not is_rabbitmq(connection)
+        channel = connection.default_channel
+        prefetch = self.settings.dispatcher_prefetch
+        interviews = Consumer(
+            channel,
+            [queues[INTERVIEWS_QUEUE]],
+            on_message=self._on_interview,
+            prefetch_count=prefetch,
+            accept=["json"],
+        )
+        events = Consumer(
+            channel,
+            [queues[PROJECTION_QUEUE]],
+            on_message=self._on_domain_event,
+            # The embedded transport has one prefetch per channel: keep the larger.
+            prefetch_count=PROJECTION_PREFETCH if self.exclusive is False else prefetch,
+            accept=["json"],
+        )
+        with interviews, events:
+            backoff.reset()
+            log.info("dispatcher: consuming from %s", connection.as_uri())
+            if self.exclusive:
+                self._resume_pending()
+            self.ready.set()
+            while not stop.is_set():
+                self._settle_finished()
+                self._housekeeping()
+                try:
+                    connection.drain_events(timeout=POLL_SECONDS)
+                except TimeoutError:
+                    connection.heartbeat_check()
+        self._settle_finished()
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _on_interview(self, message: Any) -> None:
+        raw = _raw_body(message)
+        try:
+            parsed = parse_interview_completed(raw)
+        except InvalidMessage as invalid:
+            self._dead_letter(message, raw, str(invalid), INTERVIEWS_QUEUE)
+            message.ack()
+            return
+        org_id: UUID = parsed["org_id"]
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        job = DeliveryJob(
+            delivery_id=delivery_id(org_id, parsed["event_id"]),
+            org_id=org_id,
+            messages=[message],
+            create=partial(self._new_interview_delivery, parsed),
+            resume=redelivered or self.exclusive,
+        )
+        self._claim(job)
+
+    def _new_interview_delivery(self, parsed: dict[str, Any]) -> Delivery | None:
+        """A Delivery for the message, or None when the organization's webhook is not
+        enabled (then nothing is sent and nothing recorded)."""
+        target = self.projection.webhook(parsed["org_id"])
+        if target is None or not target.enabled:
+            log.info("no enabled webhook for organization %s: not delivered", parsed["org_id"])
+            metrics.DELIVERIES.labels("not_sent").inc()
+            return None
+        return Delivery(
+            org_id=parsed["org_id"],
+            event_id=parsed["event_id"],
+            event_type=INTERVIEW_COMPLETED,
+            url=target.url,
+            body=interview_completed_body(parsed, self.projection),
+            actor=DISPATCHER,
+        )
+
+    def _on_domain_event(self, message: Any) -> None:
+        raw = _raw_body(message)
+        try:
+            item = json.loads(raw)
+            applied = self.projection.apply(item)
+        except TRANSIENT_ERRORS as error:
+            log.warning("projection: event store unavailable (%s); message requeued", error)
+            time.sleep(TRANSIENT_ERRORS_PAUSE)
+            message.requeue()
+            return
+        except Exception as error:  # noqa: BLE001 - a message we cannot apply is set aside
+            log.exception("projection: cannot apply a relayed event")
+            self._dead_letter(message, raw, f"cannot apply: {error}", PROJECTION_QUEUE)
+            message.ack()
+            return
+        if applied:
+            log.debug("projection: applied %s v%s", item.get("type"), item.get("version"))
+        if self._is_work(item):
+            delivery = self.runner._load(UUID(item["aggregate_id"]))
+            if delivery is not None:
+                job = DeliveryJob(delivery.id, delivery.org_id, [message], delivery=delivery)
+                self._claim(job)
+                return
+        message.ack()
+
+    @staticmethod
+    def _is_work(item: dict[str, Any]) -> bool:
+        """Relayed events that ask for sending: a test event, a redelivery."""
+        if item.get("type") not in WORK_EVENT_TYPES:
+            return False
+        data = item.get("data") or {}
+        return item["type"] != "DeliveryScheduled" or data.get("event_type") == TEST_EVENT_TYPE
+
+    def _claim(self, job: DeliveryJob) -> None:
+        running = self._in_flight.get(job.delivery_id)
+        if running is not None:
+            running.messages.extend(job.messages)  # acked when that run ends
+            return
+        self._in_flight[job.delivery_id] = job
+        metrics.DELIVERIES_IN_FLIGHT.set(len(self._in_flight))
+        self.runner.start(job)
+
+    def _resume_pending(self) -> None:
+        """Continue every pending delivery (embedded broker: lost messages are not
+        redelivered, but the event store knows what is unfinished)."""
+        for pending_id in self.tools.catalog.pending_deliveries():
+            if pending_id in self._in_flight:
+                continue
+            delivery = self.runner._load(pending_id)
+            if delivery is not None and delivery.status == "pending":
+                log.info("resuming delivery %s", pending_id)
+                self._claim(DeliveryJob(delivery.id, delivery.org_id, delivery=delivery))
+
+    # -- acknowledging -------------------------------------------------------------------
+
+    def _job_done(self, job: DeliveryJob, error: str | None) -> None:
+        """Called on a worker thread; the consumer thread acks (channels are not shared)."""
+        self._finished.put((job, error))
+
+    def _settle_finished(self) -> None:
+        while True:
+            try:
+                job, error = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            self._in_flight.pop(job.delivery_id, None)
+            for message in job.messages:
+                try:
+                    if error is not None:
+                        raw = _raw_body(message)
+                        self._dead_letter(message, raw, error, INTERVIEWS_QUEUE)
+                    message.ack()
+                except Exception as failure:  # noqa: BLE001 - the broker will redeliver
+                    log.warning("could not acknowledge a message: %s", failure)
+        metrics.DELIVERIES_IN_FLIGHT.set(len(self._in_flight))
+
+    def _dead_letter(self, message: Any, raw: bytes, reason: str, source: str) -> None:
+        """Publish the message as received to tenzo.dead-letter with its reason; the
+        caller then acks the original (SPEC 6). Confirmed on RabbitMQ."""
+        if self._dead_letters is None:
+            self._dead_letters = broker_connection(self.settings.broker_url, confirm_publish=True)
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                ERROR_HEADER: reason[:1000],
+                "x-tenzo-queue": source,
+                "x-tenzo-routing-key": message.delivery_info.get("routing_key") or "",
+            }
+        )
+        producer = Producer(self._dead_letters.default_channel)
+        producer.publish(
+            raw,
+            exchange="",
+            routing_key=DEAD_LETTER_QUEUE,
+            headers=headers,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": 3},
+        )
+        metrics.DEAD_LETTERED.labels(source).inc()
+        log.warning("dead-lettered a message from %s: %s", source, reason)
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_SECONDS
+        try:
+            self.projection.flush_position()
+            self.projection.measure_lag()
+        except TRANSIENT_ERRORS as error:
+            log.warning("projection: event store unavailable (%s)", error)
+
+
+TRANSIENT_ERRORS_PAUSE = 1.0
+
+
+def _raw_body(message: Any) -> bytes:
+    """The body bytes as published (py-amqp decodes bodies that name an encoding)."""
+    body = message.body
+    if isinstance(body, str):
+        return body.encode(message.content_encoding or "utf-8")
+    return bytes(body)

@@ -1,0 +1,317 @@
+"""The dispatcher's projection: current webhook configuration, jobs and candidates.
+
+Fed by the relayed domain events (queue ``tenzo.dispatcher.projection``). A relayed
+event is redacted (no secret ever travels on the broker), so for a Webhook, Job or
+Candidate event the projection reads that aggregate from the event store *at the
+event's version* and stores its state with that version. A row is only ever replaced
+by a higher version, so an event delivered twice, late or out of order is applied at
+most once and never moves a row back. Secrets are stored encrypted with the event
+store's own cipher (AES-GCM with TENZO_ENCRYPTION_KEY) and decrypted when sending.
+
+The position (the highest notification position seen) is kept for the lag gauges and
+for knowing whether the projection has ever been filled.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.application import DeveloperTools
+from domain.webhooks import Webhook
+from services import metrics
+from services.storage import SqlTables
+
+log = logging.getLogger("tenzo.projection")
+
+POSITION_NAME = "dispatcher"
+PROJECTED_TYPES = ("Webhook", "Job", "Candidate")
+
+CREATE_TABLES = [
+    """CREATE TABLE IF NOT EXISTS tenzo_dispatch_webhooks (
+        org_id TEXT PRIMARY KEY,
+        version BIGINT NOT NULL,
+        url TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        secret TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS tenzo_dispatch_jobs (
+        job_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        external_id TEXT,
+        title TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS tenzo_dispatch_candidates (
+        candidate_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        external_id TEXT,
+        first_name TEXT,
+        last_name TEXT,
+        email TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS tenzo_dispatch_position (
+        name TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
+]
+
+_UPSERT = {
+    "Webhook": """INSERT INTO tenzo_dispatch_webhooks (org_id, version, url, enabled, secret)
+        VALUES (:key, :version, :url, :enabled, :secret)
+        ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, url = excluded.url,
+            enabled = excluded.enabled, secret = excluded.secret
+        WHERE tenzo_dispatch_webhooks.version < excluded.version""",
+    "Job": """INSERT INTO tenzo_dispatch_jobs (job_id, org_id, version, external_id, title)
+        VALUES (:key, :org_id, :version, :external_id, :title)
+        ON CONFLICT (job_id) DO UPDATE SET version = excluded.version,
+            external_id = excluded.external_id, title = excluded.title
+        WHERE tenzo_dispatch_jobs.version < excluded.version""",
+    "Candidate": """INSERT INTO tenzo_dispatch_candidates
+            (candidate_id, org_id, version, external_id, first_name, last_name, email)
+        VALUES (:key, :org_id, :version, :external_id, :first_name, :last_name, :email)
+        ON CONFLICT (candidate_id) DO UPDATE SET version = excluded.version,
+            external_id = excluded.external_id, first_name = excluded.first_name,
+            last_name = excluded.last_name, email = excluded.email
+        WHERE tenzo_dispatch_candidates.version < excluded.version""",
+}
+_VERSION_OF = {
+    "Webhook": "SELECT version FROM tenzo_dispatch_webhooks WHERE org_id = :key",
+    "Job": "SELECT version FROM tenzo_dispatch_jobs WHERE job_id = :key",
+    "Candidate": "SELECT version FROM tenzo_dispatch_candidates WHERE candidate_id = :key",
+}
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where and how an organization's deliveries go, as the projection knows it now."""
+
+    url: str
+    enabled: bool
+    secret: str | None
+
+
+class DispatchProjection:
+    """Reads and writes the dispatcher's tables; safe to share between threads."""
+
+    def __init__(self, tools: DeveloperTools):
+        self.tools = tools
+        self.tables = SqlTables(tools, CREATE_TABLES)
+        self._cipher = tools.mapper.cipher
+        self._lock = threading.Lock()
+        self._unwritten = 0
+        with self.tables.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO tenzo_dispatch_position (name, position) VALUES (:name, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                {"name": POSITION_NAME},
+            )
+
+    # -- applying relayed events ---------------------------------------------------------
+
+    def apply(self, item: dict[str, Any]) -> bool:
+        """Apply one relayed audit item; return whether it changed a row.
+
+        Items of other aggregates only advance the position.
+        """
+        aggregate_type = item.get("aggregate_type")
+        position = int(item["position"])
+        if aggregate_type not in PROJECTED_TYPES:
+            self._note(position)
+            return False
+        key, version = str(item["aggregate_id"]), int(item["version"])
+        if self._stored_version(aggregate_type, key) >= version:
+            self._note(position)
+            return False  # already applied (or a newer state is)
+        aggregate = self.tools.repository.get(UUID(key), version=version)
+        with self.tables.transaction() as cursor:
+            cursor.execute(_UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version))
+            self._advance(cursor, position)
+        return True
+
+    def _note(self, position: int) -> None:
+        # Events that change nothing only move the position; it is written in batches
+        # (flush_position) rather than once per event.
+        with self._lock:
+            self._unwritten = max(self._unwritten, position)
+
+    def flush_position(self) -> None:
+        """Write the highest position seen by events that changed nothing."""
+        with self._lock:
+            position, self._unwritten = self._unwritten, 0
+        if position:
+            with self.tables.transaction() as cursor:
+                self._advance(cursor, position)
+
+    def _advance(self, cursor: Any, position: int) -> None:
+        cursor.execute(
+            "UPDATE tenzo_dispatch_position SET position = :position "
+            "WHERE name = :name AND position < :position",
+            {"name": POSITION_NAME, "position": position},
+        )
+
+    def _stored_version(self, aggregate_type: str, key: str) -> int:
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(_VERSION_OF[aggregate_type], {"key": key}).fetchone()
+        return int(row["version"]) if row else 0
+
+    def _row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]:
+        if aggregate_type == "Webhook":
+            webhook: Webhook = aggregate
+            enabled = webhook.enabled and not webhook.deleted
+            return {
+                "key": str(webhook.org_id),
+                "version": version,
+                "url": webhook.url,
+                "enabled": 1 if enabled else 0,
+                "secret": self._encrypt(webhook.secret) if not webhook.deleted else None,
+            }
+        row = {
+            "key": str(aggregate.id),
+            "org_id": str(aggregate.org_id),
+            "version": version,
+            "external_id": getattr(aggregate, "external_id", None),
+        }
+        if aggregate_type == "Job":
+            return row | {"title": getattr(aggregate, "title", None)}
+        return row | {
+            name: getattr(aggregate, name, None) for name in ("first_name", "last_name", "email")
+        }
+
+    def _encrypt(self, secret: str | None) -> str | None:
+        if secret is None:
+            return None
+        return base64.b64encode(self._cipher.encrypt(secret.encode("utf-8"))).decode("ascii")
+
+    def _decrypt(self, stored: str | None) -> str | None:
+        if stored is None:
+            return None
+        return self._cipher.decrypt(base64.b64decode(stored)).decode("utf-8")
+
+    # -- rebuilding --------------------------------------------------------------------
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Empty the tables and fill them from the event store; return the events read.
+
+        Reads the whole notification log once, then each projected aggregate once at its
+        latest version. ``progress(n)`` is called with the number of events just read.
+        Safe to run beside a live dispatcher: its later events carry higher versions.
+        """
+        latest: dict[UUID, tuple[str, int]] = {}
+        newest = 0
+        start = 1
+        while True:
+            notifications = self.tools.recorder.select_notifications(start=start, limit=1000)
+            if not notifications:
+                break
+            for notification in notifications:
+                aggregate_type = notification.topic.rsplit(":", 1)[-1].split(".")[0]
+                if aggregate_type in PROJECTED_TYPES:
+                    latest[notification.originator_id] = (
+                        aggregate_type,
+                        notification.originator_version,
+                    )
+                newest = notification.id
+            if progress:
+                progress(len(notifications))
+            start = notifications[-1].id + 1
+        with self.tables.transaction() as cursor:
+            for table in ("webhooks", "jobs", "candidates"):
+                cursor.execute(f"DELETE FROM tenzo_dispatch_{table}")  # noqa: S608
+            for aggregate_id, (aggregate_type, version) in latest.items():
+                aggregate = self.tools.repository.get(aggregate_id, version=version)
+                cursor.execute(
+                    _UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version)
+                )
+            cursor.execute(
+                "UPDATE tenzo_dispatch_position SET position = :position WHERE name = :name",
+                {"name": POSITION_NAME, "position": newest},
+            )
+        return newest
+
+    # -- queries -----------------------------------------------------------------------
+
+    def position(self) -> int:
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT position FROM tenzo_dispatch_position WHERE name = :name",
+                {"name": POSITION_NAME},
+            ).fetchone()
+        return int(row["position"]) if row else 0
+
+    def webhook(self, org_id: UUID) -> WebhookTarget | None:
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE org_id = :org",
+                {"org": str(org_id)},
+            ).fetchone()
+        if row is None:
+            return None
+        return WebhookTarget(
+            url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
+        )
+
+    def candidate(self, org_id: UUID, candidate_id: str) -> dict[str, Any]:
+        """The candidate's payload object; only its id when unknown to this organization."""
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT external_id, first_name, last_name, email FROM tenzo_dispatch_candidates "
+                "WHERE candidate_id = :id AND org_id = :org",
+                {"id": candidate_id, "org": str(org_id)},
+            ).fetchone()
+        found = {"id": candidate_id}
+        if row is not None:
+            found |= {key: row[key] for key in ("external_id", "first_name", "last_name", "email")}
+        return found
+
+    def job(self, org_id: UUID, job_id: str) -> dict[str, Any]:
+        """The job's payload object; only its id when unknown to this organization."""
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT external_id, title FROM tenzo_dispatch_jobs "
+                "WHERE job_id = :id AND org_id = :org",
+                {"id": job_id, "org": str(org_id)},
+            ).fetchone()
+        found = {"id": job_id}
+        if row is not None:
+            found |= {"external_id": row["external_id"], "title": row["title"]}
+        return found
+
+    def measure_lag(self) -> tuple[int, float]:
+        """(events, seconds) the projection is behind the event store; sets the gauges."""
+        seen = self.position()
+        newest = self.tools.recorder.max_notification_id() or 0
+        behind = max(0, newest - seen)
+        seconds = 0.0
+        if behind:
+            oldest: Iterable[Any] = self.tools.recorder.select_notifications(
+                start=seen + 1, limit=1
+            )
+            for notification in oldest:
+                event = self.tools.mapper.to_domain_event(notification)
+                seconds = max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
+        metrics.PROJECTION_LAG_EVENTS.set(behind)
+        metrics.PROJECTION_LAG_SECONDS.set(seconds)
+        return behind, seconds
+
+
+def wait_until_current(
+    projection: DispatchProjection, timeout: float = 10.0, interval: float = 0.05
+) -> bool:
+    """Wait until the projection has seen every event recorded so far (tests, tooling)."""
+    deadline = time.monotonic() + timeout
+    target = projection.tools.recorder.max_notification_id() or 0
+    while projection.position() < target:
+        projection.flush_position()
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -1,0 +1,227 @@
+"""The relay (transactional outbox → broker): every domain event, in order, to tenzo.events.
+
+It follows the event store's notification log from its saved position, publishes each
+event's redacted audit record (contracts/audit.py: never a secret on the broker) with
+routing key ``devtools.<aggregate>.<event>`` (contracts/broker.py), persistent, and
+saves its new position only once the broker has confirmed every message of the batch
+(publisher confirms on RabbitMQ). A crash between publish and save publishes the batch
+again: at-least-once, in notification order; consumers apply events idempotently.
+
+When the broker (or the database) is unreachable the relay retries with backoff and
+catches up when it returns; the API never waits for it. ``tenzo_relay_lag_events``
+says how far behind it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from amqp.exceptions import MessageNacked
+from kombu import Connection, Producer
+
+from contracts.audit import audit_item
+from contracts.broker import domain_event_routing_key
+from domain.application import DeveloperTools
+from services import metrics
+from services.broker import EVENTS_EXCHANGE, broker_connection
+from services.dispatcher.topology import declare_topology, is_rabbitmq
+from services.storage import SqlTables
+
+log = logging.getLogger("tenzo.relay")
+
+CREATE_TABLES = [
+    """CREATE TABLE IF NOT EXISTS tenzo_relay_position (
+        name TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
+]
+
+
+class PositionMoved(Exception):
+    """Another relay saved a different position meanwhile; read it again."""
+
+
+class Relay:
+    """Publishes the notification log to the broker. ``run(stop)`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        tools: DeveloperTools,
+        broker_url: str,
+        *,
+        name: str = "relay",
+        batch_size: int = 500,
+        poll_interval: float = 0.1,
+    ):
+        self.tools = tools
+        self.broker_url = broker_url
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.tables = SqlTables(tools, CREATE_TABLES)
+        with self.tables.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO tenzo_relay_position (name, position) VALUES (:name, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                {"name": name},
+            )
+
+    # -- position --------------------------------------------------------------------
+
+    def position(self) -> int:
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT position FROM tenzo_relay_position WHERE name = :name",
+                {"name": self.name},
+            ).fetchone()
+        return int(row["position"]) if row else 0
+
+    def _save_position(self, old: int, new: int) -> None:
+        with self.tables.transaction() as cursor:
+            moved = cursor.execute(
+                "UPDATE tenzo_relay_position SET position = :new "
+                "WHERE name = :name AND position = :old",
+                {"name": self.name, "old": old, "new": new},
+            ).rowcount
+        if moved != 1:
+            raise PositionMoved(self.name)
+
+    def lag(self, position: int | None = None) -> int:
+        newest = self.tools.recorder.max_notification_id() or 0
+        behind = max(0, newest - (self.position() if position is None else position))
+        metrics.RELAY_LAG.set(behind)
+        return behind
+
+    # -- publishing ------------------------------------------------------------------
+
+    def publish_batch(self, producer: Producer, confirms: BatchConfirms | None = None) -> int:
+        """Publish the next batch and save the position; return how many were published.
+
+        With ``confirms`` (RabbitMQ), the position is saved only once the broker has
+        confirmed every message of the batch.
+        """
+        start = self.position()
+        notifications = self.tools.recorder.select_notifications(
+            start=start + 1, limit=self.batch_size
+        )
+        for notification in notifications:
+            event = self.tools.mapper.to_domain_event(notification)
+            item = audit_item(event, notification.id)
+            if confirms is not None:
+                confirms.expect_one()
+            producer.publish(
+                json.dumps(item, separators=(",", ":")).encode("utf-8"),
+                routing_key=domain_event_routing_key(item["aggregate_type"], item["type"]),
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                message_id=item["id"],
+                retry=False,
+            )
+        if confirms is not None:
+            confirms.wait()
+        if notifications:
+            self._save_position(start, notifications[-1].id)
+            metrics.RELAY_PUBLISHED.inc(len(notifications))
+        self.lag(notifications[-1].id if notifications else start)
+        return len(notifications)
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until ``stop`` is set; after any failure (broker or database down),
+        reconnect with exponential backoff, starting again at the saved position."""
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                self._run_connected(stop, backoff)
+            except Exception as error:  # noqa: BLE001 - every failure is retried
+                delay = backoff.next()
+                log.warning("relay: %s: %s; retrying in %.1fs", type(error).__name__, error, delay)
+                stop.wait(delay)
+
+    def _run_connected(self, stop: threading.Event, backoff: Backoff) -> None:
+        with broker_connection(self.broker_url) as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+            declare_topology(connection)
+            channel = connection.default_channel
+            producer = Producer(channel, exchange=EVENTS_EXCHANGE)
+            confirms = BatchConfirms(connection) if is_rabbitmq(connection) else None
+            backoff.reset()
+            log.info("relay: publishing from position %d to %s", self.position(), _safe(connection))
+            while not stop.is_set():
+                try:
+                    published = self.publish_batch(producer, confirms)
+                except PositionMoved:
+                    log.info("relay: another relay moved the position; reading it again")
+                    continue
+                if published < self.batch_size:
+                    connection.heartbeat_check()
+                    stop.wait(self.poll_interval)
+
+
+class BatchConfirms:
+    """RabbitMQ publisher confirms for a batch: publish every message, then wait once.
+
+    Waiting for each message's confirmation in turn would cost a round trip (and, for
+    quorum queues, a replicated disk write) per event; the broker confirms a batch
+    with a few ``multiple`` acks instead. On a confirm channel the broker numbers
+    publishes 1, 2, 3, ….
+    """
+
+    def __init__(self, connection: Connection, timeout: float = 30.0):
+        self.connection = connection
+        self.timeout = timeout
+        channel = connection.default_channel
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self.sent = 0
+        self.outstanding: set[int] = set()
+        self.nacked = False
+
+    def expect_one(self) -> None:
+        """Call before each publish (its confirmation may arrive while publishing more)."""
+        self.sent += 1
+        self.outstanding.add(self.sent)
+
+    def wait(self) -> None:
+        """Return once every message published so far is confirmed; raise otherwise."""
+        deadline = time.monotonic() + self.timeout
+        while self.outstanding and not self.nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self.outstanding)} publishes not confirmed")
+            self.connection.drain_events(timeout=remaining)
+        if self.nacked:
+            raise MessageNacked("the broker refused a relayed event")
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self.outstanding = {tag for tag in self.outstanding if tag > delivery_tag}
+        else:
+            self.outstanding.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked = True
+
+
+class Backoff:
+    """Exponential delays between reconnection attempts, reset once connected."""
+
+    def __init__(self, first: float = 0.2, longest: float = 10.0):
+        self.first, self.longest = first, longest
+        self.delay = first
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.longest)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+def _safe(connection: Connection) -> Any:
+    return connection.as_uri()  # kombu masks the password

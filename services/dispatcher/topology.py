@@ -1,0 +1,58 @@
+"""The exchange, queues and bindings of SPEC 6, declared alike on RabbitMQ and the embedded broker.
+
+Every party (relay, dispatcher, `tenzo publish-interview`) declares the whole topology
+before it publishes or consumes, so no message is dropped as unroutable because its
+consumer has not started yet. Declaring is idempotent.
+"""
+
+from __future__ import annotations
+
+from kombu import Connection, Queue
+
+from contracts.broker import (
+    DEAD_LETTER_QUEUE,
+    DOMAIN_EVENT_PREFIX,
+    INTERVIEW_COMPLETED,
+    INTERVIEWS_QUEUE,
+    PROJECTION_QUEUE,
+)
+from services.broker import EVENTS_EXCHANGE
+
+
+def is_rabbitmq(connection: Connection) -> bool:
+    return bool(connection.transport.driver_type == "amqp")
+
+
+def queues(rabbitmq: bool) -> dict[str, Queue]:
+    """The dispatcher's queues: quorum queues on RabbitMQ (replicated, durable), plain
+    durable queues on the embedded transport (which has no queue types)."""
+    quorum = {"x-queue-type": "quorum"} if rabbitmq else {}
+    return {
+        INTERVIEWS_QUEUE: Queue(
+            INTERVIEWS_QUEUE,
+            EVENTS_EXCHANGE,
+            routing_key=INTERVIEW_COMPLETED,
+            durable=True,
+            queue_arguments=quorum,
+        ),
+        PROJECTION_QUEUE: Queue(
+            PROJECTION_QUEUE,
+            EVENTS_EXCHANGE,
+            routing_key=f"{DOMAIN_EVENT_PREFIX}.#",
+            durable=True,
+            queue_arguments=quorum,
+        ),
+        DEAD_LETTER_QUEUE: Queue(DEAD_LETTER_QUEUE, durable=True),
+    }
+
+
+def declare_topology(connection: Connection) -> dict[str, Queue]:
+    """Declare the exchange, the queues and their bindings; return the bound queues."""
+    channel = connection.default_channel
+    EVENTS_EXCHANGE(channel).declare()
+    declared = {}
+    for name, queue in queues(is_rabbitmq(connection)).items():
+        bound = queue(channel)
+        bound.declare()
+        declared[name] = bound
+    return declared
