@@ -12,7 +12,7 @@ from flask_smorest import Api
 from domain.application import DeveloperTools
 from domain.errors import Unauthorized
 from services import metrics
-from services.api import admin, dashboard, ops, public
+from services.api import admin, dashboard, deliveries, ops, public
 from services.api.context import Services
 from services.api.problems import problem, register_problem_handlers
 from services.bootstrap import build_application
@@ -51,6 +51,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
 
     api = Api(app)
     api.register_blueprint(admin.blp)
+    api.register_blueprint(deliveries.blp)
     api.register_blueprint(public.blp)
     app.register_blueprint(ops.blp)
     app.register_blueprint(dashboard.blp)

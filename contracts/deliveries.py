@@ -1,0 +1,50 @@
+"""Bodies of the admin API's delivery endpoints (SPEC 5.2)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+PAGE_SIZE_MAX = 100
+
+
+class AttemptSchema(Schema):
+    number = fields.Integer(required=True, metadata={"description": "1, 2, 3… across redeliveries"})
+    started_at = fields.DateTime(required=True)
+    status_code = fields.Integer(allow_none=True, metadata={"description": "null: no response"})
+    duration_ms = fields.Integer(required=True)
+    error = fields.String(
+        allow_none=True, metadata={"description": "why it failed; null on success"}
+    )
+    response_excerpt = fields.String(
+        required=True, metadata={"description": "the first 1 KiB of the response body"}
+    )
+
+
+class DeliverySchema(Schema):
+    id = fields.UUID(required=True)
+    event_id = fields.String(required=True, metadata={"description": "sent as X-Webhook-Id"})
+    event_type = fields.String(required=True, metadata={"example": "interview.completed"})
+    url = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+    created_at = fields.DateTime(required=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+
+class DeliveryPageSchema(Schema):
+    items = fields.List(fields.Nested(DeliverySchema), required=True)
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class DeliveryQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=PAGE_SIZE_MAX))
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "next_cursor of the previous page"},
+    )
+
+
+class DeliveryCreatedSchema(Schema):
+    delivery_id = fields.UUID(required=True)

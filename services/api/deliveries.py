@@ -1,0 +1,71 @@
+"""Admin API (SPEC 5.2): webhook deliveries, redelivery, and test events."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import g
+from flask_smorest import Blueprint
+
+from contracts import deliveries as schemas
+from domain.deliveries import Delivery
+from services.api.auth import require_admin
+from services.api.context import services
+
+blp = Blueprint(
+    "deliveries",
+    __name__,
+    url_prefix="/admin/v1",
+    description="Webhook deliveries: every attempt, redelivery, test events",
+)
+
+
+def present_delivery(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "url": delivery.url,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "created_at": delivery.created_on,
+        "completed_at": delivery.completed_at,
+    }
+
+
+@blp.route("/webhook/test", methods=["POST"])
+@require_admin
+@blp.response(202, schemas.DeliveryCreatedSchema)
+def send_test_event() -> dict[str, Any]:
+    """Send a signed ``webhook.test`` event to the webhook (409 while it is disabled)."""
+    delivery = services().tools.send_test_event(g.org_id, g.actor)
+    return {"delivery_id": delivery.id}
+
+
+@blp.route("/deliveries", methods=["GET"])
+@require_admin
+@blp.arguments(schemas.DeliveryQuerySchema, location="query")
+@blp.response(200, schemas.DeliveryPageSchema)
+def list_deliveries(query: dict[str, Any]) -> dict[str, Any]:
+    """The organization's deliveries, newest first."""
+    deliveries, next_cursor = services().tools.list_deliveries(
+        g.org_id, query.get("status"), query["limit"], query.get("cursor")
+    )
+    return {"items": [present_delivery(d) for d in deliveries], "next_cursor": next_cursor}
+
+
+@blp.route("/deliveries/<uuid:id>", methods=["GET"])
+@require_admin
+@blp.response(200, schemas.DeliverySchema)
+def get_delivery(id: UUID) -> dict[str, Any]:
+    return present_delivery(services().tools.get_delivery(g.org_id, id))
+
+
+@blp.route("/deliveries/<uuid:id>/redeliver", methods=["POST"])
+@require_admin
+@blp.response(202, schemas.DeliverySchema)
+def redeliver(id: UUID) -> dict[str, Any]:
+    """Send the delivery again (same X-Webhook-Id and body) to the current URL, as a new
+    series of attempts; 409 while it is pending or while the webhook is disabled."""
+    return present_delivery(services().tools.request_redelivery(g.org_id, id, g.actor))
