@@ -37,6 +37,7 @@ def main(verbose: bool) -> None:
 def serve() -> None:
     """Run the API, the relay and the dispatcher in one process (embedded defaults)."""
     from services.api.app import create_app
+    from services.dispatcher.cli import start_in_background
     from services.http_server import embedded_server
 
     settings = _settings()
@@ -47,6 +48,7 @@ def serve() -> None:
         click.echo(f"Admin token (shown once, keep it): {token}")
     app = create_app(settings, tools)
     server = embedded_server(app, settings.http_host, settings.http_port)
+    stop_background = start_in_background(settings, tools)  # relay and dispatcher
     host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
     click.echo(f"Dashboard: http://{host}:{server.server_port}/")
     click.echo(f"API docs:  http://{host}:{server.server_port}/docs")
@@ -57,6 +59,7 @@ def serve() -> None:
         pass
     finally:
         server.server_close()
+        stop_background()
 
 
 @main.command()
@@ -115,3 +118,13 @@ def events(follow: bool, after: int) -> None:
             if not follow:
                 return
             time.sleep(0.5)
+
+
+def _register_dispatcher_commands() -> None:
+    from services.dispatcher.cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_dispatcher_commands()

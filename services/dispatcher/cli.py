@@ -1,0 +1,154 @@
+"""The `tenzo` commands of the relay and the dispatcher, and their receiver/producer helpers.
+
+Registered on the main group in services/cli.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from contracts.broker import InvalidMessage
+from contracts.signing import verify
+from domain.application import DeveloperTools
+from services.settings import Settings
+
+log = logging.getLogger("tenzo")
+
+
+def start_in_background(settings: Settings, tools: DeveloperTools) -> Callable[[], None]:
+    """Start the relay and the dispatcher as threads (`tenzo serve`); return a stopper."""
+    from services.dispatcher.consumer import Dispatcher
+    from services.dispatcher.relay import Relay
+
+    stop = threading.Event()
+    relay = Relay(tools, settings.broker_url)
+    dispatcher = Dispatcher(settings, tools)
+    threads = [
+        threading.Thread(target=relay.run, args=(stop,), name="tenzo-relay", daemon=True),
+        threading.Thread(target=dispatcher.run, args=(stop,), name="tenzo-dispatcher", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+    return stopper
+
+
+def _run_until_signalled(settings: Settings, target: Callable[[threading.Event], None]) -> None:
+    """Run ``target(stop)`` in this process until SIGTERM or Ctrl-C, then stop it cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received signal %d; stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.http_host)
+        log.info("metrics on http://%s:%d/metrics", settings.http_host, settings.metrics_port)
+    target(stop)
+
+
+@click.command()
+def relay() -> None:
+    """Relay every domain event from the event store to the broker (exchange tenzo.events)."""
+    from services.cli import _settings
+    from services.dispatcher.relay import Relay
+
+    settings = _settings()
+    tools = _tools(settings)
+    _run_until_signalled(settings, Relay(tools, settings.broker_url).run)
+
+
+@click.command()
+def dispatcher() -> None:
+    """Consume interview.completed and relayed events; deliver signed webhooks."""
+    from services.cli import _settings
+    from services.dispatcher.consumer import Dispatcher
+
+    settings = _settings()
+    tools = _tools(settings)
+    _run_until_signalled(settings, Dispatcher(settings, tools).run)
+
+
+@click.command("publish-interview")
+@click.argument("source", type=click.File("rb"), default="-")
+def publish_interview(source: Any) -> None:
+    """Validate an interview.completed message (a JSON file, or - for stdin) and publish
+    it to TENZO_BROKER_URL: exchange tenzo.events, routing key interview.completed."""
+    from services.cli import _settings
+    from services.dispatcher.publish import publish_interview as publish
+
+    settings = _settings()
+    body = source.read()
+    try:
+        message = publish(settings.broker_url, body)
+    except InvalidMessage as invalid:
+        raise click.ClickException(str(invalid)) from None
+    click.echo(
+        f"Published interview.completed {message['event_id']} for organization "
+        f"{message['org_id']} to {_broker_name(settings.broker_url)}."
+    )
+
+
+@click.command("verify-signature")
+@click.option("--secret", required=True, help="The webhook secret.")
+@click.option("--signature", required=True, help="The X-Webhook-Signature header: sha256=<hex>.")
+@click.argument("body", type=click.File("rb"), default="-")
+def verify_signature(secret: str, signature: str, body: Any) -> None:
+    """Check a webhook body (a file of the raw bytes, or - for stdin) against its
+    X-Webhook-Signature. Prints "valid" (exit 0) or "invalid" (exit 1)."""
+    if verify(secret, body.read(), signature):
+        click.echo("valid")
+        return
+    click.echo("invalid")
+    sys.exit(1)
+
+
+@click.group()
+def projections() -> None:
+    """The dispatcher's projection (webhooks, jobs, candidates)."""
+
+
+@projections.command("rebuild")
+def rebuild() -> None:
+    """Rebuild the dispatcher's projection from the event store."""
+    from services.cli import _settings
+    from services.dispatcher.projection import DispatchProjection
+
+    settings = _settings()
+    tools = _tools(settings)
+    projection = DispatchProjection(tools)
+    total = tools.recorder.max_notification_id() or 0
+    with click.progressbar(length=total, label="Reading events") as bar:
+        newest = projection.rebuild(progress=bar.update)
+    click.echo(f"Projection rebuilt up to position {newest}.")
+
+
+COMMANDS = [relay, dispatcher, publish_interview, verify_signature, projections]
+
+
+def _tools(settings: Settings) -> DeveloperTools:
+    from services.bootstrap import build_application
+
+    return build_application(settings)
+
+
+def _broker_name(url: str) -> str:
+    from services.broker import broker_connection
+
+    return str(broker_connection(url).as_uri()) if "://" in url else url
