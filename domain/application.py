@@ -51,7 +51,7 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self.catalog: Catalog  # attached by the composition root
         # API keys are read on every Public API request: decoded once, checked for
         # newer events on every read (see domain/fast_forward.py).
-        self._key_reads = FastForwardReads(self)
+        self.key_reads = FastForwardReads(self)
 
     # -- organizations and admin tokens -------------------------------------------
 
@@ -142,7 +142,7 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
             raise Unauthorized("malformed API key")
         key_hash = credentials.hash_credential(presented)
         try:
-            key = self._key_reads.get(ApiKey, credentials.credential_id(key_hash))
+            key = self.key_reads.get(ApiKey, credentials.credential_id(key_hash))
         except NotFound:
             raise Unauthorized("unknown API key") from None
         if not credentials.same_hash(key.key_hash, key_hash):

@@ -3,15 +3,17 @@
 Decoding an aggregate's events (decrypt, decompress, rebuild) costs far more than
 reading them. An aggregate at a given version never changes, so a decoded copy can be
 kept; what must be read on every request is whether newer events exist. ``get`` does
-exactly that: one indexed SELECT of the events after the kept version (usually none),
-applied to a copy when there are some. A change recorded by any process (a revoked
-key) therefore holds from the very next read in every process, with no time window.
+exactly that: one indexed SELECT for events after the kept version (usually none);
+when there are some, they are read and applied to a copy. A change recorded by any
+process (a revoked key) therefore holds from the very next read in every process,
+with no time window.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from copy import deepcopy
 from typing import Any, TypeVar
 from uuid import UUID
@@ -23,13 +25,23 @@ from domain.errors import NotFound
 
 A = TypeVar("A", bound=Aggregate)
 
+HasNewerEvents = Callable[[UUID, int], bool]
+"""Whether the event store holds events of an aggregate after a version."""
+
 
 class FastForwardReads:
     """Current aggregates, decoded once per version; returned objects are read-only."""
 
-    def __init__(self, app: Application[UUID], maxsize: int = 10_000):
+    def __init__(
+        self,
+        app: Application[UUID],
+        maxsize: int = 10_000,
+        has_newer_events: HasNewerEvents | None = None,
+    ):
         self.app = app
         self.maxsize = maxsize
+        # The composition root may pass a leaner query for its database.
+        self.has_newer_events = has_newer_events or self._has_newer_events
         self._kept: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -41,9 +53,11 @@ class FastForwardReads:
                 self._kept.move_to_end(aggregate_id)
         if kept is None:
             aggregate: Any = self._read_all(aggregate_id)
+        elif not self.has_newer_events(aggregate_id, kept.version):
+            aggregate = kept
         else:
-            newer = list(self.app.events.get(aggregate_id, gt=kept.version))
-            aggregate = project_aggregate(deepcopy(kept), newer) if newer else kept
+            newer = self.app.events.get(aggregate_id, gt=kept.version)
+            aggregate = project_aggregate(deepcopy(kept), newer)
         if not isinstance(aggregate, cls):
             raise NotFound(cls.__name__)
         if aggregate is not kept:
@@ -54,6 +68,9 @@ class FastForwardReads:
                     while len(self._kept) > self.maxsize:
                         self._kept.popitem(last=False)
         return aggregate
+
+    def _has_newer_events(self, aggregate_id: UUID, version: int) -> bool:
+        return bool(self.app.recorder.select_events(aggregate_id, gt=version, limit=1))
 
     def _read_all(self, aggregate_id: UUID) -> Any:
         events = list(self.app.events.get(aggregate_id))

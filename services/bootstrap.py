@@ -8,6 +8,7 @@ from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
 from services.catalog import Catalog
 from services.dispatcher.payloads import test_event_body
+from services.event_versions import has_newer_events_probe
 from services.settings import Settings
 
 
@@ -27,5 +28,6 @@ def build_application(settings: Settings) -> DeveloperTools:
     """The DeveloperTools application on the configured event store, with its catalog."""
     app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
     app.catalog = Catalog(app)
+    app.key_reads.has_newer_events = has_newer_events_probe(app) or app.key_reads.has_newer_events
     app.render_test_event = test_event_body
     return app
