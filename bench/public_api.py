@@ -64,6 +64,8 @@ class Round:
     errors: int
     seconds: float
     latencies: list[float]
+    server_cpu: float = 0.0  # seconds of CPU used by the gunicorn workers
+    client_cpu: float = 0.0  # seconds of CPU used by this (driving) process
 
 
 def main() -> None:
@@ -104,12 +106,12 @@ def main() -> None:
 
         sent_with_keys = 0
         print("warming up")
-        sent_with_keys += drive("a", *authenticated, args.threads, 2.0).requests
-        drive("b", *unauthenticated, args.threads, 2.0)
+        sent_with_keys += drive("a", *authenticated, args.threads, 2.0, server.pid).requests
+        drive("b", *unauthenticated, args.threads, 2.0, server.pid)
         rounds: list[Round] = []
         for number in range(args.rounds):
             for mode, target in (("b", unauthenticated), ("a", authenticated)):
-                result = drive(mode, *target, args.threads, args.seconds)
+                result = drive(mode, *target, args.threads, args.seconds, server.pid)
                 rounds.append(result)
                 if mode == "a":
                     sent_with_keys += result.requests
@@ -218,7 +220,7 @@ def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:
 
 
 def drive(
-    mode: str, url: str, headers: list[dict[str, str]], threads: int, seconds: float
+    mode: str, url: str, headers: list[dict[str, str]], threads: int, seconds: float, server: int
 ) -> Round:
     """``threads`` keep-alive sessions GET ``url`` as fast as answered, for ``seconds``."""
     start = threading.Barrier(threads + 1)
@@ -240,18 +242,41 @@ def drive(
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(client, n) for n in range(threads)]
         start.wait()
-        began = time.perf_counter()
+        began, server_cpu, client_cpu = (
+            time.perf_counter(),
+            workers_cpu(server),
+            time.process_time(),
+        )
         time.sleep(seconds)
         stop.set()
         results = [future.result() for future in futures]
         elapsed = time.perf_counter() - began
+        server_cpu = workers_cpu(server) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     return Round(
         mode,
         sum(r[0] for r in results),
         sum(r[1] for r in results),
         elapsed,
         [latency for r in results for latency in r[2]],
+        server_cpu,
+        client_cpu,
     )
+
+
+def workers_cpu(master: int) -> float:
+    """CPU seconds used so far by the gunicorn workers (children of ``master``), from /proc."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def usage_total(base: str, admin_token: str, keys, expected: int) -> int:
@@ -291,6 +316,8 @@ def summarize(rounds: list[Round], sent: int, counted: int, args) -> str:
             "p99": percentile(latencies, 0.99) * 1000,
             "requests": sum(r.requests for r in mine),
             "errors": sum(r.errors for r in mine),
+            "server_us": sum(r.server_cpu for r in mine) / sum(r.requests for r in mine) * 1e6,
+            "client_cores": sum(r.client_cpu for r in mine) / sum(r.seconds for r in mine),
         }
     a, b = figures["a"], figures["b"]
     ratio = a["rps"] / b["rps"]
@@ -303,7 +330,7 @@ def summarize(rounds: list[Round], sent: int, counted: int, args) -> str:
         per_round = ", ".join(f"{value:.0f}" for value in f["rounds"])
         return (
             f"| {name} | {f['rps']:.0f} ({per_round}) | {f['p50']:.1f} | {f['p99']:.1f} | "
-            f"{f['requests']} | {f['errors']} |"
+            f"{f['server_us']:.0f} | {f['client_cores']:.2f} | {f['requests']} | {f['errors']} |"
         )
 
     return "\n".join(
@@ -322,10 +349,17 @@ def summarize(rounds: list[Round], sent: int, counted: int, args) -> str:
             "b, a, after a 2 s warm-up of each. The client runs on the same machine and shares "
             "its cores with the server and PostgreSQL.",
             "",
-            "| mode | req/s (per round) | p50 ms | p99 ms | requests | non-200 |",
-            "|---|---|---|---|---|---|",
+            "| mode | req/s (per round) | p50 ms | p99 ms | server CPU µs/request | "
+            "client CPU (cores) | requests | non-200 |",
+            "|---|---|---|---|---|---|---|---|",
             row("(a) `GET /v1/jobs/{id}` with an API key", a),
             row("(b) the same handler, no authentication", b),
+            "",
+            f"Authentication, usage counting and the rate limit add "
+            f"{a['server_us'] - b['server_us']:.0f} µs of worker CPU per request "
+            f"({(a['server_us'] - b['server_us']) / b['server_us']:.0%} of (b)'s "
+            f"{b['server_us']:.0f} µs); worker CPU per request is the figure least moved by "
+            "other load on the machine, req/s the most.",
             "",
             "| target | measured | met |",
             "|---|---|---|",
