@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
 
 from domain import credentials
 from domain.actors import Actor, actor
@@ -130,11 +131,18 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         return [self._get(ApiKey, key_id) for _, key_id in rows]
 
     def revoke_api_key(self, org_id: UUID, key_id: UUID, by: Actor) -> ApiKey:
-        """Revoke a key for good; revoking it again changes nothing."""
-        key = self.get_api_key(org_id, key_id)
-        key.revoke(now=self.clock(), actor=by)
-        self.save(key)
-        return key
+        """Revoke a key for good; revoking it again, even concurrently, changes nothing."""
+        for attempt in range(5):
+            key = self.get_api_key(org_id, key_id)
+            key.revoke(now=self.clock(), actor=by)
+            try:
+                self.save(key)
+            except RecordConflictError:
+                if attempt == 4:
+                    raise
+                continue  # changed meanwhile (e.g. revoked by another request): read again
+            return key
+        raise AssertionError("unreachable")
 
     def authenticate_api_key(self, presented: str) -> ApiKey:
         """Return the active key matching the presented plaintext, else raise Unauthorized."""

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from eventsourcing.persistence import RecordConflictError
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
@@ -121,6 +122,17 @@ def domain_problem(error: DomainError) -> Response:
     return problem(400, "Bad Request", str(error))
 
 
+def conflict_problem(error: RecordConflictError) -> Response:
+    """Another request changed the same aggregate between our read and our write."""
+    log.info("concurrent change refused: %s", type(error).__name__)
+    return problem(
+        409,
+        "Conflict",
+        "Another request changed this resource at the same time; nothing was changed. "
+        "Read it again and retry.",
+    )
+
+
 def unexpected_problem(error: Exception) -> Response:
     log.exception("unhandled error")
     return problem(500, "Internal Server Error", "Something went wrong on our side.")
@@ -129,4 +141,5 @@ def unexpected_problem(error: Exception) -> Response:
 def register_problem_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_problem)
     app.register_error_handler(DomainError, domain_problem)
+    app.register_error_handler(RecordConflictError, conflict_problem)
     app.register_error_handler(Exception, unexpected_problem)

@@ -823,3 +823,50 @@ def test_health_readiness_and_metrics(client, org):
     assert metrics.mimetype == "text/plain"
     text = metrics.get_data(as_text=True)
     assert 'tenzo_http_requests_total{method="GET",route="/admin/v1/api-keys",status="200"}' in text
+
+
+# -- concurrent changes --------------------------------------------------------------
+
+
+def test_a_change_that_lost_a_race_is_409_and_changes_nothing(client, org, tools):
+    """Another request changes the webhook while this one resolves its new host name."""
+    from domain.actors import SYSTEM
+    from domain.webhook_urls import WebhookUrlPolicy
+
+    put_webhook(client, org)
+
+    def resolve_while_another_request_lands(host: str) -> list[str]:
+        tools.change_webhook(org.id, SYSTEM, enabled=True)
+        return ["93.184.215.14"]
+
+    tools.url_policy = WebhookUrlPolicy(resolve=resolve_while_another_request_lands)
+    before = history(tools)
+    response = client.patch(
+        f"{ADMIN}/webhook", json={"url": "https://race.example.com/hook"}, headers=org.headers
+    )
+    assert "retry" in problem_of(response, 409)["detail"].lower()
+    assert len(history(tools)) == len(before) + 1  # only the other request's change
+    webhook = client.get(f"{ADMIN}/webhook", headers=org.headers).json
+    assert webhook["url"] == WEBHOOK_URL and webhook["enabled"] is True
+
+
+def test_revoking_concurrently_is_200_for_both_and_records_one_event(client, org, tools):
+    """Another request revokes the key between this request's read and its write."""
+    from domain.actors import SYSTEM
+
+    key_id = create_key(client, org)["id"]
+    real_clock = tools.clock
+    raced = []
+
+    def clock_while_another_request_lands():
+        if not raced:
+            raced.append(True)
+            tools.revoke_api_key(org.id, uuid.UUID(key_id), SYSTEM)
+        return real_clock()
+
+    tools.clock = clock_while_another_request_lands
+    response = client.post(f"{ADMIN}/api-keys/{key_id}/revoke", headers=org.headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["status"] == "revoked"
+    revoked = events(client, org, type="ApiKeyRevoked")["items"]
+    assert [item["actor"]["type"] for item in revoked] == ["system"]
