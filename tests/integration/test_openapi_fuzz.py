@@ -8,6 +8,7 @@ at import because schemathesis generates one test per operation at collection ti
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import shutil
@@ -30,6 +31,7 @@ OPERATOR_TOKEN = "operator-fuzz-token"
 ADMIN_PATHS = r"^/admin/v1/(organizations|api-keys.*|webhook|events.*)$"
 
 DATA_DIR = tempfile.mkdtemp(prefix="tenzo-fuzz-")
+atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)  # also when only collected
 SETTINGS = Settings.from_env(
     {
         "TENZO_DATABASE_URL": f"sqlite:///{DATA_DIR}/events.sqlite3",
@@ -46,10 +48,9 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
+def _close_the_store() -> Iterator[None]:
     yield
     TOOLS.close()
-    shutil.rmtree(DATA_DIR, ignore_errors=True)
 
 
 @schema.parametrize()
