@@ -32,7 +32,8 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from contracts import admin as schemas
-from domain.errors import InvalidInput, NotFound, Unauthorized
+from contracts.deliveries import DeliveryQuerySchema
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from services.api import dashboard_session as auth
 from services.api.admin import present_key, present_webhook
 from services.api.context import services
@@ -43,12 +44,14 @@ from services.api.dashboard_format import (
     relative,
     start_of_day,
 )
+from services.api.deliveries import present_delivery
 
 log = logging.getLogger("tenzo.dashboard")
 
 blp = Blueprint("dashboard", __name__)
 blp.record_once(lambda state: auth.configure_sessions(state.app))
 
+DELIVERY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
 AUDIT_SCAN_LIMIT = 5000  # events read per page at most when date filters skip many
 EXPORT_BATCH = 500
@@ -320,6 +323,64 @@ def delete_webhook() -> ResponseReturnValue:
     services().tools.delete_webhook(g.org_id, g.actor)
     flash("Webhook deleted.")
     return redirect(url_for(".webhook"))
+
+
+@blp.post("/webhook/test")
+def send_test_event() -> ResponseReturnValue:
+    """Send a ``webhook.test`` delivery and show it: its page follows it to the result."""
+    try:
+        delivery = services().tools.send_test_event(g.org_id, g.actor)
+    except Conflict as error:
+        flash(str(error), "error")
+        return redirect(url_for(".webhook"))
+    flash("Test event sent.")
+    return redirect(url_for(".delivery", delivery_id=delivery.id))
+
+
+# -- deliveries -------------------------------------------------------------------------
+
+
+@blp.get("/deliveries")
+def deliveries() -> ResponseReturnValue:
+    given = {name: request.args[name] for name in ("status", "cursor") if request.args.get(name)}
+    items: list[Any] = []
+    next_cursor, errors = None, {}
+    try:  # the admin API's rules, and so its messages
+        query = DeliveryQuerySchema(only=("status", "cursor")).load(given)
+        items, next_cursor = services().tools.list_deliveries(
+            g.org_id, query.get("status"), DELIVERY_PAGE_SIZE, query.get("cursor")
+        )
+    except (ValidationError, InvalidInput) as error:
+        errors = _errors_of(error)
+    presented = [present_delivery(delivery) for delivery in items]
+    return _page(
+        "dashboard/deliveries.html",
+        tab="deliveries",
+        items=presented,
+        any_pending=any(item["status"] == "pending" for item in presented),
+        status_filter=given.get("status", ""),
+        cursor=given.get("cursor"),
+        next_cursor=next_cursor,
+        query={"status": given["status"]} if "status" in given and not errors else {},
+        errors=errors,
+    )
+
+
+@blp.get("/deliveries/<uuid:delivery_id>")
+def delivery(delivery_id: UUID) -> ResponseReturnValue:
+    found = present_delivery(services().tools.get_delivery(g.org_id, delivery_id))
+    return _page("dashboard/delivery.html", tab="deliveries", delivery=found)
+
+
+@blp.post("/deliveries/<uuid:delivery_id>/redeliver")
+def redeliver(delivery_id: UUID) -> ResponseReturnValue:
+    try:
+        services().tools.request_redelivery(g.org_id, delivery_id, g.actor)
+    except Conflict as error:
+        flash(str(error), "error")
+    else:
+        flash("Redelivery requested: the same event is being sent again.")
+    return redirect(url_for(".delivery", delivery_id=delivery_id))
 
 
 # -- audit log --------------------------------------------------------------------------

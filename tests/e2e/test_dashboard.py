@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 import requests
 
+from contracts.signing import verify
 from tests.conftest import service_missing
-from tests.support.https_receiver import HttpsReceiver
+from tests.support.https_receiver import HttpsReceiver, ScriptedResponse
 
 pytestmark = pytest.mark.browser
 
@@ -385,6 +386,92 @@ def test_configure_the_webhook_switch_it_on_and_manage_its_secret(tab: Tab, rece
     assert page.locator("#secret-status").inner_text() == "not set"
 
 
+def fresh_enabled_webhook(tab: Tab, url: str) -> str:
+    """Configure the webhook in the page (deleting any earlier one), switched on, with a
+    generated secret; return the secret."""
+    page = tab.page
+    tab.open_tab("Webhooks")
+    if page.get_by_role("link", name="Delete webhook…").count():
+        page.get_by_role("link", name="Delete webhook…").click()
+        page.get_by_role("button", name="Delete webhook").click()
+    page.get_by_label("Endpoint URL").fill(url)
+    page.get_by_role("switch", name="Enable webhook delivery").check()
+    page.get_by_role("button", name="Save webhook").click()
+    assert (
+        page.get_by_role("switch", name="Enable webhook delivery").get_attribute("aria-checked")
+        == "true"
+    )
+    page.get_by_role("button", name="Generate").click()
+    return page.get_by_label("New webhook secret").input_value()
+
+
+def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
+    tab: Tab, receiver: HttpsReceiver
+) -> None:
+    from playwright.sync_api import expect
+
+    page = tab.page
+    tab.sign_in()
+    secret = fresh_enabled_webhook(tab, receiver.url)
+    received_before = len(receiver.requests)
+
+    page.get_by_role("button", name="Send test event").click()
+    page.wait_for_url("**/deliveries/*")
+    assert page.get_by_role("status").inner_text() == "Test event sent."
+    # The page follows the delivery until it ends, without a reload.
+    expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
+    attempt = page.locator("table.attempts tbody tr")
+    expect(attempt).to_have_count(1)
+    assert attempt.locator('[data-label="Result"]').inner_text() == "200"
+    assert re.fullmatch(r"[\d,]+ ms", attempt.locator('[data-label="Duration"]').inner_text())
+    assert attempt.locator('[data-label="Response"]').inner_text() == "ok"
+    event_id = page.locator("dd code").first.inner_text()
+    tab.screenshot("delivery")
+
+    arrived = [
+        r for r in receiver.requests[received_before:] if r.headers.get("x-webhook-id") == event_id
+    ]
+    assert len(arrived) == 1
+    request = arrived[0]
+    assert request.headers["x-webhook-event"] == "webhook.test"
+    assert verify(secret, request.body, request.headers["x-webhook-signature"])
+
+    tab.open_tab("Deliveries")
+    row = page.locator("tbody tr").first
+    assert row.locator('[data-label="Event"]').inner_text() == "webhook.test"
+    assert row.locator('[data-label="Status"]').inner_text() == "Succeeded"
+    assert row.locator('[data-label="Attempts"]').inner_text() == "1"
+    assert row.locator('[data-label="Last response"]').inner_text() == "200"
+    tab.check_accessible_forms()
+    tab.screenshot("deliveries")
+
+    # A failing endpoint: every attempt answers 500, then Redeliver succeeds.
+    receiver.script(*[ScriptedResponse(status=500, body=b"down for maintenance")] * 3)
+    tab.open_tab("Webhooks")
+    page.get_by_role("button", name="Send test event").click()
+    expect(page.locator("#delivery-status")).to_have_text("Failed", timeout=30_000)
+    expect(page.locator("table.attempts tbody tr")).to_have_count(3)
+    assert page.locator("table.attempts pre.excerpt").first.inner_text() == "down for maintenance"
+    tab.screenshot("delivery-failed")
+    page.get_by_role("button", name="Redeliver").click()
+    assert "Redelivery requested" in page.get_by_role("status").inner_text()
+    expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
+    numbers = page.locator('table.attempts [data-label="#"]').all_inner_texts()
+    assert numbers == ["1", "2", "3", "4"]
+
+    tab.open_tab("Deliveries")
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Show").click()
+    assert page.get_by_text("No deliveries with status failed").is_visible()
+
+    # Switched off, the page says so instead of offering the button.
+    tab.open_tab("Webhooks")
+    page.get_by_role("switch", name="Enable webhook delivery").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("button", name="Send test event").count() == 0
+    assert page.get_by_text("Switch delivery on to send a test event.").is_visible()
+
+
 def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
     page = tab.page
     tab.sign_in()
@@ -454,8 +541,14 @@ def test_every_tab_reads_at_phone_width(phone: Tab) -> None:
     for name, slug in [
         ("API Keys", "api-keys"),
         ("Webhooks", "webhook"),
+        ("Deliveries", "deliveries"),
         ("Audit log", "audit-log"),
     ]:
         phone.open_tab(name)
         phone.check_accessible_forms()
         phone.screenshot(slug)
+    phone.open_tab("Deliveries")
+    if page.get_by_role("link", name=re.compile("^Details of")).count():
+        page.get_by_role("link", name=re.compile("^Details of")).first.click()
+        phone.check_accessible_forms()
+        phone.screenshot("delivery")

@@ -12,11 +12,12 @@ import re
 import time
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from domain import credentials
-from domain.actors import OPERATOR
+from domain.actors import DISPATCHER, OPERATOR
 from domain.organizations import AdminToken
 from tests.conftest import history
 
@@ -405,3 +406,100 @@ def test_audit_filters_are_checked_as_the_api_checks_them(signed_in, client, org
     export = signed_in.get(f"/audit-log/export?{query}")
     assert export.status_code == 302
     assert "/audit-log" in export.headers["Location"]
+
+
+# -- test events and deliveries -------------------------------------------------------------
+
+
+def _ended(tools, delivery_id, org_id, status_code: int) -> None:
+    """Record one attempt and its outcome, as the dispatcher does."""
+    delivery = tools.get_delivery(org_id, delivery_id)
+    delivery.record_attempt(
+        started_at=tools.clock(),
+        status_code=status_code,
+        duration_ms=12,
+        error=None if status_code == 200 else f"unexpected status {status_code}",
+        response_excerpt="nope" if status_code != 200 else "ok",
+        actor=DISPATCHER,
+    )
+    if status_code == 200:
+        delivery.succeed(actor=DISPATCHER)
+    else:
+        delivery.fail(reason="no attempts left", actor=DISPATCHER)
+    tools.save(delivery)
+
+
+def test_a_test_event_needs_delivery_switched_on(signed_in, tools, org):
+    tools.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
+    text = signed_in.get("/webhook").get_data(as_text=True)
+    assert "Send test event" not in text and "Switch delivery on" in text
+    before = history(tools)
+    response = signed_in.post("/webhook/test")
+    assert response.status_code == 302
+    page = signed_in.get("/webhook").get_data(as_text=True)
+    assert 'role="alert"' in page and "Webhook delivery is disabled" in page
+    assert history(tools) == before
+
+
+def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, tools, org):
+    tools.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
+    response = signed_in.post("/webhook/test")
+    assert response.status_code == 302
+    delivery_id = response.headers["Location"].rsplit("/", 1)[1]
+    delivery = tools.get_delivery(org.id, UUID(delivery_id))
+    assert delivery.event_type == "webhook.test"
+
+    pending = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    assert "data-refresh" in pending and ">Pending<" in pending
+    assert "Redeliver" not in pending
+    assert "webhook.test" in signed_in.get("/deliveries").get_data(as_text=True)
+
+    before = history(tools)
+    signed_in.post(f"/deliveries/{delivery_id}/redeliver")  # still pending: refused
+    assert history(tools) == before
+    assert "still in progress" in signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+
+    _ended(tools, UUID(delivery_id), org.id, 503)
+    failed = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    assert "data-refresh" not in failed and ">Failed<" in failed
+    assert "unexpected status 503" in failed and ">nope</pre>" in failed
+    listed = signed_in.get("/deliveries?status=failed").get_data(as_text=True)
+    assert 'data-label="Last response"><code>503</code>' in listed
+
+    signed_in.post(f"/deliveries/{delivery_id}/redeliver")
+    assert tools.get_delivery(org.id, UUID(delivery_id)).status == "pending"
+    assert "Redelivery requested" in signed_in.get(f"/deliveries/{delivery_id}").get_data(
+        as_text=True
+    )
+
+
+@pytest.mark.parametrize(("query", "field"), [("status=lost", "status"), ("cursor=zzz", "cursor")])
+def test_delivery_filters_are_checked_as_the_api_checks_them(signed_in, client, org, query, field):
+    api = client.get(f"/admin/v1/deliveries?{query}", headers=org.headers)
+    assert api.status_code == 422
+    text = signed_in.get(f"/deliveries?{query}").get_data(as_text=True)
+    assert " ".join(api.json["errors"][field]) in text
+
+
+def test_deliveries_page_back_in_time(signed_in, tools, org, monkeypatch):
+    from services.api import dashboard
+
+    monkeypatch.setattr(dashboard, "DELIVERY_PAGE_SIZE", 2)
+    tools.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
+    ids = [str(tools.send_test_event(org.id, OPERATOR).id) for _ in range(3)]
+    first = signed_in.get("/deliveries").get_data(as_text=True)
+    assert re.findall(r'data-delivery-id="([\w-]+)"', first) == ids[::-1][:2]
+    older = re.search(r'href="(/deliveries\?cursor=[\w=-]+)">Older deliveries', first).group(1)
+    second = signed_in.get(older).get_data(as_text=True)
+    assert re.findall(r'data-delivery-id="([\w-]+)"', second) == ids[:1]
+    assert "Older deliveries" not in second and ">Newest<" in second
+
+
+def test_another_organizations_delivery_is_not_found(signed_in, tools, other_org):
+    tools.configure_webhook(other_org.id, "https://example.com/hook", None, True, OPERATOR)
+    theirs = tools.send_test_event(other_org.id, OPERATOR)
+    _ended(tools, theirs.id, other_org.id, 500)
+    before = history(tools)
+    assert signed_in.get(f"/deliveries/{theirs.id}").status_code == 404
+    assert signed_in.post(f"/deliveries/{theirs.id}/redeliver").status_code == 404
+    assert history(tools) == before

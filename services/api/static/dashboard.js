@@ -26,7 +26,7 @@
     );
   });
 
-  // A region marked data-refresh is replaced by its fresh copy from the server
+  // A region marked data-refresh gets its content again from the server every second
   // until the server stops marking it (e.g. a delivery that is no longer pending).
   function refresh(region, rounds) {
     if (rounds <= 0) return;
@@ -37,8 +37,14 @@
           if (!html) return;
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
           if (!fresh) return;
-          region.replaceWith(fresh);
-          if (fresh.hasAttribute("data-refresh")) refresh(fresh, rounds - 1);
+          // Replace the content, not the element, so its aria-live announces the change.
+          region.innerHTML = fresh.innerHTML;
+          if (fresh.hasAttribute("data-refresh")) {
+            refresh(region, rounds - 1);
+          } else {
+            region.removeAttribute("data-refresh");
+            region.removeAttribute("aria-busy");
+          }
         })
         .catch(function () { /* offline or signed out: the page still works by reloading */ });
     }, 1000);
