@@ -37,13 +37,8 @@ from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from services.api import dashboard_session as auth
 from services.api.admin import present_key, present_webhook
 from services.api.context import services
-from services.api.dashboard_format import (
-    as_datetime,
-    end_of_day,
-    exact,
-    relative,
-    start_of_day,
-)
+from services.api.dashboard_audit import KNOWN_EVENT_TYPES, AuditFilter
+from services.api.dashboard_format import end_of_day, exact, field_errors, relative
 from services.api.deliveries import present_delivery
 
 log = logging.getLogger("tenzo.dashboard")
@@ -53,26 +48,7 @@ blp.record_once(lambda state: auth.configure_sessions(state.app))
 
 DELIVERY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
-AUDIT_SCAN_LIMIT = 5000  # events read per page at most when date filters skip many
-EXPORT_BATCH = 500
 SECRET_PREFIX = "whsec_"
-KNOWN_EVENT_TYPES = (
-    "ApiKeyCreated",
-    "ApiKeyRevoked",
-    "WebhookConfigured",
-    "WebhookReplaced",
-    "WebhookUrlChanged",
-    "WebhookSecretChanged",
-    "WebhookEnabled",
-    "WebhookDisabled",
-    "WebhookDeleted",
-    "DeliveryScheduled",
-    "DeliveryAttempted",
-    "DeliverySucceeded",
-    "DeliveryFailed",
-    "OrganizationCreated",
-    "AdminTokenIssued",
-)
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -81,9 +57,6 @@ CONTENT_SECURITY_POLICY = (
 # document is reported as an error in the browser's console, and nothing failed here.
 FORM_SHOWN_AGAIN = 200
 PUBLIC_ENDPOINTS = {"dashboard.index", "dashboard.sign_in_form", "dashboard.sign_in"}
-
-Errors = dict[str, list[str]]
-
 
 # -- every request ----------------------------------------------------------------------
 
@@ -133,15 +106,6 @@ def _not_found(error: NotFound) -> ResponseReturnValue:
 def _page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
     organization = services().tools.get_organization(g.org_id)
     return render_template(template, organization=organization, **context), status
-
-
-def _errors_of(error: ValidationError | InvalidInput) -> Errors:
-    if isinstance(error, InvalidInput):
-        return {error.field or "form": [str(error)]}
-    messages: Any = error.messages
-    if not isinstance(messages, dict):
-        return {"form": [str(item) for item in messages]}
-    return {key: [str(item) for item in value] for key, value in messages.items()}
 
 
 # -- signing in -------------------------------------------------------------------------
@@ -210,7 +174,7 @@ def generate_api_key() -> ResponseReturnValue:
             g.org_id, valid["name"], valid.get("expires_at"), g.actor
         )
     except (ValidationError, InvalidInput) as error:
-        errors = _errors_of(error)
+        errors = field_errors(error)
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
         return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
@@ -275,7 +239,7 @@ def save_webhook() -> ResponseReturnValue:
             flash("Webhook URL saved.")
     except (ValidationError, InvalidInput) as error:
         form_values = {"url": url, "enabled": form.get("enabled") == "on"}
-        return _webhook_page(FORM_SHOWN_AGAIN, form=form_values, errors=_errors_of(error))
+        return _webhook_page(FORM_SHOWN_AGAIN, form=form_values, errors=field_errors(error))
     return redirect(url_for(".webhook"))
 
 
@@ -298,7 +262,7 @@ def change_webhook_secret() -> ResponseReturnValue:
             flash("Webhook secret saved.")
             return redirect(url_for(".webhook"))
     except (ValidationError, InvalidInput) as error:
-        return _webhook_page(FORM_SHOWN_AGAIN, secret_errors=_errors_of(error))
+        return _webhook_page(FORM_SHOWN_AGAIN, secret_errors=field_errors(error))
     return _webhook_page(201, generated_secret=generated)
 
 
@@ -351,7 +315,7 @@ def deliveries() -> ResponseReturnValue:
             g.org_id, query.get("status"), DELIVERY_PAGE_SIZE, query.get("cursor")
         )
     except (ValidationError, InvalidInput) as error:
-        errors = _errors_of(error)
+        errors = field_errors(error)
     presented = [present_delivery(delivery) for delivery in items]
     return _page(
         "dashboard/deliveries.html",
@@ -386,77 +350,11 @@ def redeliver(delivery_id: UUID) -> ResponseReturnValue:
 # -- audit log --------------------------------------------------------------------------
 
 
-class AuditFilter:
-    """The audit log's filters from the query string: event type and a range of days (UTC)."""
-
-    def __init__(self, args: Any):
-        self.values = {name: (args.get(name) or "").strip() for name in ("type", "from", "to")}
-        self.query = {name: value for name, value in self.values.items() if value}
-        self.errors: Errors = {}
-        given = {name: args[name] for name in ("type", "after") if args.get(name)}
-        try:  # the admin API's rules, and so its messages
-            valid = schemas.EventQuerySchema(only=("after", "type")).load(given)
-        except ValidationError as error:
-            self.errors.update(_errors_of(error))
-            valid = {"after": 0}
-        self.type: str | None = valid.get("type")
-        self.after: int = valid["after"]
-        self.since = self._day(args, "from")
-        self.until = self._day(args, "to")
-
-    def _day(self, args: Any, name: str) -> date | None:
-        value = args.get(name) or ""
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            self.errors[name] = ["Not a valid date."]
-            return None
-
-    def matches(self, item: dict[str, Any]) -> bool:
-        occurred = as_datetime(item["occurred_at"])
-        assert occurred is not None
-        if self.since and occurred < start_of_day(self.since):
-            return False
-        return not (self.until and occurred >= end_of_day(self.until))
-
-    def page(
-        self, after: int, size: int, scan_limit: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        """Up to ``size`` matching events after a position, oldest first, and the position
-        the next page starts after (None at the end). Reads at most about ``scan_limit``
-        events, so a narrow date range over a long history answers in bounded time."""
-        found: list[dict[str, Any]] = []
-        if self.errors:
-            return found, None
-        for read, item in enumerate(self._history(after), start=1):
-            if self.matches(item):
-                if len(found) == size:  # one more exists: there is a next page
-                    return found, found[-1]["position"]
-                found.append(item)
-            if read >= scan_limit:  # stop here; "next" continues the search
-                return found, item["position"]
-        return found, None
-
-    def matching(self) -> Iterator[dict[str, Any]]:
-        return (item for item in self._history(0) if self.matches(item))
-
-    def _history(self, after: int) -> Iterator[dict[str, Any]]:
-        tools = services().tools
-        while True:
-            batch = tools.event_history(g.org_id, after=after, limit=EXPORT_BATCH, type=self.type)
-            yield from batch
-            if len(batch) < EXPORT_BATCH:
-                return
-            after = batch[-1]["position"]
-
-
 @blp.get("/audit-log")
 def audit_log() -> ResponseReturnValue:
     filters = AuditFilter(request.args)
     after = filters.after
-    items, next_after = filters.page(after, AUDIT_PAGE_SIZE, AUDIT_SCAN_LIMIT)
+    items, next_after = filters.page(g.org_id, after, AUDIT_PAGE_SIZE)
     return _page(
         "dashboard/audit_log.html",
         tab="audit",
@@ -476,7 +374,7 @@ def export_audit_log() -> ResponseReturnValue:
         return redirect(url_for(".audit_log", **filters.query))
 
     def lines() -> Iterator[str]:
-        for item in filters.matching():
+        for item in filters.matching(g.org_id):
             yield json.dumps(item, ensure_ascii=False) + "\n"
 
     return Response(

@@ -1,9 +1,15 @@
-"""How the dashboard shows times and dates: relative for reading, exact on hover."""
+"""How the dashboard shows times (relative for reading, exact on hover) and form errors."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from marshmallow import ValidationError
+
+from domain.errors import InvalidInput
+
+Errors = dict[str, list[str]]
 
 _UNITS = (
     ("year", 365 * 86400),
@@ -56,3 +62,13 @@ def end_of_day(day: date) -> datetime:
 
 def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def field_errors(error: ValidationError | InvalidInput) -> Errors:
+    """Messages by form field, from the admin API's schemas or from the domain."""
+    if isinstance(error, InvalidInput):
+        return {error.field or "form": [str(error)]}
+    messages: Any = error.messages
+    if not isinstance(messages, dict):
+        return {"form": [str(item) for item in messages]}
+    return {key: [str(item) for item in value] for key, value in messages.items()}
