@@ -105,7 +105,11 @@ def test_sign_in_sets_a_strict_http_only_expiring_cookie_without_the_token(page,
     assert set(payload) == {"_permanent", "admin_token_id", "signed_in_at"}
     assert payload["admin_token_id"] == str(credentials.credential_id(token_hash))
     assert org.admin_token not in cookie and token_hash not in json.dumps(payload)
-    assert "Acme" in page.get("/api-keys").get_data(as_text=True)
+    keys_page = page.get("/api-keys")
+    assert "Acme" in keys_page.get_data(as_text=True)
+    assert keys_page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in keys_page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in keys_page.headers["Content-Security-Policy"]
 
 
 def test_the_cookie_is_secure_over_https(flask_app, org):
@@ -226,6 +230,19 @@ def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
     listed = signed_in.get("/api-keys").get_data(as_text=True)
     assert plaintext not in listed
     assert key.key_hint in listed and "never" in listed and "Active" in listed
+
+
+def test_expired_and_revoked_keys_are_marked(signed_in, tools, org):
+    soon = tools.clock() + timedelta(seconds=1)
+    expiring, _ = tools.create_api_key(org.id, "short lived", soon, OPERATOR)
+    revoked, _ = tools.create_api_key(org.id, "retired", None, OPERATOR)
+    tools.revoke_api_key(org.id, revoked.id, OPERATOR)
+    time.sleep(max(0.0, (soon - tools.clock()).total_seconds()) + 0.1)
+    text = signed_in.get("/api-keys").get_data(as_text=True)
+    rows = re.findall(r'<tr class="status-(\w+)" data-key-id="([\w-]+)"', text)
+    by_id = {key_id: status for status, key_id in rows}
+    assert by_id[str(expiring.id)] == "expired" and by_id[str(revoked.id)] == "revoked"
+    assert ">Expired</span>" in text and ">Revoked</span>" in text
 
 
 @pytest.mark.parametrize(
