@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+from time import monotonic
+from typing import Any, ClassVar
 
 from kombu import Connection, Exchange
+from kombu.transport import filesystem, virtual
+from kombu.utils.json import dumps
 
 EVENTS_EXCHANGE = Exchange("tenzo.events", type="topic", durable=True)
+
+
+class AtomicChannel(filesystem.Channel):  # type: ignore[misc]
+    """Writes each message under a hidden name and renames it into the queue, so a
+    consumer polling the folder never reads a message half written (kombu writes the
+    final file in place)."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        folder = self.data_folder_out
+        partial = os.path.join(folder, f".{uuid.uuid4()}.writing")
+        with open(partial, "wb") as file:
+            file.write(dumps(payload).encode("utf-8"))
+        os.replace(partial, os.path.join(folder, name))
+
+
+class FolderTransport(filesystem.Transport):  # type: ignore[misc]
+    """kombu's filesystem transport, with its exchanges and bindings kept per folder.
+
+    kombu keeps them in one process-wide state whatever the folder, so a second folder
+    in the same process (tests) would believe its bindings already made and route
+    nothing to its queues.
+    """
+
+    Channel = AtomicChannel
+    _states: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, client: Any, **kwargs: Any):
+        super().__init__(client, **kwargs)
+        folder = str(client.transport_options.get("control_folder"))
+        self.state = self._states.setdefault(folder, virtual.BrokerState())
 
 
 def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
@@ -22,6 +59,7 @@ def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
             path.mkdir(parents=True, exist_ok=True)
         return Connection(
             "filesystem://",
+            transport=FolderTransport,
             transport_options={
                 "data_folder_in": str(queue),
                 "data_folder_out": str(queue),

@@ -26,6 +26,10 @@ log = logging.getLogger("tenzo.committer")
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
+class CommitterClosed(Exception):
+    """Nothing is saved any more: the dispatcher is stopping."""
+
+
 @dataclass
 class _Pending:
     events: list[Any]
@@ -46,6 +50,7 @@ class Committer:
         self.longest_backoff = longest_backoff
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tenzo-committer", daemon=True)
         self._thread.start()
         self.batches = 0
@@ -62,15 +67,19 @@ class Committer:
         if not events:
             return
         pending = _Pending(events)
-        self._queue.put(pending)
+        with self._lock:
+            if self._stopping.is_set():
+                raise CommitterClosed("the dispatcher is stopping")
+            self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
 
     def close(self) -> None:
         """Save what is waiting, then stop the committer thread."""
-        self._stopping.set()
-        self._queue.put(None)
+        with self._lock:
+            self._stopping.set()
+            self._queue.put(None)
         self._thread.join(timeout=30)
 
     def _run(self) -> None:

@@ -81,8 +81,9 @@ def package_version() -> str:
 class Dispatcher:
     """``run(stop)`` consumes until ``stop`` is set, reconnecting after broker failures."""
 
-    def __init__(self, settings: Settings, tools: DeveloperTools):
+    def __init__(self, settings: Settings, tools: DeveloperTools, drain_seconds: float = 10.0):
         self.settings = settings
+        self.drain_seconds = drain_seconds  # for attempts in progress when stopping
         self.tools = tools
         self.policy = delivery_policy(settings)
         self.sender = WebhookSender(self.policy)
@@ -133,7 +134,7 @@ class Dispatcher:
             self.close()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False)
+        self.pool.shutdown(timeout=self.drain_seconds)
         self.committer.close()
         self.sender.close()
         if self._dead_letters is not None:

@@ -31,7 +31,7 @@ from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import Delivery
 from services import metrics
-from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
+from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection
 from services.dispatcher.sender import AttemptResult, DeliveryPolicy, WebhookSender
@@ -91,6 +91,8 @@ class DeliveryRunner:
             log.warning("delivery %s: event store unavailable (%s)", job.delivery_id, error)
             job.delivery = None  # read it again: what was recorded is unknown
             self.pool.call_later(TRANSIENT_RETRY_SECONDS, job.org_id, partial(self._step, job))
+        except CommitterClosed:
+            log.info("delivery %s left unfinished: stopping", job.delivery_id)
         except Exception as error:
             log.exception("delivery %s failed unexpectedly", job.delivery_id)
             self.on_done(job, f"internal error: {type(error).__name__}: {error}")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 log = logging.getLogger("tenzo.dispatcher")
 
@@ -30,7 +31,13 @@ class FairPool:
     def __init__(self, workers: int, per_org: int, slow_after: float = 1.0):
         self.per_org = max(1, per_org)
         self.slow_after = slow_after
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tenzo-work")
+        self.workers = max(1, workers)
+        # Daemon threads (not concurrent.futures, whose threads the interpreter waits
+        # for at exit): shutdown() decides how long to wait for attempts in progress.
+        self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._queued = 0
         self._lock = threading.Lock()
         self._running: dict[Hashable, dict[int, float]] = {}
         self._waiting: dict[Hashable, deque[Task]] = {}
@@ -79,15 +86,25 @@ class FairPool:
         with self._lock:
             return sum(len(queue) for queue in self._waiting.values()) + len(self._timers)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop starting tasks (queued ones and timers are dropped); optionally wait for
-        the running ones."""
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop starting tasks (waiting ones and timers are dropped) and give the running
+        ones up to ``timeout`` seconds to finish."""
         with self._lock:
             self._closed = True
             self._waiting.clear()
             self._timers.clear()
             self._timer_wakeup.notify()
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+            threads = list(self._threads)
+            while True:  # tasks queued but not started are dropped too
+                try:
+                    self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+        for _ in threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- internals (called with the lock held) -------------------------------------------
 
@@ -106,7 +123,26 @@ class FairPool:
     def _start(self, org: Hashable, task: Task) -> None:
         token = next(self._ids)
         self._running.setdefault(org, {})[token] = time.monotonic()
-        self._executor.submit(self._run, org, token, task)
+        self._tasks.put(partial(self._run, org, token, task))
+        self._queued += 1
+        if self._queued > self._idle and len(self._threads) < self.workers:
+            thread = threading.Thread(
+                target=self._work, name=f"tenzo-work-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+                self._queued = max(0, self._queued - 1)
+            if task is None:
+                return
+            task()
 
     def _start_waiting(self, org: Hashable) -> None:
         queue = self._waiting.get(org)

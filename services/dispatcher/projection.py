@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.application import DeveloperTools
-from domain.webhooks import Webhook
+from domain.webhooks import Webhook, webhook_id
 from services import metrics
 from services.storage import SqlTables
 
@@ -36,7 +36,8 @@ PROJECTED_TYPES = ("Webhook", "Job", "Candidate")
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_dispatch_webhooks (
-        org_id TEXT PRIMARY KEY,
+        webhook_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
         version BIGINT NOT NULL,
         url TEXT NOT NULL,
         enabled INTEGER NOT NULL,
@@ -65,9 +66,10 @@ CREATE_TABLES = [
 ]
 
 _UPSERT = {
-    "Webhook": """INSERT INTO tenzo_dispatch_webhooks (org_id, version, url, enabled, secret)
-        VALUES (:key, :version, :url, :enabled, :secret)
-        ON CONFLICT (org_id) DO UPDATE SET version = excluded.version, url = excluded.url,
+    "Webhook": """INSERT INTO tenzo_dispatch_webhooks
+            (webhook_id, org_id, version, url, enabled, secret)
+        VALUES (:key, :org_id, :version, :url, :enabled, :secret)
+        ON CONFLICT (webhook_id) DO UPDATE SET version = excluded.version, url = excluded.url,
             enabled = excluded.enabled, secret = excluded.secret
         WHERE tenzo_dispatch_webhooks.version < excluded.version""",
     "Job": """INSERT INTO tenzo_dispatch_jobs (job_id, org_id, version, external_id, title)
@@ -84,7 +86,7 @@ _UPSERT = {
         WHERE tenzo_dispatch_candidates.version < excluded.version""",
 }
 _VERSION_OF = {
-    "Webhook": "SELECT version FROM tenzo_dispatch_webhooks WHERE org_id = :key",
+    "Webhook": "SELECT version FROM tenzo_dispatch_webhooks WHERE webhook_id = :key",
     "Job": "SELECT version FROM tenzo_dispatch_jobs WHERE job_id = :key",
     "Candidate": "SELECT version FROM tenzo_dispatch_candidates WHERE candidate_id = :key",
 }
@@ -168,7 +170,8 @@ class DispatchProjection:
             webhook: Webhook = aggregate
             enabled = webhook.enabled and not webhook.deleted
             return {
-                "key": str(webhook.org_id),
+                "key": str(webhook.id),
+                "org_id": str(webhook.org_id),
                 "version": version,
                 "url": webhook.url,
                 "enabled": 1 if enabled else 0,
@@ -250,8 +253,8 @@ class DispatchProjection:
     def webhook(self, org_id: UUID) -> WebhookTarget | None:
         with self.tables.transaction(commit=False) as cursor:
             row = cursor.execute(
-                "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE org_id = :org",
-                {"org": str(org_id)},
+                "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE webhook_id = :id",
+                {"id": str(webhook_id(org_id))},
             ).fetchone()
         if row is None:
             return None

@@ -7,6 +7,12 @@ consumer has not started yet. Declaring is idempotent.
 
 from __future__ import annotations
 
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from kombu import Connection, Queue
 
 from contracts.broker import (
@@ -48,11 +54,34 @@ def queues(rabbitmq: bool) -> dict[str, Queue]:
 
 def declare_topology(connection: Connection) -> dict[str, Queue]:
     """Declare the exchange, the queues and their bindings; return the bound queues."""
-    channel = connection.default_channel
-    EVENTS_EXCHANGE(channel).declare()
-    declared = {}
-    for name, queue in queues(is_rabbitmq(connection)).items():
-        bound = queue(channel)
-        bound.declare()
-        declared[name] = bound
+    with _exclusively(connection):
+        channel = connection.default_channel
+        EVENTS_EXCHANGE(channel).declare()
+        declared = {}
+        for name, queue in queues(is_rabbitmq(connection)).items():
+            bound = queue(channel)
+            bound.declare()
+            declared[name] = bound
     return declared
+
+
+_IN_PROCESS = threading.Lock()
+
+
+@contextmanager
+def _exclusively(connection: Connection) -> Iterator[None]:
+    """On the embedded broker, one declaration at a time, across threads and processes.
+
+    kombu's filesystem transport writes a new exchange table without a lock held from
+    the start, so two first declarations at once can leave a corrupt table behind.
+    """
+    folder = (connection.transport_options or {}).get("control_folder")
+    if is_rabbitmq(connection) or not folder:
+        yield
+        return
+    with _IN_PROCESS, open(Path(folder) / ".declare.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

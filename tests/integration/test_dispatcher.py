@@ -1,0 +1,477 @@
+"""The dispatcher (SPEC 6, 7) on the embedded broker and on RabbitMQ, against real HTTPS
+receivers on loopback; producers publish with pika on RabbitMQ."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import trustme
+from click.testing import CliRunner
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from contracts.broker import INTERVIEWS_QUEUE
+from contracts.signing import standard_webhooks_secret, verify
+from domain.actors import OPERATOR
+from domain.errors import NotFound
+from services.cli import main
+from tests.support import dispatching
+from tests.support.dispatching import (
+    Stack,
+    dead_letters,
+    interview_message,
+    make_settings,
+    publish,
+    queue_depth,
+    wait_for,
+)
+from tests.support.https_receiver import HttpsReceiver, ScriptedResponse
+
+SECRET = "whsec-test-secret"
+
+broker_url = dispatching.broker_url  # fixtures: every test on both brokers
+receiver = dispatching.receiver
+
+
+@pytest.fixture
+def stack(tmp_path, broker_url, receiver):
+    with Stack(make_settings(tmp_path, broker_url, receiver.ca_pem_path)) as running:
+        yield running
+
+
+def requests_for(receiver, event_id):
+    return [r for r in receiver.requests if r.headers.get("x-webhook-id") == event_id]
+
+
+# -- success, headers, signatures, payload -------------------------------------------------
+
+
+def test_a_valid_message_is_delivered_signed_once_and_recorded(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url, secret=SECRET)
+    job, _ = stack.tools.upsert_job(
+        org_id, {"title": "Backend engineer", "external_id": "J-7"}, OPERATOR
+    )
+    candidate, _ = stack.tools.upsert_candidate(
+        org_id,
+        {
+            "job_id": job.id,
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "email": "ada@example.com",
+            "external_id": "C-9",
+        },
+        OPERATOR,
+    )
+    stack.wait_for_projection()
+    message = interview_message(org_id)
+    message["data"] |= {"candidate_id": str(candidate.id), "job_id": str(job.id)}
+
+    publish(broker_url, message)
+    delivery = stack.wait_for_outcome(org_id, message["event_id"])
+
+    assert delivery.status == "succeeded"
+    [request] = receiver.requests
+    headers, body = request.headers, request.body
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("Tenzo-Webhooks/")
+    assert headers["x-webhook-id"] == message["event_id"]
+    assert headers["x-webhook-event"] == "interview.completed"
+    assert headers["x-webhook-attempt"] == "1"
+    assert abs(int(headers["x-webhook-timestamp"]) - time.time()) < 30
+    # The signature covers the raw body bytes: it verifies with the secret only.
+    assert verify(SECRET, body, headers["x-webhook-signature"])
+    assert not verify("another-secret", body, headers["x-webhook-signature"])
+    StandardWebhook(standard_webhooks_secret(SECRET)).verify(body, headers)
+    payload = json.loads(body)
+    assert payload == {
+        "id": message["event_id"],
+        "event": "interview.completed",
+        "created_at": "2026-11-27T17:00:00Z",
+        "organization_id": str(org_id),
+        "data": {
+            **{k: v for k, v in message["data"].items()},
+            "candidate": {
+                "id": str(candidate.id),
+                "external_id": "C-9",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "email": "ada@example.com",
+            },
+            "job": {"id": str(job.id), "external_id": "J-7", "title": "Backend engineer"},
+        },
+    }
+    # Every step is an event; the message was acknowledged only after them.
+    history = stack.tools.event_history(org_id, aggregate_id=delivery.id)
+    assert [item["type"] for item in history] == [
+        "DeliveryScheduled",
+        "DeliveryAttempted",
+        "DeliverySucceeded",
+    ]
+    attempted = history[1]["data"]
+    assert attempted["number"] == 1 and attempted["status_code"] == 200
+    assert attempted["response_excerpt"] == "ok" and attempted["error"] is None
+    stack.__exit__(None, None, None)  # unacked messages would go back to the queue
+    assert queue_depth(broker_url, INTERVIEWS_QUEUE) == 0
+
+
+def test_unknown_candidate_and_job_are_sent_as_ids_only(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url)
+    other = stack.organization(None)
+    job, _ = stack.tools.upsert_job(other, {"title": "Someone else's job"}, OPERATOR)
+    stack.wait_for_projection()
+    message = interview_message(org_id)
+    message["data"]["job_id"] = str(job.id)  # exists, but in another organization
+
+    publish(broker_url, message)
+    stack.wait_for_outcome(org_id, message["event_id"])
+
+    data = json.loads(receiver.requests[0].body)["data"]
+    assert data["candidate"] == {"id": message["data"]["candidate_id"]}
+    assert data["job"] == {"id": str(job.id)}
+
+
+def test_no_secret_means_no_signature_headers(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url, secret=None)
+    message = interview_message(org_id)
+
+    publish(broker_url, message)
+    stack.wait_for_outcome(org_id, message["event_id"])
+
+    headers = receiver.requests[0].headers
+    assert "x-webhook-signature" not in headers
+    assert "webhook-signature" not in headers
+    assert headers["x-webhook-id"] == message["event_id"]
+
+
+# -- failures and retries ------------------------------------------------------------------
+
+
+def test_always_500_makes_three_attempts_then_fails(stack, receiver, broker_url):
+    receiver.script(*[ScriptedResponse(status=500, body=b"boom")] * 3)
+    org_id = stack.organization(receiver.url)
+    message = interview_message(org_id)
+
+    publish(broker_url, message)
+    delivery = stack.wait_for_outcome(org_id, message["event_id"])
+
+    assert delivery.status == "failed"
+    assert [a["number"] for a in delivery.attempts] == [1, 2, 3]
+    assert [a["status_code"] for a in delivery.attempts] == [500, 500, 500]
+    assert all(a["error"] == "unexpected status 500" for a in delivery.attempts)
+    assert [r.headers["x-webhook-attempt"] for r in receiver.requests] == ["1", "2", "3"]
+    assert len({r.body for r in receiver.requests}) == 1  # the same bytes every time
+    types = [i["type"] for i in stack.tools.event_history(org_id, aggregate_id=delivery.id)]
+    assert types == ["DeliveryScheduled"] + ["DeliveryAttempted"] * 3 + ["DeliveryFailed"]
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
+def test_500_then_200_with_the_default_delays_retries_after_two_seconds(
+    tmp_path, broker_url, receiver
+):
+    receiver.script(ScriptedResponse(status=500))
+    settings = make_settings(
+        tmp_path, broker_url, receiver.ca_pem_path, TENZO_WEBHOOK_RETRY_DELAYS="0,2,4"
+    )
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url)
+        message = interview_message(org_id)
+        publish(broker_url, message)
+        delivery = stack.wait_for_outcome(org_id, message["event_id"], timeout=20)
+
+    assert delivery.status == "succeeded"
+    first, second = delivery.attempts
+    assert (first["number"], first["status_code"]) == (1, 500)
+    assert (second["number"], second["status_code"]) == (2, 200)
+    gap = (second["started_at"] - first["started_at"]).total_seconds()
+    assert 2.0 <= gap < 3.5
+
+
+@pytest.mark.parametrize(
+    ("response", "status", "error"),
+    [
+        (ScriptedResponse(status=203), 203, "unexpected status 203"),
+        (
+            ScriptedResponse(status=301, headers={"Location": "https://127.0.0.1:1/x"}),
+            301,
+            "redirect 301 not followed",
+        ),
+        (ScriptedResponse(status=404, body=b"x" * 3000), 404, "unexpected status 404"),
+    ],
+)
+def test_other_statuses_are_failed_attempts(tmp_path, receiver, response, status, error):
+    receiver.script(response)
+    broker = f"filesystem://{tmp_path}/broker"
+    settings = make_settings(tmp_path, broker, receiver.ca_pem_path, TENZO_WEBHOOK_RETRY_DELAYS="0")
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url)
+        message = interview_message(org_id)
+        publish(broker, message)
+        delivery = stack.wait_for_outcome(org_id, message["event_id"])
+
+    assert delivery.status == "failed"
+    [attempt] = delivery.attempts
+    assert (attempt["status_code"], attempt["error"]) == (status, error)
+    assert len(attempt["response_excerpt"]) <= 1024
+    assert [r.path for r in receiver.requests] == ["/webhook"]  # no redirect followed
+
+
+def test_a_trickling_endpoint_is_cut_at_the_total_timeout(tmp_path, receiver):
+    receiver.script(ScriptedResponse(body=b"x" * 100, trickle_bytes_per_second=1))
+    broker = f"filesystem://{tmp_path}/broker"
+    settings = make_settings(
+        tmp_path,
+        broker,
+        receiver.ca_pem_path,
+        TENZO_WEBHOOK_RETRY_DELAYS="0",
+        TENZO_WEBHOOK_TIMEOUT="1.5",
+    )
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url)
+        message = interview_message(org_id)
+        publish(broker, message)
+        delivery = stack.wait_for_outcome(org_id, message["event_id"])
+
+    [attempt] = delivery.attempts
+    assert attempt["error"] == "timeout after 1.5s"
+    assert 1400 <= attempt["duration_ms"] < 3000
+
+
+def test_connection_refused_and_untrusted_certificates_are_failed_attempts(tmp_path, receiver):
+    broker = f"filesystem://{tmp_path}/broker"
+    settings = make_settings(tmp_path, broker, receiver.ca_pem_path, TENZO_WEBHOOK_RETRY_DELAYS="0")
+    with HttpsReceiver(ca=trustme.CA()) as untrusted, Stack(settings) as stack:
+        closed = stack.organization("https://127.0.0.1:1/webhook")
+        self_signed = stack.organization(untrusted.url)
+        refused, bad_tls = interview_message(closed), interview_message(self_signed)
+        publish(broker, refused)
+        publish(broker, bad_tls)
+        refused_delivery = stack.wait_for_outcome(closed, refused["event_id"])
+        tls_delivery = stack.wait_for_outcome(self_signed, bad_tls["event_id"])
+
+    assert refused_delivery.attempts[0]["error"] == "connection refused"
+    assert refused_delivery.attempts[0]["status_code"] is None
+    assert tls_delivery.attempts[0]["error"].startswith("TLS error: certificate verify failed")
+    assert untrusted.requests == []
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_a_disabled_webhook_gets_nothing_and_nothing_is_recorded(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url, enabled=False)
+    message = interview_message(org_id)
+    before = stack.tools.recorder.max_notification_id()
+
+    publish(broker_url, message)
+    wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher._in_flight)
+    time.sleep(0.3)
+
+    assert receiver.requests == []
+    with pytest.raises(NotFound):
+        stack.delivery(org_id, message["event_id"])
+    assert stack.tools.recorder.max_notification_id() == before
+    assert queue_depth(broker_url, INTERVIEWS_QUEUE) == 0
+
+
+def test_a_changed_url_gets_the_next_delivery(stack, receiver, broker_url, tmp_path):
+    with HttpsReceiver(ca=receiver.ca) as new_receiver:
+        org_id = stack.organization(receiver.url)
+        first = interview_message(org_id)
+        publish(broker_url, first)
+        stack.wait_for_outcome(org_id, first["event_id"])
+
+        stack.tools.change_webhook(org_id, OPERATOR, url=new_receiver.url)
+        stack.wait_for_projection()
+        second = interview_message(org_id)
+        publish(broker_url, second)
+        delivery = stack.wait_for_outcome(org_id, second["event_id"])
+
+        assert [r.headers["x-webhook-id"] for r in receiver.requests] == [first["event_id"]]
+        assert [r.headers["x-webhook-id"] for r in new_receiver.requests] == [second["event_id"]]
+        assert delivery.url == new_receiver.url
+
+
+def test_the_same_event_id_twice_is_one_delivery_and_one_webhook(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url)
+    message = interview_message(org_id)
+
+    publish(broker_url, message)
+    publish(broker_url, message)
+    delivery = stack.wait_for_outcome(org_id, message["event_id"])
+    wait_for(lambda: not stack.dispatcher._in_flight, what="both messages to be handled")
+    time.sleep(0.3)
+
+    assert len(receiver.requests) == 1
+    assert delivery.version == 3  # scheduled, attempted, succeeded: no second series
+    stack.__exit__(None, None, None)
+    assert queue_depth(broker_url, INTERVIEWS_QUEUE) == 0
+
+
+# -- invalid messages ------------------------------------------------------------------------
+
+
+def test_invalid_messages_are_dead_lettered_with_a_reason(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url)
+    not_json = b'{"event_id": "e1", '
+    schema_invalid = interview_message(org_id, org_id="not-a-uuid")
+    valid = interview_message(org_id)
+
+    publish(broker_url, not_json)
+    publish(broker_url, schema_invalid)
+    publish(broker_url, valid)  # the consumer keeps going
+    stack.wait_for_outcome(org_id, valid["event_id"])
+
+    found = dead_letters(broker_url, expected=2)
+    reasons = {body: headers["x-tenzo-error"] for body, headers in found}
+    assert reasons[not_json].startswith("invalid JSON")
+    assert reasons[json.dumps(schema_invalid).encode()] == (
+        "invalid message: org_id: Not a valid UUID."
+    )
+    assert all(h["x-tenzo-queue"] == INTERVIEWS_QUEUE for _, h in found)
+    assert [r.headers["x-webhook-id"] for r in receiver.requests] == [valid["event_id"]]
+
+
+# -- isolation between organizations ---------------------------------------------------------
+
+
+def test_a_hanging_endpoint_does_not_delay_another_organization(tmp_path, broker_url, receiver):
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, TENZO_WEBHOOK_TIMEOUT="30")
+    with HttpsReceiver(ca=receiver.ca) as hanging:
+        hanging.script(*[ScriptedResponse(delay=30)] * 20)
+        with Stack(settings) as stack:
+            slow_org = stack.organization(hanging.url)
+            healthy_org = stack.organization(receiver.url)
+            for _ in range(10):
+                publish(broker_url, interview_message(slow_org))
+            wait_for(
+                lambda: len(hanging.requests) >= 1, what="the hanging endpoint's first request"
+            )
+            message = interview_message(healthy_org)
+            published = time.monotonic()
+            publish(broker_url, message)
+            wait_for(
+                lambda: requests_for(receiver, message["event_id"]), what="the healthy delivery"
+            )
+            elapsed = time.monotonic() - published
+
+    assert elapsed < 1.0
+
+
+# -- test events and redelivery through the admin API --------------------------------------
+
+
+def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, receiver):
+    from services.api.app import create_app
+
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path)
+    with Stack(settings) as stack:
+        client = create_app(settings, stack.tools).test_client()
+        org, token = stack.tools.create_organization("Acme", OPERATOR)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (
+            client.put(
+                "/admin/v1/webhook",
+                json={"url": receiver.url, "secret": SECRET, "enabled": True},
+                headers=headers,
+            ).status_code
+            == 201
+        )
+        receiver.script(ScriptedResponse(status=503))
+
+        sent = client.post("/admin/v1/webhook/test", headers=headers)
+        assert sent.status_code == 202
+        delivery_id = sent.json["delivery_id"]
+
+        def ended():
+            body = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=headers).json
+            return body if body["status"] != "pending" else None
+
+        first = wait_for(ended, 15, "the test delivery")
+        assert first["status"] == "succeeded"
+        assert [(a["number"], a["status_code"]) for a in first["attempts"]] == [(1, 503), (2, 200)]
+        assert first["event_type"] == "webhook.test" and first["completed_at"]
+
+        again = client.post(f"/admin/v1/deliveries/{delivery_id}/redeliver", headers=headers)
+        assert again.status_code == 202 and again.json["status"] == "pending"
+        wait_for(lambda: len(receiver.requests) == 3 and ended(), 15, "the redelivery")
+        final = ended()
+        assert [a["number"] for a in final["attempts"]] == [1, 2, 3]
+        ids = {r.headers["x-webhook-id"] for r in receiver.requests}
+        bodies = {r.body for r in receiver.requests}
+        assert len(ids) == 1 and len(bodies) == 1  # same X-Webhook-Id and bytes throughout
+        assert receiver.requests[-1].headers["x-webhook-attempt"] == "3"
+        assert json.loads(receiver.requests[0].body)["event"] == "webhook.test"
+        assert verify(
+            SECRET, receiver.requests[-1].body, receiver.requests[-1].headers["x-webhook-signature"]
+        )
+
+        listed = client.get("/admin/v1/deliveries?status=succeeded", headers=headers).json
+        assert [item["id"] for item in listed["items"]] == [delivery_id]
+        assert listed["next_cursor"] is None
+        history = client.get(f"/admin/v1/events?aggregate_id={delivery_id}", headers=headers).json
+        assert [item["type"] for item in history["items"]] == [
+            "DeliveryScheduled",
+            "DeliveryAttempted",
+            "DeliveryAttempted",
+            "DeliverySucceeded",
+            "DeliveryRedeliveryRequested",
+            "DeliveryAttempted",
+            "DeliverySucceeded",
+        ]
+
+
+# -- projection --------------------------------------------------------------------------------
+
+
+def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, receiver, monkeypatch):
+    broker = f"filesystem://{tmp_path}/broker"
+    settings = make_settings(tmp_path, broker, receiver.ca_pem_path)
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url, secret="first-secret")
+        stack.tools.change_webhook(org_id, OPERATOR, url=receiver.url_for("localhost"))
+        stack.tools.change_webhook(org_id, OPERATOR, secret="second-secret")
+        stack.wait_for_projection()
+        projection = stack.dispatcher.projection
+        current = projection.webhook(org_id)
+        assert (current.url, current.secret) == (receiver.url_for("localhost"), "second-secret")
+
+        # An old event relayed again (at-least-once) changes nothing.
+        old = stack.tools.event_history(org_id, type="WebhookConfigured")[0]
+        assert projection.apply(old) is False
+        assert projection.webhook(org_id) == current
+
+        with projection.tables.transaction() as cursor:
+            cursor.execute("DELETE FROM tenzo_dispatch_webhooks")
+        assert projection.webhook(org_id) is None
+
+        for name, value in {
+            "TENZO_DATABASE_URL": settings.database_url,
+            "TENZO_BROKER_URL": broker,
+            "TENZO_ENCRYPTION_KEY": settings.encryption_key,
+        }.items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(main, ["projections", "rebuild"])
+        assert result.exit_code == 0, result.output
+        assert "Projection rebuilt up to position" in result.output
+        assert projection.webhook(org_id) == current
+
+        # The secret is stored encrypted, never in plain text.
+        with projection.tables.transaction(commit=False) as cursor:
+            stored = cursor.execute("SELECT secret FROM tenzo_dispatch_webhooks").fetchone()
+        assert "second-secret" not in stored["secret"]
+
+
+def test_a_deleted_webhook_stops_deliveries(stack, receiver, broker_url):
+    org_id = stack.organization(receiver.url)
+    stack.tools.delete_webhook(org_id, OPERATOR)
+    stack.wait_for_projection()
+    message = interview_message(org_id)
+
+    publish(broker_url, message)
+    wait_for(lambda: not stack.dispatcher._in_flight and stack.dispatcher.pool.waiting() == 0)
+    time.sleep(0.3)
+
+    assert receiver.requests == []
+    assert stack.dispatcher.projection.webhook(org_id).enabled is False
