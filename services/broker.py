@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from itertools import count
 from pathlib import Path
-from time import monotonic
+from time import monotonic_ns
 from typing import Any, ClassVar
 
 from kombu import Connection, Exchange
@@ -13,15 +14,18 @@ from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps
 
 EVENTS_EXCHANGE = Exchange("tenzo.events", type="topic", durable=True)
+_SEQUENCE = count()
 
 
 class AtomicChannel(filesystem.Channel):  # type: ignore[misc]
     """Writes each message under a hidden name and renames it into the queue, so a
     consumer polling the folder never reads a message half written (kombu writes the
-    final file in place)."""
+    final file in place), and names messages in the order they were published."""
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
-        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        # Consumers take files in name order: nanoseconds and a counter keep the order
+        # of publication (kombu's milliseconds and a random uuid do not).
+        name = f"{monotonic_ns():020d}_{next(_SEQUENCE):012d}_{uuid.uuid4().hex}.{queue}.msg"
         folder = self.data_folder_out
         partial = os.path.join(folder, f".{uuid.uuid4()}.writing")
         with open(partial, "wb") as file:

@@ -1,0 +1,161 @@
+"""The relay (SPEC 2, 6): the event store's notification log to exchange tenzo.events,
+in order, redacted, at least once, with its position saved after the broker confirmed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from kombu import Producer, Queue
+from prometheus_client import REGISTRY
+
+from contracts.broker import PROJECTION_QUEUE
+from domain.actors import OPERATOR
+from services.api.app import create_app
+from services.bootstrap import build_application
+from services.broker import EVENTS_EXCHANGE, broker_connection
+from services.dispatcher.relay import Relay
+from services.dispatcher.topology import declare_topology
+from tests.support import dispatching
+from tests.support.dispatching import make_settings, wait_for
+from tests.support.tcp_proxy import TcpProxy
+
+broker_url = dispatching.broker_url  # fixture: every test on both brokers
+
+
+@pytest.fixture
+def tools(tmp_path, broker_url):
+    app = build_application(make_settings(tmp_path, broker_url, None))
+    yield app
+    app.close()
+
+
+def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dict]]:
+    """Take up to ``expected`` relayed events (routing key, body) from the queue bound to
+    ``devtools.#``."""
+    found: list[tuple[str, dict]] = []
+
+    def take() -> bool:
+        with broker_connection(url) as connection:
+            queue = Queue(PROJECTION_QUEUE)(connection.default_channel)
+            while (message := queue.get(no_ack=True)) is not None:
+                assert message.content_type == "application/json"
+                found.append((message.delivery_info["routing_key"], json.loads(message.body)))
+        return len(found) >= expected
+
+    wait_for(take, timeout, f"{expected} relayed events")
+    return found
+
+
+def make_history(tools):
+    organization, _ = tools.create_organization("Acme", OPERATOR)
+    tools.create_api_key(organization.id, "ci", None, OPERATOR)
+    tools.configure_webhook(organization.id, "https://127.0.0.1/a", "top-secret-1", True, OPERATOR)
+    tools.change_webhook(
+        organization.id, OPERATOR, url="https://127.0.0.1/b", secret="top-secret-2"
+    )
+    return organization.id
+
+
+def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_url):
+    make_history(tools)
+    with broker_connection(broker_url) as connection:
+        declare_topology(connection)
+    relay = Relay(tools, broker_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        newest = tools.recorder.max_notification_id()
+        events = relayed(broker_url, newest)
+        wait_for(lambda: relay.position() == newest, what="the saved position")
+    finally:
+        stop.set()
+        thread.join(10)
+
+    assert [body["position"] for _, body in events] == list(range(1, newest + 1))
+    assert [key for key, _ in events] == [
+        "devtools.organization.created",
+        "devtools.admin_token.issued",
+        "devtools.api_key.created",
+        "devtools.webhook.configured",
+        "devtools.webhook.url_changed",
+        "devtools.webhook.secret_changed",
+    ]
+    text = json.dumps([body for _, body in events])
+    assert "top-secret" not in text and '"[redacted]"' in text
+    assert events[2][1]["data"]["key_hash"] == "[redacted]"
+    assert relay.lag() == 0
+    assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
+
+
+def test_a_new_relay_continues_from_the_saved_position(tools, broker_url):
+    make_history(tools)
+    with broker_connection(broker_url) as connection:
+        declare_topology(connection)
+        first = Relay(tools, broker_url)
+        producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
+        while first.publish_batch(producer):
+            pass
+        relayed(broker_url, tools.recorder.max_notification_id())  # drain them
+
+        organization, _ = tools.create_organization("Globex", OPERATOR)
+        restarted = Relay(tools, broker_url)
+        assert restarted.lag() == 2
+        while restarted.publish_batch(producer):
+            pass
+
+    events = relayed(broker_url, 2)
+    assert [key for key, _ in events] == [
+        "devtools.organization.created",
+        "devtools.admin_token.issued",
+    ]
+    assert events[0][1]["aggregate_id"] == str(organization.id)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
+def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up(
+    tmp_path, broker_url
+):
+    server = urlsplit(broker_url)
+    with TcpProxy((server.hostname, server.port or 5672)) as proxy:
+        through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
+        settings = make_settings(tmp_path, through_proxy, None, TENZO_OPERATOR_TOKEN="op-token")
+        tools = build_application(settings)
+        client = create_app(settings, tools).test_client()
+        relay = Relay(tools, through_proxy, poll_interval=0.05)
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            org = client.post(
+                "/admin/v1/organizations",
+                json={"name": "Acme"},
+                headers={"Authorization": "Bearer op-token"},
+            ).json
+            headers = {"Authorization": f"Bearer {org['admin_token']}"}
+            wait_for(lambda: relay.position() == 2, what="the relay to publish")
+
+            proxy.cut()  # the broker is unreachable for the relay
+            for name in ("one", "two", "three"):
+                response = client.post("/admin/v1/api-keys", json={"name": name}, headers=headers)
+                assert response.status_code == 201
+            assert relay.position() == 2
+            assert wait_for(lambda: relay.lag() == 3, what="the lag to show")
+
+            proxy.restore()
+            wait_for(lambda: relay.position() == 5, 20, "the relay to catch up")
+        finally:
+            stop.set()
+            thread.join(10)
+            tools.close()
+
+    events = relayed(broker_url, 5)
+    positions = [body["position"] for _, body in events]
+    # At least once and in order: every position, each first seen after the ones before it.
+    assert sorted(set(positions)) == [1, 2, 3, 4, 5]
+    firsts = [p for i, p in enumerate(positions) if p not in positions[:i]]
+    assert firsts == [1, 2, 3, 4, 5]
