@@ -214,11 +214,12 @@ def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:
         if server.poll() is not None:
             sys.exit(f"the server did not start; see {workdir / 'server.log'}")
         try:
-            if requests.get(url, timeout=1).status_code == 200:
-                time.sleep(1.0)  # let the second worker finish booting too
+            if len(worker_pids(server.pid)) == 2 and requests.get(url, timeout=5).ok:
+                time.sleep(1.0)  # both workers are up; let them finish importing
                 return server
-        except requests.ConnectionError:
-            time.sleep(0.2)
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
     sys.exit("the server did not answer within 60 s")
 
 
@@ -270,9 +271,19 @@ def drive(
     )
 
 
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn workers: the children of ``master``, from /proc."""
+    return [pid for pid, _ in _children(master)]
+
+
 def workers_cpu(master: int) -> float:
     """CPU seconds used so far by the gunicorn workers (children of ``master``), from /proc."""
-    total = 0
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _children(master))
+    return ticks / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _children(master: int) -> list[tuple[int, list[str]]]:
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -281,8 +292,8 @@ def workers_cpu(master: int) -> float:
         except OSError:
             continue
         if int(fields[1]) == master:
-            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+            found.append((int(entry.name), fields))
+    return found
 
 
 def usage_total(base: str, admin_token: str, keys, expected: int) -> int:
