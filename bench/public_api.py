@@ -372,6 +372,14 @@ def summarize(rounds: list[Round], sent: int, counted: int, args, load: tuple[fl
             f"adjacent pairs (each pair: {', '.join(f'{r:.2f}' for r in pair_ratios)}; "
             f"all rounds pooled: {a['rps'] / b['rps']:.2f}).",
             "",
+            "Per request, (a) checks the key's checksum, hashes it (SHA-256), asks PostgreSQL "
+            "whether the key has events newer than the copy its process has decoded (one "
+            "prepared, indexed `SELECT 1 … LIMIT 1`: a revoked key is refused on the very "
+            "next request), counts the use in memory and takes a token from the key's "
+            "bucket; then runs the handler, which reads the job's events. No catalog "
+            "catch-up is on this path. (b) runs the same handler on a route that exists "
+            "only when the server has `TENZO_BENCH_UNAUTHENTICATED_ROUTE=1`.",
+            "",
             "| mode | req/s (per round) | p50 ms | p99 ms | server CPU µs/request | "
             "client CPU (cores) | requests | non-200 |",
             "|---|---|---|---|---|---|---|---|",
