@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from contracts.signing import verify
 from tests.conftest import service_missing
@@ -46,6 +47,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 EXACT_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+expect.set_options(timeout=15_000)  # the machine is shared: be patient, never flaky
 
 
 # -- the server, the receiver, the browser ------------------------------------------------
@@ -177,12 +179,12 @@ class Tab:
         self.page.wait_for_url("**/api-keys")
 
     def open_tab(self, name: str) -> None:
-        self.page.get_by_role("navigation", name="Developer Tools sections").get_by_role(
-            "link", name=name
-        ).click()
-        self.page.wait_for_load_state()
+        nav = self.page.get_by_role("navigation", name="Developer Tools sections")
+        with self.page.expect_navigation():
+            nav.get_by_role("link", name=name).click()
 
     def screenshot(self, name: str) -> None:
+        self.page.wait_for_load_state("load")
         ARTIFACTS.mkdir(exist_ok=True)
         suffix = "phone" if self.viewport == PHONE else "desktop"
         self.page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{suffix}.png"), full_page=True)
@@ -195,6 +197,7 @@ class Tab:
 
     def check_accessible_forms(self) -> None:
         """Every visible control has a label, every button a name; no sideways scrolling."""
+        self.page.wait_for_load_state("load")  # with its stylesheet, after a navigation
         unlabelled = self.page.evaluate(
             """() => [...document.querySelectorAll('input, select, textarea, button')]
                 .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
@@ -244,12 +247,12 @@ def eventually(check: Callable[[], bool], timeout: float = 15, every: float = 0.
 def test_sign_in_with_a_wrong_token_then_the_printed_one_by_keyboard(tab: Tab) -> None:
     page = tab.page
     tab.goto("/")
-    assert page.get_by_role("heading", name="Sign in to Developer Tools").is_visible()
+    expect(page.get_by_role("heading", name="Sign in to Developer Tools")).to_be_visible()
     tab.screenshot("sign-in")
 
     page.get_by_label("Admin token").fill("tenzo_admin_thisIsNotAToken")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").inner_text() == "That token is not valid."
+    expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
     tab.screenshot("sign-in-wrong-token")
 
     # Keyboard only: the token field has focus; Enter submits.
@@ -258,12 +261,12 @@ def test_sign_in_with_a_wrong_token_then_the_printed_one_by_keyboard(tab: Tab) -
     page.keyboard.type(tab.server.admin_token)
     page.keyboard.press("Enter")
     page.wait_for_url("**/api-keys")
-    assert page.get_by_role("heading", name="Settings → Developer Tools").is_visible()
+    expect(page.get_by_role("heading", name="Settings → Developer Tools")).to_be_visible()
     tab.check_accessible_forms()
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/sign-in")
-    assert page.get_by_role("status").inner_text() == "You have signed out."
+    expect(page.get_by_role("status")).to_have_text("You have signed out.")
     tab.goto("/api-keys")
     assert page.url.endswith("/sign-in")
 
@@ -283,14 +286,13 @@ def test_generate_a_key_read_it_once_use_it_see_the_usage_then_revoke_it(tab: Ta
     page.keyboard.type("E2E sync")
     page.get_by_label("Expiration date (optional)").fill(expiry.isoformat())
     page.get_by_label("Name").press("Enter")
-    page.wait_for_load_state()
 
     once = page.get_by_role("alert")
-    assert "It will not be shown again." in once.inner_text()
+    expect(once).to_contain_text("It will not be shown again.")
     key = page.get_by_label("New API key").input_value()
     assert key.startswith("tenzo_pk_")
     page.get_by_role("button", name="Copy").click()
-    assert page.get_by_text("Copied to the clipboard.").is_visible()
+    expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == key
     tab.check_accessible_forms()
     tab.screenshot("api-keys-new-key")
@@ -298,8 +300,8 @@ def test_generate_a_key_read_it_once_use_it_see_the_usage_then_revoke_it(tab: Ta
     tab.open_tab("API Keys")
     assert key not in page.content()  # shown once, never again
     row = page.locator("tr", has=page.get_by_role("rowheader", name="E2E sync"))
-    assert row.locator('[data-label="Usage"]').inner_text() == "0"
-    assert row.locator('[data-label="Last used"]').inner_text() == "never"
+    expect(row.locator('[data-label="Usage"]')).to_have_text("0")
+    expect(row.locator('[data-label="Last used"]')).to_have_text("never")
     # Works through the chosen day (UTC): it expires as the next day begins.
     expires = row.locator('[data-label="Expires"]').inner_text()
     assert expires.startswith(f"{expiry + timedelta(days=1)} 00:00 UTC (in ")
@@ -318,17 +320,17 @@ def test_generate_a_key_read_it_once_use_it_see_the_usage_then_revoke_it(tab: Ta
 
     eventually(usage_shown)
     last_used = row.locator('[data-label="Last used"] time')
-    assert last_used.inner_text() == "just now"
+    expect(last_used).to_have_text("just now")
     assert EXACT_TIME.match(last_used.get_attribute("title") or "")
     tab.screenshot("api-keys")
 
     row.get_by_role("link", name="Revoke E2E sync").click()
-    assert page.get_by_role("heading", name="Revoke the key “E2E sync”?").is_visible()
+    expect(page.get_by_role("heading", name="Revoke the key “E2E sync”?")).to_be_visible()
     tab.screenshot("api-keys-revoke-confirm")
     page.get_by_role("button", name="Revoke key").click()
     page.wait_for_url("**/api-keys")
-    assert "is revoked" in page.get_by_role("status").inner_text()
-    assert row.locator(".badge").inner_text() == "Revoked"
+    expect(page.get_by_role("status")).to_contain_text("is revoked")
+    expect(row.locator(".badge")).to_have_text("Revoked")
     assert "status-revoked" in (row.get_attribute("class") or "")
 
     refused = requests.post(
@@ -351,39 +353,37 @@ def test_configure_the_webhook_switch_it_on_and_manage_its_secret(tab: Tab, rece
     url_field = page.get_by_label("Endpoint URL")
     url_field.fill("http://example.com/hook")
     page.get_by_role("button", name="Save webhook").click()
-    assert page.locator("#url-error").inner_text() == "Webhook URL must use https://."
+    expect(page.locator("#url-error")).to_have_text("Webhook URL must use https://.")
     assert page.get_by_label("Endpoint URL").get_attribute("aria-invalid") == "true"
     tab.screenshot("webhook-invalid-url")
 
     page.get_by_label("Endpoint URL").fill(receiver.url)
     page.get_by_role("button", name="Save webhook").click()
-    assert page.get_by_role("status").inner_text() == "Webhook saved."
+    expect(page.get_by_role("status")).to_have_text("Webhook saved.")
     switch = page.get_by_role("switch", name="Enable webhook delivery")
     assert switch.get_attribute("aria-checked") == "false"
     switch.click()
-    page.wait_for_load_state()
-    assert (
-        page.get_by_role("switch", name="Enable webhook delivery").get_attribute("aria-checked")
-        == "true"
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "true"
     )
-    assert page.locator("#secret-status").inner_text() == "not set"
+    expect(page.locator("#secret-status")).to_have_text("not set")
 
     page.get_by_role("button", name="Generate").click()
     secret = page.get_by_label("New webhook secret").input_value()
     assert re.fullmatch(r"whsec_[A-Za-z0-9_-]{43}", secret)
-    assert "It will not be shown again." in page.get_by_role("alert").inner_text()
+    expect(page.get_by_role("alert")).to_contain_text("It will not be shown again.")
     tab.check_accessible_forms()
     tab.screenshot("webhook")
 
     tab.open_tab("Webhooks")
-    assert page.locator("#secret-status").inner_text() == "set"
+    expect(page.locator("#secret-status")).to_have_text("set")
     assert secret not in page.content()
 
     page.get_by_label("New secret").fill("short")
     page.get_by_role("button", name="Change secret").click()
-    assert page.locator("#secret-error").inner_text() == "Length must be between 8 and 256."
+    expect(page.locator("#secret-error")).to_have_text("Length must be between 8 and 256.")
     page.get_by_role("button", name="Remove secret").click()
-    assert page.locator("#secret-status").inner_text() == "not set"
+    expect(page.locator("#secret-status")).to_have_text("not set")
 
 
 def fresh_enabled_webhook(tab: Tab, url: str) -> str:
@@ -397,9 +397,8 @@ def fresh_enabled_webhook(tab: Tab, url: str) -> str:
     page.get_by_label("Endpoint URL").fill(url)
     page.get_by_role("switch", name="Enable webhook delivery").check()
     page.get_by_role("button", name="Save webhook").click()
-    assert (
-        page.get_by_role("switch", name="Enable webhook delivery").get_attribute("aria-checked")
-        == "true"
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "true"
     )
     page.get_by_role("button", name="Generate").click()
     return page.get_by_label("New webhook secret").input_value()
@@ -408,8 +407,6 @@ def fresh_enabled_webhook(tab: Tab, url: str) -> str:
 def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
     tab: Tab, receiver: HttpsReceiver
 ) -> None:
-    from playwright.sync_api import expect
-
     page = tab.page
     tab.sign_in()
     secret = fresh_enabled_webhook(tab, receiver.url)
@@ -417,14 +414,14 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
 
     page.get_by_role("button", name="Send test event").click()
     page.wait_for_url("**/deliveries/*")
-    assert page.get_by_role("status").inner_text() == "Test event sent."
+    expect(page.get_by_role("status")).to_have_text("Test event sent.")
     # The page follows the delivery until it ends, without a reload.
     expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
     attempt = page.locator("table.attempts tbody tr")
     expect(attempt).to_have_count(1)
-    assert attempt.locator('[data-label="Result"]').inner_text() == "200"
+    expect(attempt.locator('[data-label="Result"]')).to_have_text("200")
     assert re.fullmatch(r"[\d,]+ ms", attempt.locator('[data-label="Duration"]').inner_text())
-    assert attempt.locator('[data-label="Response"]').inner_text() == "ok"
+    expect(attempt.locator('[data-label="Response"]')).to_have_text("ok")
     event_id = page.locator("dd code").first.inner_text()
     tab.screenshot("delivery")
 
@@ -438,10 +435,10 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
 
     tab.open_tab("Deliveries")
     row = page.locator("tbody tr").first
-    assert row.locator('[data-label="Event"]').inner_text() == "webhook.test"
-    assert row.locator('[data-label="Status"]').inner_text() == "Succeeded"
-    assert row.locator('[data-label="Attempts"]').inner_text() == "1"
-    assert row.locator('[data-label="Last response"]').inner_text() == "200"
+    expect(row.locator('[data-label="Event"]')).to_have_text("webhook.test")
+    expect(row.locator('[data-label="Status"]')).to_have_text("Succeeded")
+    expect(row.locator('[data-label="Attempts"]')).to_have_text("1")
+    expect(row.locator('[data-label="Last response"]')).to_have_text("200")
     tab.check_accessible_forms()
     tab.screenshot("deliveries")
 
@@ -451,10 +448,10 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
     page.get_by_role("button", name="Send test event").click()
     expect(page.locator("#delivery-status")).to_have_text("Failed", timeout=30_000)
     expect(page.locator("table.attempts tbody tr")).to_have_count(3)
-    assert page.locator("table.attempts pre.excerpt").first.inner_text() == "down for maintenance"
+    expect(page.locator("table.attempts pre.excerpt").first).to_have_text("down for maintenance")
     tab.screenshot("delivery-failed")
     page.get_by_role("button", name="Redeliver").click()
-    assert "Redelivery requested" in page.get_by_role("status").inner_text()
+    expect(page.get_by_role("status")).to_contain_text("Redelivery requested")
     expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
     numbers = page.locator('table.attempts [data-label="#"]').all_inner_texts()
     assert numbers == ["1", "2", "3", "4"]
@@ -462,14 +459,13 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
     tab.open_tab("Deliveries")
     page.get_by_label("Status").select_option("failed")
     page.get_by_role("button", name="Show").click()
-    assert page.get_by_text("No deliveries with status failed").is_visible()
+    expect(page.get_by_text("No deliveries with status failed")).to_be_visible()
 
     # Switched off, the page says so instead of offering the button.
     tab.open_tab("Webhooks")
     page.get_by_role("switch", name="Enable webhook delivery").click()
-    page.wait_for_load_state()
-    assert page.get_by_role("button", name="Send test event").count() == 0
-    assert page.get_by_text("Switch delivery on to send a test event.").is_visible()
+    expect(page.get_by_text("Switch delivery on to send a test event.")).to_be_visible()
+    expect(page.get_by_role("button", name="Send test event")).to_have_count(0)
 
 
 def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
@@ -480,7 +476,7 @@ def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
     plaintext = page.get_by_label("New API key").input_value()
 
     tab.open_tab("Audit log")
-    assert page.locator("th.event-type", has_text="OrganizationCreated").count() == 1
+    expect(page.locator("th.event-type", has_text="OrganizationCreated")).to_have_count(1)
     tab.screenshot("audit-log")
 
     page.get_by_label("Event type").fill("ApiKeyCreated")
@@ -489,7 +485,7 @@ def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
     types = page.locator("th.event-type").all_inner_texts()
     assert types and set(types) == {"ApiKeyCreated"}
     last = page.locator("tbody tr").last
-    assert "admin token" in last.locator('[data-label="Actor"]').inner_text()
+    expect(last.locator('[data-label="Actor"]')).to_contain_text("admin token")
     last.get_by_text("Show data").click()
     data = json.loads(last.locator("pre.json").inner_text())
     assert data["name"] == "Audited key"
@@ -507,7 +503,7 @@ def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
     page.get_by_label("From (UTC)").fill((today - timedelta(days=3)).isoformat())
     page.get_by_label("To (UTC)").fill((today - timedelta(days=2)).isoformat())
     page.get_by_role("button", name="Filter").click()
-    assert page.get_by_text("No events match these filters").is_visible()
+    expect(page.get_by_text("No events match these filters")).to_be_visible()
 
 
 def test_a_post_without_the_csrf_token_is_refused(tab: Tab) -> None:
@@ -518,7 +514,7 @@ def test_a_post_without_the_csrf_token_is_refused(tab: Tab) -> None:
         "document.querySelectorAll('form input[name=csrf_token]').forEach(el => el.remove())"
     )
     page.get_by_role("button", name="Generate New Key").click()
-    assert page.get_by_role("heading", name="This form could not be accepted").is_visible()
+    expect(page.get_by_role("heading", name="This form could not be accepted")).to_be_visible()
     tab.take_expected_error("400")
 
     # The same with the browser's own cookie from outside the page.
@@ -533,9 +529,13 @@ def test_a_post_without_the_csrf_token_is_refused(tab: Tab) -> None:
 
 def test_every_tab_reads_at_phone_width(phone: Tab) -> None:
     page = phone.page
+    phone.goto("/")
+    phone.check_accessible_forms()
+    phone.screenshot("sign-in")
     phone.sign_in()
     page.get_by_label("Name").fill("Phone key")
     page.get_by_role("button", name="Generate New Key").click()
+    expect(page.get_by_label("New API key")).to_be_visible()
     phone.check_accessible_forms()
     phone.screenshot("api-keys-new-key")
     for name, slug in [
@@ -550,5 +550,6 @@ def test_every_tab_reads_at_phone_width(phone: Tab) -> None:
     phone.open_tab("Deliveries")
     if page.get_by_role("link", name=re.compile("^Details of")).count():
         page.get_by_role("link", name=re.compile("^Details of")).first.click()
+        page.wait_for_url("**/deliveries/*")
         phone.check_accessible_forms()
         phone.screenshot("delivery")
