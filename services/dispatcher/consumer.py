@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import ExitStack
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -152,22 +153,26 @@ class Dispatcher:
         self.exclusive = not is_rabbitmq(connection)
         channel = connection.default_channel
         prefetch = self.settings.dispatcher_prefetch
-        interviews = Consumer(
-            channel,
-            [queues[INTERVIEWS_QUEUE]],
-            on_message=self._on_interview,
-            prefetch_count=prefetch,
-            accept=["json"],
-        )
-        events = Consumer(
-            channel,
-            [queues[PROJECTION_QUEUE]],
-            on_message=self._on_domain_event,
-            # The embedded transport has one prefetch per channel: keep the larger.
-            prefetch_count=PROJECTION_PREFETCH if self.exclusive is False else prefetch,
-            accept=["json"],
-        )
-        with interviews, events:
+        with ExitStack() as consumers:
+            # basic.qos applies to the consumers started after it on the channel: each
+            # consumer sets its prefetch and starts before the next one sets its own.
+            consumers.enter_context(
+                Consumer(
+                    channel,
+                    [queues[INTERVIEWS_QUEUE]],
+                    on_message=self._on_interview,
+                    prefetch_count=prefetch,
+                )
+            )
+            consumers.enter_context(
+                Consumer(
+                    channel,
+                    [queues[PROJECTION_QUEUE]],
+                    on_message=self._on_domain_event,
+                    # The embedded transport has one prefetch per channel: keep the larger.
+                    prefetch_count=prefetch if self.exclusive else PROJECTION_PREFETCH,
+                )
+            )
             backoff.reset()
             log.info("dispatcher: consuming from %s", connection.as_uri())
             if self.exclusive:
