@@ -21,6 +21,9 @@ PROJECTION_QUEUE = "tenzo.dispatcher.projection"
 DEAD_LETTER_QUEUE = "tenzo.dead-letter"
 ERROR_HEADER = "x-tenzo-error"
 DOMAIN_EVENT_PREFIX = "devtools"
+RELAY_POSITION_KEY = "devtools.relay.position"
+"""Routing key of the relay's position marker, published after each batch: a consumer
+that receives it has received every earlier event routed to its queue."""
 
 # An event id becomes the X-Webhook-Id header and part of the delivery id: keep it to
 # characters that are safe in a header and unambiguous (a UUID qualifies).
@@ -103,14 +106,23 @@ def _describe(messages: Any, path: str = "") -> str:
     return f"{path}: {messages}"
 
 
-def domain_event_routing_key(aggregate_type: str, event_type: str) -> str:
+def domain_event_routing_key(
+    aggregate_type: str, event_type: str, data: dict[str, Any] | None = None
+) -> str:
     """The routing key a relayed domain event is published with.
 
-    ``("Webhook", "WebhookUrlChanged")`` → ``devtools.webhook.url_changed``; consumers
-    bind patterns such as ``devtools.webhook.#`` or ``devtools.#``.
+    ``("Webhook", "WebhookUrlChanged")`` → ``devtools.webhook.url_changed``. An event
+    about a delivered event (its data has ``event_type``) adds that type as a last
+    segment, so consumers can bind to one kind: ``DeliveryScheduled`` of a test event
+    → ``devtools.delivery.scheduled.webhook_test``. Bind patterns such as
+    ``devtools.webhook.#`` or ``devtools.#``.
     """
     event_name = event_type.removeprefix(aggregate_type)
-    return f"{DOMAIN_EVENT_PREFIX}.{_snake(aggregate_type)}.{_snake(event_name)}"
+    key = f"{DOMAIN_EVENT_PREFIX}.{_snake(aggregate_type)}.{_snake(event_name)}"
+    delivered = (data or {}).get("event_type")
+    if isinstance(delivered, str) and delivered:
+        key += "." + re.sub(r"[^a-z0-9]+", "_", delivered.lower())
+    return key
 
 
 def _snake(name: str) -> str:

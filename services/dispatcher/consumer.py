@@ -203,25 +203,29 @@ class Dispatcher:
             delivery_id=delivery_id(org_id, parsed["event_id"]),
             org_id=org_id,
             messages=[message],
-            create=partial(self._new_interview_delivery, parsed),
             resume=redelivered or self.exclusive,
         )
+        job.create = partial(self._new_interview_delivery, parsed, job)
         self._claim(job)
 
-    def _new_interview_delivery(self, parsed: dict[str, Any]) -> Delivery | None:
+    def _new_interview_delivery(self, parsed: dict[str, Any], job: DeliveryJob) -> Delivery | None:
         """A Delivery for the message, or None when the organization's webhook is not
         enabled (then nothing is sent and nothing recorded)."""
-        target = self.projection.webhook(parsed["org_id"])
+        data = parsed["data"]
+        target, candidate, interview_job = self.projection.interview_context(
+            parsed["org_id"], data["candidate_id"], data["job_id"]
+        )
         if target is None or not target.enabled:
             log.info("no enabled webhook for organization %s: not delivered", parsed["org_id"])
             metrics.DELIVERIES.labels("not_sent").inc()
             return None
+        job.remember_target(target)  # fresh: the first attempt needs not read it again
         return Delivery(
             org_id=parsed["org_id"],
             event_id=parsed["event_id"],
             event_type=INTERVIEW_COMPLETED,
             url=target.url,
-            body=interview_completed_body(parsed, self.projection),
+            body=interview_completed_body(parsed, candidate, interview_job),
             actor=DISPATCHER,
         )
 

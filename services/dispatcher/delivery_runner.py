@@ -33,12 +33,13 @@ from domain.deliveries import Delivery
 from services import metrics
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
-from services.dispatcher.projection import DispatchProjection
+from services.dispatcher.projection import DispatchProjection, WebhookTarget
 from services.dispatcher.sender import AttemptResult, DeliveryPolicy, WebhookSender
 
 log = logging.getLogger("tenzo.dispatcher")
 
 TRANSIENT_RETRY_SECONDS = 1.0
+FRESH_SECONDS = 1.0  # a webhook read this recently is used as is for the first attempt
 
 
 @dataclass
@@ -56,6 +57,18 @@ class DeliveryJob:
     create: Callable[[], Delivery | None] | None = None
     resume: bool = True
     delivery: Delivery | None = None
+    target: WebhookTarget | None = None
+    target_read_at: float = 0.0
+
+    def remember_target(self, target: WebhookTarget) -> None:
+        self.target, self.target_read_at = target, time.monotonic()
+
+    def fresh_target(self) -> WebhookTarget | None:
+        """The webhook as read moments ago (when the delivery was created), once."""
+        target, self.target = self.target, None
+        if target is not None and time.monotonic() - self.target_read_at < FRESH_SECONDS:
+            return target
+        return None
 
 
 class DeliveryRunner:
@@ -116,7 +129,7 @@ class DeliveryRunner:
         if wait > 0.005:
             self.pool.call_later(wait, job.org_id, partial(self._step, job))
             return
-        target = self.projection.webhook(delivery.org_id)
+        target = job.fresh_target() or self.projection.webhook(delivery.org_id)
         if target is None or not target.enabled:
             self._end(job, failure="webhook disabled or deleted: not sent")
             return

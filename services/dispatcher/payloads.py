@@ -7,30 +7,25 @@ send the very same bytes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from contracts.broker import INTERVIEW_COMPLETED
 from contracts.webhook_payload import WebhookPayloadSchema, encode_payload
 from domain.deliveries import TEST_EVENT_TYPE
 
-if TYPE_CHECKING:
-    from services.dispatcher.projection import DispatchProjection
-
 _SCHEMA = WebhookPayloadSchema()
 
 
-def interview_completed_body(message: dict[str, Any], projection: DispatchProjection) -> str:
-    """The body for a validated ``interview.completed`` message (contracts/broker.py).
-
-    ``candidate`` and ``job`` come from the projection, and only when they belong to the
-    message's organization; otherwise they carry just their ids.
-    """
-    org_id: UUID = message["org_id"]
-    data = dict(message["data"])
-    data["candidate"] = projection.candidate(org_id, data["candidate_id"])
-    data["job"] = projection.job(org_id, data["job_id"])
-    return _render(message["event_id"], INTERVIEW_COMPLETED, message["occurred_at"], org_id, data)
+def interview_completed_body(
+    message: dict[str, Any], candidate: dict[str, Any], job: dict[str, Any]
+) -> str:
+    """The body for a validated ``interview.completed`` message (contracts/broker.py),
+    with the ``candidate`` and ``job`` objects of the projection."""
+    data = dict(message["data"]) | {"candidate": candidate, "job": job}
+    return _render(
+        message["event_id"], INTERVIEW_COMPLETED, message["occurred_at"], message["org_id"], data
+    )
 
 
 def test_event_body(org_id: UUID, event_id: str, created_at: datetime) -> str:

@@ -126,7 +126,7 @@ class DispatchProjection:
         """
         aggregate_type = item.get("aggregate_type")
         position = int(item["position"])
-        if aggregate_type not in PROJECTED_TYPES:
+        if aggregate_type not in PROJECTED_TYPES:  # other events, the relay's markers
             self._note(position)
             return False
         key, version = str(item["aggregate_id"]), int(item["version"])
@@ -261,6 +261,46 @@ class DispatchProjection:
         return WebhookTarget(
             url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
         )
+
+    def interview_context(
+        self, org_id: UUID, candidate_id: str, job_id: str
+    ) -> tuple[WebhookTarget | None, dict[str, Any], dict[str, Any]]:
+        """The organization's webhook, and the candidate's and the job's payload objects
+        (only their ids when unknown to this organization), in one query."""
+        with self.tables.transaction(commit=False) as cursor:
+            row = cursor.execute(
+                "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
+                "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
+                "j.job_id, j.external_id AS j_external_id, j.title "
+                "FROM (SELECT 1 AS one) AS one "
+                "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
+                "LEFT JOIN tenzo_dispatch_candidates c "
+                "ON c.candidate_id = :candidate AND c.org_id = :org "
+                "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org",
+                {
+                    "webhook": str(webhook_id(org_id)),
+                    "candidate": candidate_id,
+                    "job": job_id,
+                    "org": str(org_id),
+                },
+            ).fetchone()
+        target = None
+        if row["url"] is not None:
+            target = WebhookTarget(
+                url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
+            )
+        candidate: dict[str, Any] = {"id": candidate_id}
+        if row["candidate_id"] is not None:
+            candidate |= {
+                "external_id": row["c_external_id"],
+                "first_name": row["first_name"],
+                "last_name": row["last_name"],
+                "email": row["email"],
+            }
+        job: dict[str, Any] = {"id": job_id}
+        if row["job_id"] is not None:
+            job |= {"external_id": row["j_external_id"], "title": row["title"]}
+        return target, candidate, job
 
     def candidate(self, org_id: UUID, candidate_id: str) -> dict[str, Any]:
         """The candidate's payload object; only its id when unknown to this organization."""

@@ -24,7 +24,7 @@ from amqp.exceptions import MessageNacked
 from kombu import Connection, Producer
 
 from contracts.audit import audit_item
-from contracts.broker import domain_event_routing_key
+from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
 from services import metrics
 from services.broker import EVENTS_EXCHANGE, broker_connection
@@ -115,11 +115,26 @@ class Relay:
                 confirms.expect_one()
             producer.publish(
                 json.dumps(item, separators=(",", ":")).encode("utf-8"),
-                routing_key=domain_event_routing_key(item["aggregate_type"], item["type"]),
+                routing_key=domain_event_routing_key(
+                    item["aggregate_type"], item["type"], item["data"]
+                ),
                 content_type="application/json",
                 content_encoding="utf-8",
                 delivery_mode=2,
                 message_id=item["id"],
+                retry=False,
+            )
+        if notifications:
+            # A position marker after the batch: consumers that get it have got every
+            # earlier event routed to them (their lag is measured against it).
+            if confirms is not None:
+                confirms.expect_one()
+            producer.publish(
+                json.dumps({"position": notifications[-1].id}).encode("utf-8"),
+                routing_key=RELAY_POSITION_KEY,
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
                 retry=False,
             )
         if confirms is not None:

@@ -13,16 +13,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kombu import Connection, Queue
+from kombu import Connection, Queue, binding
 
 from contracts.broker import (
     DEAD_LETTER_QUEUE,
-    DOMAIN_EVENT_PREFIX,
     INTERVIEW_COMPLETED,
     INTERVIEWS_QUEUE,
     PROJECTION_QUEUE,
+    RELAY_POSITION_KEY,
 )
 from services.broker import EVENTS_EXCHANGE
+
+# What the dispatcher's projection queue receives of the relayed events: the state it
+# keeps, the deliveries it must start (test events, redeliveries), and the relay's
+# position markers. Deliveries of interviews start from their broker message instead,
+# so their own events (three per delivery) are not routed to it.
+PROJECTION_KEYS = (
+    "devtools.webhook.#",
+    "devtools.job.#",
+    "devtools.candidate.#",
+    "devtools.delivery.scheduled.webhook_test",
+    "devtools.delivery.redelivery_requested",
+    RELAY_POSITION_KEY,
+)
 
 
 def is_rabbitmq(connection: Connection) -> bool:
@@ -43,8 +56,7 @@ def queues(rabbitmq: bool) -> dict[str, Queue]:
         ),
         PROJECTION_QUEUE: Queue(
             PROJECTION_QUEUE,
-            EVENTS_EXCHANGE,
-            routing_key=f"{DOMAIN_EVENT_PREFIX}.#",
+            bindings=[binding(EVENTS_EXCHANGE, routing_key=key) for key in PROJECTION_KEYS],
             durable=True,
             queue_arguments=quorum,
         ),

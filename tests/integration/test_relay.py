@@ -11,7 +11,7 @@ import pytest
 from kombu import Producer, Queue
 from prometheus_client import REGISTRY
 
-from contracts.broker import PROJECTION_QUEUE
+from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
 from services.bootstrap import build_application
@@ -32,17 +32,34 @@ def tools(tmp_path, broker_url):
     app.close()
 
 
+ALL_EVENTS = "test.relay.all-events"
+
+
+def listen(url: str) -> None:
+    """A queue of this test bound to every relayed event (``devtools.#``)."""
+    with broker_connection(url) as connection:
+        declare_topology(connection)
+        Queue(ALL_EVENTS, EVENTS_EXCHANGE, routing_key="devtools.#")(
+            connection.default_channel
+        ).declare()
+
+
 def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dict]]:
-    """Take up to ``expected`` relayed events (routing key, body) from the queue bound to
-    ``devtools.#``."""
+    """Take ``expected`` relayed events (routing key, body) from the test's queue; the
+    relay's position markers are set aside in ``relayed.markers``."""
     found: list[tuple[str, dict]] = []
+    relayed.markers = []
 
     def take() -> bool:
         with broker_connection(url) as connection:
-            queue = Queue(PROJECTION_QUEUE)(connection.default_channel)
+            queue = Queue(ALL_EVENTS)(connection.default_channel)
             while (message := queue.get(no_ack=True)) is not None:
                 assert message.content_type == "application/json"
-                found.append((message.delivery_info["routing_key"], json.loads(message.body)))
+                key, body = message.delivery_info["routing_key"], json.loads(message.body)
+                if key == RELAY_POSITION_KEY:
+                    relayed.markers.append(body["position"])
+                else:
+                    found.append((key, body))
         return len(found) >= expected
 
     wait_for(take, timeout, f"{expected} relayed events")
@@ -61,8 +78,7 @@ def make_history(tools):
 
 def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_url):
     make_history(tools)
-    with broker_connection(broker_url) as connection:
-        declare_topology(connection)
+    listen(broker_url)
     relay = Relay(tools, broker_url)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
@@ -87,14 +103,15 @@ def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_ur
     text = json.dumps([body for _, body in events])
     assert "top-secret" not in text and '"[redacted]"' in text
     assert events[2][1]["data"]["key_hash"] == "[redacted]"
+    assert relayed.markers == [newest]  # one batch, then its position marker
     assert relay.lag() == 0
     assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
 
 
 def test_a_new_relay_continues_from_the_saved_position(tools, broker_url):
     make_history(tools)
+    listen(broker_url)
     with broker_connection(broker_url) as connection:
-        declare_topology(connection)
         first = Relay(tools, broker_url)
         producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
         while first.publish_batch(producer):
@@ -127,6 +144,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         tools = build_application(settings)
         client = create_app(settings, tools).test_client()
         relay = Relay(tools, through_proxy, poll_interval=0.05)
+        listen(broker_url)
         stop = threading.Event()
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
         thread.start()

@@ -96,3 +96,16 @@ def test_invalid_messages_are_refused_with_a_reason(body, reason):
 )
 def test_routing_keys_of_relayed_events(aggregate, event, key):
     assert domain_event_routing_key(aggregate, event) == key
+
+
+def test_events_about_a_delivered_event_carry_its_type():
+    assert (
+        domain_event_routing_key("Delivery", "DeliveryScheduled", {"event_type": "webhook.test"})
+        == "devtools.delivery.scheduled.webhook_test"
+    )
+    assert (
+        domain_event_routing_key(
+            "Delivery", "DeliveryScheduled", {"event_type": "interview.completed"}
+        )
+        == "devtools.delivery.scheduled.interview_completed"
+    )
