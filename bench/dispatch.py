@@ -477,6 +477,8 @@ def main() -> None:
     from services.settings import Settings
 
     random.seed(7)
+    # Ctrl-C or a kill: still stop the processes, drop the database and the vhosts.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-"))
     ca = trustme.CA()
     server_cert = ca.issue_cert("localhost", "127.0.0.1")

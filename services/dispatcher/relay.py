@@ -14,6 +14,7 @@ says how far behind it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -173,8 +174,11 @@ class Relay:
                     log.info("relay: another relay moved the position; reading it again")
                     continue
                 if published < self.batch_size:
+                    # Waiting on the connection, not a timer: the broker's heartbeats
+                    # (and any late confirm) are read, so an idle relay stays connected.
+                    with contextlib.suppress(TimeoutError):
+                        connection.drain_events(timeout=self.poll_interval)
                     connection.heartbeat_check()
-                    stop.wait(self.poll_interval)
 
 
 class BatchConfirms:
