@@ -68,6 +68,11 @@ class InterviewCompletedSchema(Schema):
     data = fields.Nested(InterviewDataSchema, required=True)
 
 
+# One instance, shared: building a schema (and its nested ones) costs more than loading
+# a message with it, and loading does not change it.
+_INTERVIEW_COMPLETED = InterviewCompletedSchema()
+
+
 class InvalidMessage(Exception):
     """A broker message that cannot be processed; the message says why (for x-tenzo-error)."""
 
@@ -86,7 +91,7 @@ def parse_interview_completed(body: bytes | str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidMessage("invalid message: the JSON body must be an object")
     try:
-        loaded: dict[str, Any] = InterviewCompletedSchema().load(document)
+        loaded: dict[str, Any] = _INTERVIEW_COMPLETED.load(document)
     except ValidationError as error:
         raise InvalidMessage(f"invalid message: {_describe(error.messages)}") from None
     return loaded

@@ -47,7 +47,7 @@ class Settings:
     # The dispatcher (docs/dispatcher.md): worker threads, messages held unacknowledged,
     # concurrent attempts per organization, and the port of /metrics in `tenzo relay`
     # and `tenzo dispatcher` (0: none; `tenzo serve` and `tenzo api` serve /metrics).
-    dispatcher_workers: int = 128
+    dispatcher_workers: int = 256
     dispatcher_prefetch: int = 1000
     dispatcher_per_org_concurrency: int = 8
     metrics_port: int = 0
@@ -73,7 +73,7 @@ class Settings:
             webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
             rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 100),
             rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 200),
-            dispatcher_workers=int(env.get("TENZO_DISPATCHER_WORKERS") or 128),
+            dispatcher_workers=int(env.get("TENZO_DISPATCHER_WORKERS") or 256),
             dispatcher_prefetch=int(env.get("TENZO_DISPATCHER_PREFETCH") or 1000),
             dispatcher_per_org_concurrency=int(
                 env.get("TENZO_DISPATCHER_PER_ORG_CONCURRENCY") or 8

@@ -8,6 +8,7 @@ parameters, and adapted to the driver's style here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,11 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 def dialect_of(app: Application[Any]) -> Dialect:
     module = type(app.factory).__module__
     return "postgres" if module.endswith("postgres") else "sqlite"
+
+
+@functools.lru_cache(maxsize=256)
+def _pyformat(sql: str) -> str:
+    return _NAMED_PARAM.sub(r"%(\1)s", sql)
 
 
 class SqlCursor:
@@ -71,3 +77,13 @@ class SqlTables:
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
         with self.datastore.transaction(commit=commit) as raw:
             yield SqlCursor(raw, self.dialect)
+
+    def read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Rows of one read-only statement. On PostgreSQL it runs on an autocommit
+        connection as a prepared statement: one round trip instead of a transaction's
+        three (for hot reads such as the dispatcher's)."""
+        if self.dialect != "postgres":
+            with self.transaction(commit=False) as cursor:
+                return cursor.execute(sql, params).fetchall()
+        with self.datastore.get_connection() as connection:
+            return list(connection.execute(_pyformat(sql), params or {}, prepare=True).fetchall())

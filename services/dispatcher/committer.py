@@ -2,8 +2,10 @@
 
 Each save is a transaction; on PostgreSQL one save per delivery record caps the
 dispatcher at a few hundred records a second, while fifty deliveries per save reach
-thousands (docs/benchmarks.md). Worker threads hand their aggregates to ``save()`` and
-block; one committer thread saves everything waiting in one ``tools.save(*events)``.
+thousands (docs/benchmarks.md). Worker threads hand their aggregates to ``save()``,
+which encodes their new events (transcoding, compression, encryption: the CPU part)
+in the calling thread and blocks; one committer thread writes everything waiting in
+one ``recorder.insert_events(...)`` (what ``Application.save`` does after encoding).
 If that batch fails (one delivery's version conflict fails the whole transaction),
 each delivery is saved on its own, so only the conflicting one sees the error.
 A database that is down is waited for: transient errors are retried with backoff.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +35,7 @@ class CommitterClosed(Exception):
 
 @dataclass
 class _Pending:
-    events: list[Any]
+    events: list[Any]  # StoredEvent
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -53,8 +56,12 @@ class Committer:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tenzo-committer", daemon=True)
         self._thread.start()
-        self.batches = 0
-        self.saved = 0
+        self._encode = tools.mapper.to_stored_event
+        self._insert = tools.recorder.insert_events
+        self.batches = 0  # transactions
+        self.saved = 0  # saves (one per save() call)
+        self.seconds = 0.0  # spent in transactions
+        self._reported = time.monotonic()
 
     def save(self, *aggregates: Any) -> None:
         """Store the aggregates' pending events; return once stored.
@@ -66,7 +73,7 @@ class Committer:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
             return
-        pending = _Pending(events)
+        pending = _Pending([self._encode(event) for event in events])
         with self._lock:
             if self._stopping.is_set():
                 raise CommitterClosed("the dispatcher is stopping")
@@ -102,12 +109,11 @@ class Committer:
     def _commit(self, batch: list[_Pending]) -> None:
         if len(batch) > 1:
             try:
-                self.tools.save(*[event for pending in batch for event in pending.events])
+                self._timed_insert([event for pending in batch for event in pending.events])
             except Exception as error:  # noqa: BLE001 - each is saved alone below
                 log.debug("group save of %d failed (%s); saving one by one", len(batch), error)
             else:
-                self.batches += 1
-                self.saved += len(batch)
+                self._count(len(batch))
                 for pending in batch:
                     pending.settle()
                 return
@@ -118,7 +124,7 @@ class Committer:
         backoff = 0.1
         while True:
             try:
-                self.tools.save(*pending.events)
+                self._timed_insert(pending.events)
             except IntegrityError as conflict:
                 pending.settle(conflict)
                 return
@@ -133,7 +139,26 @@ class Committer:
                 pending.settle(error)
                 return
             else:
-                self.batches += 1
-                self.saved += 1
+                self._count(1)
                 pending.settle()
                 return
+
+    def _timed_insert(self, stored_events: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            self._insert(stored_events)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _count(self, saves: int) -> None:
+        self.batches += 1
+        self.saved += saves
+        now = time.monotonic()
+        if now - self._reported >= 10 and log.isEnabledFor(logging.DEBUG):
+            self._reported = now
+            log.debug(
+                "committer: %d saves in %d transactions, %.1f ms each",
+                self.saved,
+                self.batches,
+                1000 * self.seconds / self.batches,
+            )

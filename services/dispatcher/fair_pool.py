@@ -1,13 +1,17 @@
 """A bounded worker pool that keeps one organization's slow endpoint from delaying others.
 
-- A task runs on one of ``workers`` threads. Each organization may run at most
-  ``per_org`` tasks at a time, and only one while it is *slow*: while one of its
-  tasks has run longer than ``slow_after`` seconds, or its last attempt ended in a
-  timeout or connection failure (``mark_slow``). So a hanging endpoint holds about
-  one thread, however many deliveries are waiting for it; the others wait in its
-  own queue, not in front of other organizations' tasks.
+- Each organization may have at most ``per_org`` tasks admitted at a time, and only
+  one while it is *slow*: while one of its tasks has run longer than ``slow_after``
+  seconds, or its last attempt ended in a timeout or connection failure
+  (``mark_slow``). Its other tasks wait in its own queue, not in front of other
+  organizations' tasks.
+- Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
+  ones (running for less than ``slow_after``) at a time. A task that has run longer
+  (an endpoint that does not answer) stops counting, so it holds a thread but no
+  share of the active budget: hanging endpoints cannot starve the others, and the
+  tasks doing work are few enough not to thrash over the interpreter lock.
 - ``call_later`` runs a task after a delay without holding a thread while it waits
-  (retry backoff), then queues it like any other.
+  (retry backoff), then admits it like any other.
 """
 
 from __future__ import annotations
@@ -28,23 +32,31 @@ Task = Callable[[], None]
 
 
 class FairPool:
-    def __init__(self, workers: int, per_org: int, slow_after: float = 1.0):
+    def __init__(self, workers: int, per_org: int, active: int = 32, slow_after: float = 1.0):
         self.per_org = max(1, per_org)
-        self.slow_after = slow_after
         self.workers = max(1, workers)
+        self.active = max(1, min(active, self.workers))
+        self.slow_after = slow_after
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._ids = itertools.count()
+        # Per organization: admitted tasks (token → start time once running, else None),
+        # tasks waiting for admission, and whether it is slow.
+        self._admitted: dict[Hashable, dict[int, float | None]] = {}
+        self._waiting: dict[Hashable, deque[Task]] = {}
+        self._slow: set[Hashable] = set()
+        # Admitted tasks waiting for an active slot, oldest first.
+        self._ready: deque[tuple[Hashable, int, Task]] = deque()
+        # Running tasks younger than slow_after, and when each stops being young.
+        self._young: set[int] = set()
+        self._aging: list[tuple[float, int]] = []
+        self._timers: list[tuple[float, int, Hashable, Task]] = []
         # Daemon threads (not concurrent.futures, whose threads the interpreter waits
         # for at exit): shutdown() decides how long to wait for attempts in progress.
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = 0
         self._queued = 0
-        self._lock = threading.Lock()
-        self._running: dict[Hashable, dict[int, float]] = {}
-        self._waiting: dict[Hashable, deque[Task]] = {}
-        self._slow: set[Hashable] = set()
-        self._ids = itertools.count()
-        self._timers: list[tuple[float, int, Hashable, Task]] = []
-        self._timer_wakeup = threading.Condition(self._lock)
         self._closed = False
         self._timer_thread = threading.Thread(target=self._run_timers, name="tenzo-timers")
         self._timer_thread.daemon = True
@@ -57,8 +69,9 @@ class FairPool:
         with self._lock:
             if self._closed:
                 return
-            if self._may_start(org):
-                self._start(org, task)
+            if self._may_admit(org):
+                self._admit(org, task)
+                self._dispatch()
             else:
                 self._waiting.setdefault(org, deque()).append(task)
 
@@ -69,7 +82,7 @@ class FairPool:
             return
         with self._lock:
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._ids), org, task))
-            self._timer_wakeup.notify()
+            self._wakeup.notify()
 
     def mark_slow(self, org: Hashable, slow: bool) -> None:
         """Record whether the organization's endpoint just failed to answer (timeout or
@@ -77,14 +90,17 @@ class FairPool:
         with self._lock:
             if slow:
                 self._slow.add(org)
-            else:
+            elif org in self._slow:
                 self._slow.discard(org)
-                self._start_waiting(org)
+                self._admit_waiting(org)
+                self._dispatch()
 
     def waiting(self) -> int:
-        """Tasks queued behind their organization's limit or a timer (for tests, metrics)."""
+        """Tasks not running yet: behind their organization's limit, an active slot or a
+        timer (for tests and metrics)."""
         with self._lock:
-            return sum(len(queue) for queue in self._waiting.values()) + len(self._timers)
+            queued = sum(len(tasks) for tasks in self._waiting.values())
+            return queued + len(self._ready) + len(self._timers)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop starting tasks (waiting ones and timers are dropped) and give the running
@@ -92,10 +108,11 @@ class FairPool:
         with self._lock:
             self._closed = True
             self._waiting.clear()
+            self._ready.clear()
             self._timers.clear()
-            self._timer_wakeup.notify()
+            self._wakeup.notify()
             threads = list(self._threads)
-            while True:  # tasks queued but not started are dropped too
+            while True:  # tasks handed to threads but not started are dropped too
                 try:
                     self._tasks.get_nowait()
                 except queue.Empty:
@@ -112,25 +129,46 @@ class FairPool:
         if org in self._slow:
             return 1
         now = time.monotonic()
-        started = self._running.get(org, {}).values()
-        if any(now - start > self.slow_after for start in started):
-            return 1
+        for start in self._admitted.get(org, {}).values():
+            if start is not None and now - start > self.slow_after:
+                return 1
         return self.per_org
 
-    def _may_start(self, org: Hashable) -> bool:
-        return len(self._running.get(org, {})) < self._limit(org)
+    def _may_admit(self, org: Hashable) -> bool:
+        return len(self._admitted.get(org, {})) < self._limit(org)
 
-    def _start(self, org: Hashable, task: Task) -> None:
+    def _admit(self, org: Hashable, task: Task) -> None:
         token = next(self._ids)
-        self._running.setdefault(org, {})[token] = time.monotonic()
-        self._tasks.put(partial(self._run, org, token, task))
-        self._queued += 1
-        if self._queued > self._idle and len(self._threads) < self.workers:
-            thread = threading.Thread(
-                target=self._work, name=f"tenzo-work-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+        self._admitted.setdefault(org, {})[token] = None
+        self._ready.append((org, token, task))
+
+    def _admit_waiting(self, org: Hashable) -> None:
+        waiting = self._waiting.get(org)
+        while waiting and self._may_admit(org):
+            self._admit(org, waiting.popleft())
+        if not waiting:
+            self._waiting.pop(org, None)
+
+    def _dispatch(self) -> None:
+        """Start ready tasks while the active budget allows."""
+        now = time.monotonic()
+        while self._aging and self._aging[0][0] <= now:
+            self._young.discard(heapq.heappop(self._aging)[1])
+        while self._ready and len(self._young) < self.active:
+            org, token, task = self._ready.popleft()
+            self._admitted[org][token] = now
+            self._young.add(token)
+            heapq.heappush(self._aging, (now + self.slow_after, token))
+            self._tasks.put(partial(self._run, org, token, task))
+            self._queued += 1
+            if self._queued > self._idle and len(self._threads) < self.workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"tenzo-work-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        if self._ready:
+            self._wakeup.notify()  # the timer thread retries when a young task ages
 
     def _work(self) -> None:
         while True:
@@ -144,13 +182,6 @@ class FairPool:
                 return
             task()
 
-    def _start_waiting(self, org: Hashable) -> None:
-        queue = self._waiting.get(org)
-        while queue and self._may_start(org):
-            self._start(org, queue.popleft())
-        if not queue:
-            self._waiting.pop(org, None)
-
     def _run(self, org: Hashable, token: int, task: Task) -> None:
         try:
             task()
@@ -158,12 +189,14 @@ class FairPool:
             log.exception("dispatcher task failed")
         finally:
             with self._lock:
-                running = self._running.get(org, {})
-                running.pop(token, None)
-                if not running:
-                    self._running.pop(org, None)
+                admitted = self._admitted.get(org, {})
+                admitted.pop(token, None)
+                if not admitted:
+                    self._admitted.pop(org, None)
+                self._young.discard(token)
                 if not self._closed:
-                    self._start_waiting(org)
+                    self._admit_waiting(org)
+                    self._dispatch()
 
     def _run_timers(self) -> None:
         with self._lock:
@@ -171,9 +204,13 @@ class FairPool:
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
                     _, _, org, task = heapq.heappop(self._timers)
-                    if self._may_start(org):
-                        self._start(org, task)
+                    if self._may_admit(org):
+                        self._admit(org, task)
                     else:
                         self._waiting.setdefault(org, deque()).append(task)
-                timeout = self._timers[0][0] - now if self._timers else None
-                self._timer_wakeup.wait(timeout)
+                self._dispatch()
+                wake_at = [self._timers[0][0]] if self._timers else []
+                if self._ready and self._aging:
+                    wake_at.append(self._aging[0][0])
+                timeout = max(0.0, min(wake_at) - now) if wake_at else None
+                self._wakeup.wait(timeout)

@@ -161,9 +161,8 @@ class DispatchProjection:
         )
 
     def _stored_version(self, aggregate_type: str, key: str) -> int:
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(_VERSION_OF[aggregate_type], {"key": key}).fetchone()
-        return int(row["version"]) if row else 0
+        rows = self.tables.read(_VERSION_OF[aggregate_type], {"key": key})
+        return int(rows[0]["version"]) if rows else 0
 
     def _row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]:
         if aggregate_type == "Webhook":
@@ -243,21 +242,20 @@ class DispatchProjection:
     # -- queries -----------------------------------------------------------------------
 
     def position(self) -> int:
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT position FROM tenzo_dispatch_position WHERE name = :name",
-                {"name": POSITION_NAME},
-            ).fetchone()
-        return int(row["position"]) if row else 0
+        rows = self.tables.read(
+            "SELECT position FROM tenzo_dispatch_position WHERE name = :name",
+            {"name": POSITION_NAME},
+        )
+        return int(rows[0]["position"]) if rows else 0
 
     def webhook(self, org_id: UUID) -> WebhookTarget | None:
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE webhook_id = :id",
-                {"id": str(webhook_id(org_id))},
-            ).fetchone()
-        if row is None:
+        rows = self.tables.read(
+            "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE webhook_id = :id",
+            {"id": str(webhook_id(org_id))},
+        )
+        if not rows:
             return None
+        row = rows[0]
         return WebhookTarget(
             url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
         )
@@ -267,23 +265,22 @@ class DispatchProjection:
     ) -> tuple[WebhookTarget | None, dict[str, Any], dict[str, Any]]:
         """The organization's webhook, and the candidate's and the job's payload objects
         (only their ids when unknown to this organization), in one query."""
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
-                "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
-                "j.job_id, j.external_id AS j_external_id, j.title "
-                "FROM (SELECT 1 AS one) AS one "
-                "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
-                "LEFT JOIN tenzo_dispatch_candidates c "
-                "ON c.candidate_id = :candidate AND c.org_id = :org "
-                "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org",
-                {
-                    "webhook": str(webhook_id(org_id)),
-                    "candidate": candidate_id,
-                    "job": job_id,
-                    "org": str(org_id),
-                },
-            ).fetchone()
+        [row] = self.tables.read(
+            "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
+            "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
+            "j.job_id, j.external_id AS j_external_id, j.title "
+            "FROM (SELECT 1 AS one) AS one "
+            "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
+            "LEFT JOIN tenzo_dispatch_candidates c "
+            "ON c.candidate_id = :candidate AND c.org_id = :org "
+            "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org",
+            {
+                "webhook": str(webhook_id(org_id)),
+                "candidate": candidate_id,
+                "job": job_id,
+                "org": str(org_id),
+            },
+        )
         target = None
         if row["url"] is not None:
             target = WebhookTarget(
@@ -304,27 +301,25 @@ class DispatchProjection:
 
     def candidate(self, org_id: UUID, candidate_id: str) -> dict[str, Any]:
         """The candidate's payload object; only its id when unknown to this organization."""
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT external_id, first_name, last_name, email FROM tenzo_dispatch_candidates "
-                "WHERE candidate_id = :id AND org_id = :org",
-                {"id": candidate_id, "org": str(org_id)},
-            ).fetchone()
+        rows = self.tables.read(
+            "SELECT external_id, first_name, last_name, email FROM tenzo_dispatch_candidates "
+            "WHERE candidate_id = :id AND org_id = :org",
+            {"id": candidate_id, "org": str(org_id)},
+        )
         found = {"id": candidate_id}
-        if row is not None:
+        for row in rows:
             found |= {key: row[key] for key in ("external_id", "first_name", "last_name", "email")}
         return found
 
     def job(self, org_id: UUID, job_id: str) -> dict[str, Any]:
         """The job's payload object; only its id when unknown to this organization."""
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT external_id, title FROM tenzo_dispatch_jobs "
-                "WHERE job_id = :id AND org_id = :org",
-                {"id": job_id, "org": str(org_id)},
-            ).fetchone()
+        rows = self.tables.read(
+            "SELECT external_id, title FROM tenzo_dispatch_jobs "
+            "WHERE job_id = :id AND org_id = :org",
+            {"id": job_id, "org": str(org_id)},
+        )
         found = {"id": job_id}
-        if row is not None:
+        for row in rows:
             found |= {"external_id": row["external_id"], "title": row["title"]}
         return found
 

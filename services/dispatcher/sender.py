@@ -46,7 +46,7 @@ Resolver = Callable[[str], Iterable[str]]
 
 _READ_CHUNK = 16384
 _MAX_CACHED_TARGETS = 256
-_CONNECTIONS_PER_TARGET = 10
+_CONNECTIONS_PER_TARGET = 64
 
 # Errors that mean "the network or the peer failed", never "this code is wrong".
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (

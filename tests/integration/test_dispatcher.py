@@ -494,8 +494,8 @@ def test_many_concurrent_deliveries_on_postgresql_share_saves(
             stack.tools.configure_webhook(org_id, receiver.url, SECRET, True, OPERATOR)
         stack.wait_for_projection()
         messages = [interview_message(org_id) for org_id in orgs for _ in range(3)]
-        for message in messages:
-            publish(broker_url, message)
+        receiver.script(*[ScriptedResponse(delay=0.1)] * len(messages))  # overlap them
+        publish(broker_url, *messages)
         for message in messages:
             stack.wait_for_outcome(uuid.UUID(message["org_id"]), message["event_id"])
         committer = stack.dispatcher.committer

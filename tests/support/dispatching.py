@@ -198,23 +198,26 @@ def interview_message(org: uuid.UUID, **changes: Any) -> dict[str, Any]:
     return message
 
 
-def publish(broker_url: str, message: dict[str, Any] | bytes) -> None:
+def publish(broker_url: str, *messages: dict[str, Any] | bytes) -> None:
     """Publish like a producer would: with pika on RabbitMQ (plain JSON, nothing kombu-
     specific); on the embedded broker, as `tenzo publish-interview` does, unvalidated."""
-    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    bodies = [m if isinstance(m, bytes) else json.dumps(m).encode() for m in messages]
     if broker_url.startswith("amqp"):
+        properties = pika.BasicProperties(content_type="application/json", delivery_mode=2)
         with _pika(pika.URLParameters(broker_url)) as channel:
             channel.confirm_delivery()
-            channel.basic_publish(
-                exchange="tenzo.events",
-                routing_key="interview.completed",
-                body=body,
-                properties=pika.BasicProperties(content_type="application/json", delivery_mode=2),
-            )
+            for body in bodies:
+                channel.basic_publish(
+                    exchange="tenzo.events",
+                    routing_key="interview.completed",
+                    body=body,
+                    properties=properties,
+                )
         return
     from services.dispatcher.publish import publish_interview
 
-    publish_interview(broker_url, body, validate=False)
+    for body in bodies:
+        publish_interview(broker_url, body, validate=False)
 
 
 def dead_letters(broker_url: str, expected: int, timeout: float = 10) -> list[tuple[bytes, dict]]:
