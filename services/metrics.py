@@ -59,6 +59,10 @@ DELIVERIES_IN_FLIGHT = Gauge(
     "Deliveries the dispatcher holds: scheduled, attempting or waiting to retry",
     multiprocess_mode="livesum",
 )
+DEFERRED = Counter(
+    "tenzo_webhook_deferred_total",
+    "interview.completed messages set aside for a while because their endpoint is slow",
+)
 DEAD_LETTERED = Counter(
     "tenzo_dead_lettered_total", "Broker messages moved to tenzo.dead-letter", ["queue"]
 )

@@ -31,6 +31,8 @@ from kombu import Connection, Consumer, Producer
 
 from contracts.broker import (
     DEAD_LETTER_QUEUE,
+    DEFERRED_HEADER,
+    DEFERRED_QUEUE,
     ERROR_HEADER,
     INTERVIEW_COMPLETED,
     INTERVIEWS_QUEUE,
@@ -58,6 +60,7 @@ log = logging.getLogger("tenzo.dispatcher")
 POLL_SECONDS = 0.05
 HOUSEKEEPING_SECONDS = 1.0
 PROJECTION_PREFETCH = 100
+DEFER_AFTER = 5  # deliveries held for one slow organization before more are set aside
 WORK_EVENT_TYPES = {"DeliveryScheduled", "DeliveryRedeliveryRequested"}
 
 
@@ -82,9 +85,16 @@ def package_version() -> str:
 class Dispatcher:
     """``run(stop)`` consumes until ``stop`` is set, reconnecting after broker failures."""
 
-    def __init__(self, settings: Settings, tools: DeveloperTools, drain_seconds: float = 10.0):
+    def __init__(
+        self,
+        settings: Settings,
+        tools: DeveloperTools,
+        drain_seconds: float = 10.0,
+        defer_seconds: float = 15.0,
+    ):
         self.settings = settings
         self.drain_seconds = drain_seconds  # for attempts in progress when stopping
+        self.defer_seconds = defer_seconds  # how long a slow organization's surplus waits
         self.tools = tools
         self.policy = delivery_policy(settings)
         self.sender = WebhookSender(self.policy)
@@ -104,7 +114,7 @@ class Dispatcher:
         # Touched by the consumer thread only, except _finished (a thread-safe queue).
         self._in_flight: dict[UUID, DeliveryJob] = {}
         self._finished: queue.SimpleQueue[tuple[DeliveryJob, str | None]] = queue.SimpleQueue()
-        self._dead_letters: Connection | None = None
+        self._aside: Connection | None = None
         self._next_housekeeping = 0.0
         self.exclusive = False  # set when connected: the embedded broker has one consumer
         self.ready = threading.Event()  # set once consuming (tests, `tenzo serve`)
@@ -138,8 +148,8 @@ class Dispatcher:
         self.pool.shutdown(timeout=self.drain_seconds)
         self.committer.close()
         self.sender.close()
-        if self._dead_letters is not None:
-            self._dead_letters.release()
+        if self._aside is not None:
+            self._aside.release()
 
     def _start_projection(self) -> None:
         """Fill the projection from the event store the first time (queue bindings made
@@ -205,8 +215,27 @@ class Dispatcher:
             messages=[message],
             resume=redelivered or self.exclusive,
         )
+        if job.delivery_id not in self._in_flight and self._should_defer(org_id):
+            self._publish_aside(
+                message,
+                raw,
+                DEFERRED_QUEUE,
+                {DEFERRED_HEADER: "slow endpoint"},
+                expiration=self.defer_seconds,
+            )
+            message.ack()
+            metrics.DEFERRED.inc()
+            return
         job.create = partial(self._new_interview_delivery, parsed, job)
         self._claim(job)
+
+    def _should_defer(self, org_id: UUID) -> bool:
+        """Whether to set a new message aside: its organization's endpoint is not
+        answering and already has DEFER_AFTER deliveries held here. Held messages count
+        against the prefetch window; without this, enough hanging endpoints would fill
+        it and stop every other organization's deliveries. RabbitMQ only (it brings
+        them back after a TTL); the embedded broker serves one small process."""
+        return not self.exclusive and self.pool.backlog(org_id) >= DEFER_AFTER
 
     def _new_interview_delivery(self, parsed: dict[str, Any], job: DeliveryJob) -> Delivery | None:
         """A Delivery for the message, or None when the organization's webhook is not
@@ -308,30 +337,43 @@ class Dispatcher:
     def _dead_letter(self, message: Any, raw: bytes, reason: str, source: str) -> None:
         """Publish the message as received to tenzo.dead-letter with its reason; the
         caller then acks the original (SPEC 6). Confirmed on RabbitMQ."""
-        if self._dead_letters is None:
-            self._dead_letters = broker_connection(self.settings.broker_url, confirm_publish=True)
-        headers = dict(message.headers or {})
-        headers.update(
+        self._publish_aside(
+            message,
+            raw,
+            DEAD_LETTER_QUEUE,
             {
                 ERROR_HEADER: reason[:1000],
                 "x-tenzo-queue": source,
                 "x-tenzo-routing-key": message.delivery_info.get("routing_key") or "",
-            }
-        )
-        producer = Producer(self._dead_letters.default_channel)
-        producer.publish(
-            raw,
-            exchange="",
-            routing_key=DEAD_LETTER_QUEUE,
-            headers=headers,
-            content_type=message.content_type or "application/octet-stream",
-            content_encoding=message.content_encoding or "binary",
-            delivery_mode=2,
-            retry=True,
-            retry_policy={"max_retries": 3},
+            },
         )
         metrics.DEAD_LETTERED.labels(source).inc()
         log.warning("dead-lettered a message from %s: %s", source, reason)
+
+    def _publish_aside(
+        self,
+        message: Any,
+        raw: bytes,
+        queue: str,
+        headers: dict[str, Any],
+        expiration: float | None = None,
+    ) -> None:
+        """Publish a received message, unchanged but for added headers, to ``queue``
+        (confirmed by RabbitMQ before the caller acks the original)."""
+        if self._aside is None:
+            self._aside = broker_connection(self.settings.broker_url, confirm_publish=True)
+        Producer(self._aside.default_channel).publish(
+            raw,
+            exchange="",
+            routing_key=queue,
+            headers=dict(message.headers or {}) | headers,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            delivery_mode=2,
+            expiration=expiration,
+            retry=True,
+            retry_policy={"max_retries": 3},
+        )
 
     # -- housekeeping --------------------------------------------------------------------
 

@@ -95,6 +95,14 @@ class FairPool:
                 self._admit_waiting(org)
                 self._dispatch()
 
+    def backlog(self, org: Hashable) -> int:
+        """How many tasks the organization has admitted or waiting, when it is slow (0
+        when it is not): work held for an endpoint that is not answering."""
+        with self._lock:
+            if not self._is_slow(org):
+                return 0
+            return len(self._admitted.get(org, {})) + len(self._waiting.get(org, ()))
+
     def waiting(self) -> int:
         """Tasks not running yet: behind their organization's limit, an active slot or a
         timer (for tests and metrics)."""
@@ -125,14 +133,17 @@ class FairPool:
 
     # -- internals (called with the lock held) -------------------------------------------
 
-    def _limit(self, org: Hashable) -> int:
+    def _is_slow(self, org: Hashable) -> bool:
         if org in self._slow:
-            return 1
+            return True
         now = time.monotonic()
-        for start in self._admitted.get(org, {}).values():
-            if start is not None and now - start > self.slow_after:
-                return 1
-        return self.per_org
+        return any(
+            start is not None and now - start > self.slow_after
+            for start in self._admitted.get(org, {}).values()
+        )
+
+    def _limit(self, org: Hashable) -> int:
+        return 1 if self._is_slow(org) else self.per_org
 
     def _may_admit(self, org: Hashable) -> bool:
         return len(self._admitted.get(org, {})) < self._limit(org)

@@ -17,6 +17,7 @@ from kombu import Connection, Queue, binding
 
 from contracts.broker import (
     DEAD_LETTER_QUEUE,
+    DEFERRED_QUEUE,
     INTERVIEW_COMPLETED,
     INTERVIEWS_QUEUE,
     PROJECTION_QUEUE,
@@ -61,7 +62,21 @@ def queues(rabbitmq: bool) -> dict[str, Queue]:
             queue_arguments=quorum,
         ),
         DEAD_LETTER_QUEUE: Queue(DEAD_LETTER_QUEUE, durable=True),
-    }
+    } | ({DEFERRED_QUEUE: deferred_queue()} if rabbitmq else {})
+
+
+def deferred_queue() -> Queue:
+    """Where a slow organization's surplus messages wait before they come back: each is
+    published with an expiration, and RabbitMQ's dead-letter exchange then routes it to
+    the interviews queue again."""
+    return Queue(
+        DEFERRED_QUEUE,
+        durable=True,
+        queue_arguments={
+            "x-dead-letter-exchange": EVENTS_EXCHANGE.name,
+            "x-dead-letter-routing-key": INTERVIEW_COMPLETED,
+        },
+    )
 
 
 def declare_topology(connection: Connection) -> dict[str, Queue]:

@@ -10,6 +10,7 @@ import uuid
 import pytest
 import trustme
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from contracts.broker import INTERVIEWS_QUEUE
@@ -358,6 +359,37 @@ def test_a_hanging_endpoint_does_not_delay_another_organization(tmp_path, broker
             elapsed = time.monotonic() - published
 
     assert elapsed < 1.0
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
+def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_window(
+    tmp_path, broker_url, receiver
+):
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, TENZO_WEBHOOK_TIMEOUT="30")
+    deferred_before = REGISTRY.get_sample_value("tenzo_webhook_deferred_total") or 0
+    with HttpsReceiver(ca=receiver.ca) as hanging:
+        hanging.script(*[ScriptedResponse(delay=30)] * 50)
+        with Stack(settings) as stack:
+            slow_org = stack.organization(hanging.url)
+            healthy_org = stack.organization(receiver.url)
+            publish(broker_url, interview_message(slow_org))
+            wait_for(lambda: hanging.requests, what="the hanging endpoint's first request")
+            time.sleep(1.2)  # it has not answered for longer than slow_after: slow now
+            publish(broker_url, *[interview_message(slow_org) for _ in range(12)])
+            message = interview_message(healthy_org)
+            publish(broker_url, message)
+            stack.wait_for_outcome(healthy_org, message["event_id"])
+
+            # Beyond a few held deliveries, the slow organization's messages are set
+            # aside on the broker and come back after the delay, again and again.
+            def deferred() -> float:
+                total = REGISTRY.get_sample_value("tenzo_webhook_deferred_total") or 0
+                return total - deferred_before
+
+            wait_for(lambda: deferred() >= 14, 15, "messages deferred, back, deferred again")
+            assert stack.dispatcher.pool.backlog(slow_org) <= 5
+            assert len(hanging.requests) == 1  # one attempt at a time for a slow endpoint
 
 
 # -- test events and redelivery through the admin API --------------------------------------

@@ -114,7 +114,7 @@ class Stack:
         self.settings = settings
         self.tools: DeveloperTools = build_application(settings)
         self.stop = threading.Event()
-        self.dispatcher = Dispatcher(settings, self.tools, drain_seconds=1.0)
+        self.dispatcher = Dispatcher(settings, self.tools, drain_seconds=1.0, defer_seconds=0.5)
         self.relay = Relay(self.tools, settings.broker_url, poll_interval=0.05)
         self.threads = [
             threading.Thread(target=self.dispatcher.run, args=(self.stop,)),
