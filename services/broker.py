@@ -62,7 +62,7 @@ def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
         for path in (queue, processed, control):
             path.mkdir(parents=True, exist_ok=True)
         return Connection(
-            "filesystem://",
+            hostname="localhost",  # unused; kombu warns when there is none
             transport=FolderTransport,
             transport_options={
                 "data_folder_in": str(queue),
@@ -79,6 +79,13 @@ def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
         heartbeat=30,
         transport_options={"confirm_publish": True} if confirm_publish else {},
     )
+
+
+def broker_display(url: str) -> str:
+    """The broker URL for logs and messages, its password masked."""
+    if url.startswith("filesystem://"):
+        return url
+    return str(Connection(url).as_uri())
 
 
 def broker_reachable(url: str, timeout: float = 2.0) -> bool:

@@ -17,6 +17,7 @@ import click
 from contracts.broker import InvalidMessage
 from contracts.signing import verify
 from domain.application import DeveloperTools
+from services.broker import broker_display
 from services.settings import Settings
 
 log = logging.getLogger("tenzo")
@@ -101,7 +102,7 @@ def publish_interview(source: Any) -> None:
         raise click.ClickException(str(invalid)) from None
     click.echo(
         f"Published interview.completed {message['event_id']} for organization "
-        f"{message['org_id']} to {_broker_name(settings.broker_url)}."
+        f"{message['org_id']} to {broker_display(settings.broker_url)}."
     )
 
 
@@ -146,9 +147,3 @@ def _tools(settings: Settings) -> DeveloperTools:
     from services.bootstrap import build_application
 
     return build_application(settings)
-
-
-def _broker_name(url: str) -> str:
-    from services.broker import broker_connection
-
-    return str(broker_connection(url).as_uri()) if "://" in url else url

@@ -44,7 +44,7 @@ from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import TEST_EVENT_TYPE, Delivery, delivery_id
 from services import metrics
-from services.broker import broker_connection
+from services.broker import broker_connection, broker_display
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
 from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
 from services.dispatcher.fair_pool import FairPool
@@ -184,7 +184,7 @@ class Dispatcher:
                 )
             )
             backoff.reset()
-            log.info("dispatcher: consuming from %s", connection.as_uri())
+            log.info("dispatcher: consuming from %s", broker_display(self.settings.broker_url))
             if self.exclusive:
                 self._resume_pending()
             self.ready.set()

@@ -19,7 +19,6 @@ import json
 import logging
 import threading
 import time
-from typing import Any
 
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Producer
@@ -28,7 +27,7 @@ from contracts.audit import audit_item
 from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
 from services import metrics
-from services.broker import EVENTS_EXCHANGE, broker_connection
+from services.broker import EVENTS_EXCHANGE, broker_connection, broker_display
 from services.dispatcher.topology import declare_topology, is_rabbitmq
 from services.storage import SqlTables
 
@@ -166,7 +165,11 @@ class Relay:
             producer = Producer(channel, exchange=EVENTS_EXCHANGE)
             confirms = BatchConfirms(connection) if is_rabbitmq(connection) else None
             backoff.reset()
-            log.info("relay: publishing from position %d to %s", self.position(), _safe(connection))
+            log.info(
+                "relay: publishing from position %d to %s",
+                self.position(),
+                broker_display(self.broker_url),
+            )
             while not stop.is_set():
                 try:
                     published = self.publish_batch(producer, confirms)
@@ -240,7 +243,3 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.first
-
-
-def _safe(connection: Connection) -> Any:
-    return connection.as_uri()  # kombu masks the password
