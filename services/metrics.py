@@ -45,7 +45,7 @@ PROJECTION_LAG_SECONDS = Gauge(
 )
 DELIVERIES = Counter(
     "tenzo_webhook_deliveries_total",
-    "Webhook deliveries ended, by outcome (succeeded, failed)",
+    "Webhook deliveries ended, by outcome (succeeded, failed; not_sent: no enabled webhook)",
     ["outcome"],
 )
 ATTEMPT_LATENCY = Histogram(
