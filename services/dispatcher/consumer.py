@@ -90,7 +90,7 @@ class Dispatcher:
         settings: Settings,
         tools: DeveloperTools,
         drain_seconds: float = 10.0,
-        defer_seconds: float = 15.0,
+        defer_seconds: float = 30.0,
     ):
         self.settings = settings
         self.drain_seconds = drain_seconds  # for attempts in progress when stopping
