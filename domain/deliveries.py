@@ -12,8 +12,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.actors import Actor
-from domain.errors import Conflict, InvalidInput
-from domain.recruiting import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from domain.errors import Conflict
+from domain.paging import page_of_ids
 
 if TYPE_CHECKING:
     from domain.ports import Catalog
@@ -231,17 +231,10 @@ class DeliveryUseCases:
     ) -> tuple[list[Delivery], str | None]:
         """A page of the organization's deliveries, newest first, optionally of one status,
         and the next page's cursor (None on the last page)."""
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"Limit must be 1 to {MAX_PAGE_SIZE}.", field="limit")
-        before = decode_cursor(cursor) if cursor else None
-        self.catalog.catch_up()
-        rows = self.catalog.aggregate_ids(
-            org_id, "Delivery", limit=limit + 1, before=before, status=status
+        ids, next_cursor = page_of_ids(
+            self.catalog, org_id, "Delivery", limit, cursor, status=status
         )
-        page = rows[:limit]
-        deliveries = [self.get_delivery(org_id, id) for _, id in page]
-        next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
-        return deliveries, next_cursor
+        return [self.get_delivery(org_id, id) for id in ids], next_cursor
 
     def _enabled_webhook(self, org_id: UUID) -> Webhook:
         webhook = self.get_webhook(org_id)

@@ -13,8 +13,6 @@ dispatcher's, an auditor's) never needs the earlier events to know the current s
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -25,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.actors import Actor
 from domain.errors import InvalidInput, NotFound
+from domain.paging import page_of_ids
 from domain.ports import Catalog
 
 JobStatus = Literal["open", "closed"]
@@ -36,7 +35,6 @@ CANDIDATE_FIELDS = ("job_id", "first_name", "last_name", "email", "phone", "resu
 # Namespace of ids derived from (organization, kind, external id).
 EXTERNAL_ID_NAMESPACE = UUID("5f0c8e7a-2b4d-4c61-9e3f-8a7d6b1c2e90")
 
-MAX_PAGE_SIZE = 100
 # A create that collides with a concurrent create of the same external id is retried
 # as an update; two attempts suffice, a few more cover pathological interleavings.
 UPSERT_ATTEMPTS = 5
@@ -167,25 +165,6 @@ def _merged(aggregate: Aggregate, names: tuple[str, ...], changes: Mapping[str, 
     return {name: changes.get(name, getattr(aggregate, name)) for name in names}
 
 
-# -- pagination --------------------------------------------------------------------------
-
-
-def encode_cursor(position: int) -> str:
-    """An opaque cursor for "the items older than this position"."""
-    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-        if not text.startswith("p") or not text[1:].isdigit():
-            raise ValueError(cursor)
-        return int(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("Not a cursor returned by this API.", field="cursor") from None
-
-
 # -- use cases ---------------------------------------------------------------------------
 
 A = TypeVar("A", bound=Aggregate)
@@ -248,7 +227,7 @@ class RecruitingUseCases:
         self: _Host, org_id: UUID, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         """A page of the organization's jobs, newest first, and the next page's cursor."""
-        ids, next_cursor = _page(self, org_id, "Job", limit, cursor, parent_id=None)
+        ids, next_cursor = page_of_ids(self.catalog, org_id, "Job", limit, cursor)
         return [self._get(Job, job_id) for job_id in ids], next_cursor
 
     # -- candidates --------------------------------------------------------------------
@@ -304,7 +283,9 @@ class RecruitingUseCases:
         first, and the next page's cursor. A job of another organization is not found."""
         if job_id is not None:
             self._get_owned(Job, org_id, job_id)
-        ids, next_cursor = _page(self, org_id, "Candidate", limit, cursor, parent_id=job_id)
+        ids, next_cursor = page_of_ids(
+            self.catalog, org_id, "Candidate", limit, cursor, parent_id=job_id
+        )
         return [self._get(Candidate, candidate_id) for candidate_id in ids], next_cursor
 
 
@@ -345,25 +326,3 @@ def _upsert(
             continue  # created concurrently with the same external id: update it instead
         return aggregate, True
     raise IntegrityError(f"{cls.__name__} {external_id!r} kept changing; try again")
-
-
-def _page(
-    tools: _Host,
-    org_id: UUID,
-    aggregate_type: str,
-    limit: int,
-    cursor: str | None,
-    parent_id: UUID | None,
-) -> tuple[list[UUID], str | None]:
-    """Ids of one page, newest first. Pages are cut at catalog positions, so items
-    created while a client pages through land before its first page, never in between."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"Limit must be 1 to {MAX_PAGE_SIZE}.", field="limit")
-    before = decode_cursor(cursor) if cursor else None
-    tools.catalog.catch_up()
-    rows = tools.catalog.aggregate_ids(
-        org_id, aggregate_type, limit=limit + 1, before=before, parent_id=parent_id
-    )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
-    return [aggregate_id for _, aggregate_id in page], next_cursor

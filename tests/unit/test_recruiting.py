@@ -9,13 +9,8 @@ import pytest
 from contracts.audit import audit_item, event_type_names
 from domain.actors import actor
 from domain.errors import InvalidInput
-from domain.recruiting import (
-    Candidate,
-    Job,
-    decode_cursor,
-    encode_cursor,
-    external_aggregate_id,
-)
+from domain.paging import decode_cursor, encode_cursor
+from domain.recruiting import Candidate, Job, external_aggregate_id
 
 KEY = actor("api_key", uuid4())
 

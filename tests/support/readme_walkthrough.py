@@ -1,29 +1,29 @@
-"""The README's Public API walk-through, run as written against a real `tenzo serve`.
+"""Runs a README walk-through as written against a real `tenzo serve`.
 
-Same rules as tests/e2e/test_readme.py: the ```sh blocks run in one bash session with
-the printed admin token and a free port; each output block after a command must match
-what it printed (every plain `"field":value` pair; every plain line of a non-JSON block).
+The ```sh blocks of one README section run in one bash session (exports carry over),
+with the admin token the server printed and a free port; each output block after a
+command must match what it printed: every plain `"field":value` pair, and every plain
+line of a non-JSON block.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.test_readme import BLOCK, PLAIN_PAIR, README
 from tests.e2e.test_serve import Serve, free_port
 
-SECTION = "## Public API walk-through"
+README = Path(__file__).resolve().parents[2] / "README.md"
+BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
+PLAIN_PAIR = re.compile(r'"(\w+)": ?("[A-Za-z/ -]*"|true|false|null|\d+)(?=[,}])')
 
 
-def walk_through() -> list[tuple[str, str]]:
+def walk_through(section_heading: str) -> list[tuple[str, str]]:
+    """(commands, expected output) pairs of a README section, in order."""
     text = README.read_text()
-    section = text[text.index(SECTION) :]
-    section = section[: section.index("\n## ", len(SECTION))]
+    section = text[text.index(section_heading) :]
+    section = section[: section.index("\n## ", len(section_heading))]
     blocks = BLOCK.findall(section)
     return [
         (body, following[1] if following[0] != "sh" else "")
@@ -32,23 +32,25 @@ def walk_through() -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the walk-through uses curl")
-def test_the_public_api_walk_through_works_as_written(tmp_path: Path) -> None:
-    steps = walk_through()
-    assert len(steps) >= 6
+def run_walk_through(section_heading: str, workdir: Path, min_steps: int) -> str:
+    """Run the section's commands against a fresh server, check every shown output, and
+    return everything the server printed."""
+    steps = walk_through(section_heading)
+    assert len(steps) >= min_steps
     port = free_port()
-    server = Serve(tmp_path, port)
+    server = Serve(workdir, port)
     try:
         server.wait_for_dashboard()
         token = server.admin_token
         assert token
-        scripts = []
-        for number, (commands, _) in enumerate(steps):
-            script = commands.replace("tenzo_admin_…", token).replace(":8080/", f":{port}/")
-            scripts.append(f"echo '--- step {number} ---'\n{script}")
+        scripts = [
+            f"echo '--- step {number} ---'\n"
+            + commands.replace("tenzo_admin_…", token).replace(":8080/", f":{port}/")
+            for number, (commands, _) in enumerate(steps)
+        ]
         run = subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + "\n".join(scripts)],
-            cwd=tmp_path,
+            cwd=workdir,
             capture_output=True,
             text=True,
             timeout=120,
@@ -65,6 +67,6 @@ def test_the_public_api_walk_through_works_as_written(tmp_path: Path) -> None:
                 for line in expected.splitlines():
                     if line.strip() and "…" not in line:
                         assert line.strip() in output, (line, output)
-        assert "tenzo_pk_" not in "".join(server.output).replace("tenzo_pk_…", "")
     finally:
         server.stop()
+    return "".join(server.output)
