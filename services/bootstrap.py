@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
 
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
@@ -24,10 +28,30 @@ def url_policy(settings: Settings) -> WebhookUrlPolicy:
     )
 
 
+SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key of our own
+
+
 def build_application(settings: Settings) -> DeveloperTools:
     """The DeveloperTools application on the configured event store, with its catalog."""
-    app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
-    app.catalog = Catalog(app)
+    with _one_schema_writer(settings):
+        app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
+        app.catalog = Catalog(app)
     app.key_reads.has_newer_events = has_newer_events_probe(app) or app.key_reads.has_newer_events
     app.render_test_event = test_event_body
     return app
+
+
+@contextmanager
+def _one_schema_writer(settings: Settings) -> Iterator[None]:
+    """On PostgreSQL, let one process at a time create the tables it needs.
+
+    eventsourcing creates its tables with CREATE TABLE IF NOT EXISTS when an application
+    starts; two processes doing that at once on a fresh database (the API, the relay and
+    the dispatchers of a new deployment) can fail with "tuple concurrently updated".
+    """
+    if settings.uses_sqlite:
+        yield
+        return
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        yield  # closing the connection releases the lock

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -58,6 +59,10 @@ class FairPool:
         self._idle = 0
         self._queued = 0
         self._closed = False
+        # When the timer thread means to wake next (inf: only when notified). Others
+        # notify it only for an earlier deadline: under load, waking it on every
+        # dispatch cost more than the dispatching.
+        self._timer_wakes_at = 0.0
         self._timer_thread = threading.Thread(target=self._run_timers, name="tenzo-timers")
         self._timer_thread.daemon = True
         self._timer_thread.start()
@@ -80,9 +85,10 @@ class FairPool:
         if delay <= 0:
             self.submit(org, task)
             return
+        due = time.monotonic() + delay
         with self._lock:
-            heapq.heappush(self._timers, (time.monotonic() + delay, next(self._ids), org, task))
-            self._wakeup.notify()
+            heapq.heappush(self._timers, (due, next(self._ids), org, task))
+            self._wake_timer_by(due)
 
     def mark_slow(self, org: Hashable, slow: bool) -> None:
         """Record whether the organization's endpoint just failed to answer (timeout or
@@ -178,8 +184,13 @@ class FairPool:
                 )
                 self._threads.append(thread)
                 thread.start()
-        if self._ready:
-            self._wakeup.notify()  # the timer thread retries when a young task ages
+        if self._ready and self._aging:  # the timer thread retries when a young task ages
+            self._wake_timer_by(self._aging[0][0])
+
+    def _wake_timer_by(self, deadline: float) -> None:
+        if deadline < self._timer_wakes_at:
+            self._timer_wakes_at = deadline
+            self._wakeup.notify()
 
     def _work(self) -> None:
         while True:
@@ -223,5 +234,6 @@ class FairPool:
                 wake_at = [self._timers[0][0]] if self._timers else []
                 if self._ready and self._aging:
                     wake_at.append(self._aging[0][0])
-                timeout = max(0.0, min(wake_at) - now) if wake_at else None
+                self._timer_wakes_at = min(wake_at) if wake_at else math.inf
+                timeout = max(0.0, self._timer_wakes_at - now) if wake_at else None
                 self._wakeup.wait(timeout)
