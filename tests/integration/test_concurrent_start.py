@@ -30,8 +30,7 @@ def test_processes_starting_at_once_all_create_the_schema(postgres_url: str) -> 
     barrier = context.Barrier(PROCESSES)
     key = base64.b64encode(os.urandom(32)).decode()
     processes = [
-        context.Process(target=_start, args=(postgres_url, key, barrier))
-        for _ in range(PROCESSES)
+        context.Process(target=_start, args=(postgres_url, key, barrier)) for _ in range(PROCESSES)
     ]
     for process in processes:
         process.start()
