@@ -214,6 +214,7 @@ class Dispatcher:
             org_id=org_id,
             messages=[message],
             resume=redelivered or self.exclusive,
+            record_before_sending=self.exclusive,
         )
         if job.delivery_id not in self._in_flight and self._should_defer(org_id):
             self._publish_aside(
@@ -238,12 +239,16 @@ class Dispatcher:
         return not self.exclusive and self.pool.backlog(org_id) >= DEFER_AFTER
 
     def _new_interview_delivery(self, parsed: dict[str, Any], job: DeliveryJob) -> Delivery | None:
-        """A Delivery for the message, or None when the organization's webhook is not
-        enabled (then nothing is sent and nothing recorded)."""
+        """A new Delivery for the message; None when that delivery exists already (a
+        duplicate message: the runner continues the stored one) or when the
+        organization's webhook is not enabled (then nothing is sent or recorded)."""
         data = parsed["data"]
-        target, candidate, interview_job = self.projection.interview_context(
-            parsed["org_id"], data["candidate_id"], data["job_id"]
+        context = self.projection.interview_context(
+            parsed["org_id"], data["candidate_id"], data["job_id"], job.delivery_id
         )
+        if context.delivered:
+            return None
+        target = context.target
         if target is None or not target.enabled:
             log.info("no enabled webhook for organization %s: not delivered", parsed["org_id"])
             metrics.DELIVERIES.labels("not_sent").inc()
@@ -254,7 +259,7 @@ class Dispatcher:
             event_id=parsed["event_id"],
             event_type=INTERVIEW_COMPLETED,
             url=target.url,
-            body=interview_completed_body(parsed, candidate, interview_job),
+            body=interview_completed_body(parsed, context.candidate, context.job),
             actor=DISPATCHER,
         )
 

@@ -92,6 +92,18 @@ _VERSION_OF = {
 }
 
 
+_INTERVIEW_CONTEXT = (
+    "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
+    "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
+    "j.job_id, j.external_id AS j_external_id, j.title, "
+    "(SELECT 1 FROM {events} WHERE originator_id = :delivery LIMIT 1) AS delivered "
+    "FROM (SELECT 1 AS one) AS one "
+    "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
+    "LEFT JOIN tenzo_dispatch_candidates c ON c.candidate_id = :candidate AND c.org_id = :org "
+    "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org"
+)
+
+
 @dataclass(frozen=True)
 class WebhookTarget:
     """Where and how an organization's deliveries go, as the projection knows it now."""
@@ -101,6 +113,14 @@ class WebhookTarget:
     secret: str | None
 
 
+@dataclass(frozen=True)
+class InterviewContext:
+    target: WebhookTarget | None
+    candidate: dict[str, Any]
+    job: dict[str, Any]
+    delivered: bool  # the delivery exists in the event store: a duplicate message
+
+
 class DispatchProjection:
     """Reads and writes the dispatcher's tables; safe to share between threads."""
 
@@ -108,6 +128,11 @@ class DispatchProjection:
         self.tools = tools
         self.tables = SqlTables(tools, CREATE_TABLES)
         self._cipher = tools.mapper.cipher
+        # The event store's table is named by its recorder (configuration, not input).
+        self._interview_context_sql = _INTERVIEW_CONTEXT.replace(
+            "{events}",
+            tools.recorder.events_table_name,  # type: ignore[attr-defined]
+        )
         self._lock = threading.Lock()
         self._unwritten = 0
         with self.tables.transaction() as cursor:
@@ -261,24 +286,19 @@ class DispatchProjection:
         )
 
     def interview_context(
-        self, org_id: UUID, candidate_id: str, job_id: str
-    ) -> tuple[WebhookTarget | None, dict[str, Any], dict[str, Any]]:
-        """The organization's webhook, and the candidate's and the job's payload objects
-        (only their ids when unknown to this organization), in one query."""
+        self, org_id: UUID, candidate_id: str, job_id: str, delivery_id: UUID
+    ) -> InterviewContext:
+        """What a new interview delivery needs, in one query: the organization's webhook,
+        the candidate's and the job's payload objects (only their ids when unknown to
+        this organization), and whether the event store has that delivery already."""
         [row] = self.tables.read(
-            "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
-            "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
-            "j.job_id, j.external_id AS j_external_id, j.title "
-            "FROM (SELECT 1 AS one) AS one "
-            "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
-            "LEFT JOIN tenzo_dispatch_candidates c "
-            "ON c.candidate_id = :candidate AND c.org_id = :org "
-            "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org",
+            self._interview_context_sql,
             {
                 "webhook": str(webhook_id(org_id)),
                 "candidate": candidate_id,
                 "job": job_id,
                 "org": str(org_id),
+                "delivery": delivery_id.hex,  # as SQLite stores it; PostgreSQL reads it too
             },
         )
         target = None
@@ -297,7 +317,7 @@ class DispatchProjection:
         job: dict[str, Any] = {"id": job_id}
         if row["job_id"] is not None:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}
-        return target, candidate, job
+        return InterviewContext(target, candidate, job, delivered=row["delivered"] is not None)
 
     def candidate(self, org_id: UUID, candidate_id: str) -> dict[str, Any]:
         """The candidate's payload object; only its id when unknown to this organization."""

@@ -17,6 +17,7 @@ Why the HTTP plumbing below is not a plain ``requests.post``:
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import ipaddress
 import socket
@@ -134,7 +135,7 @@ class WebhookSender:
         excerpt = b""
         error: str | None
         try:
-            request = requests.Request("POST", url, data=body, headers=headers).prepare()
+            request = _post_request(url, body, headers)
             target = self._target(request.url or "")
             status, excerpt, error = self._exchange(target, request, deadline)
         except _Refused as refused:
@@ -266,6 +267,24 @@ class WebhookSender:
                 return "connection closed without a response"
         root = chain[-1]
         return f"connection failed: {type(root).__name__}: {root}"
+
+
+def _post_request(url: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:
+    """The POST as requests prepares it, minus the cookie and .netrc handling that a
+    webhook does not use, with the URL checked and normalised once per URL."""
+    request = requests.PreparedRequest()
+    request.method = "POST"
+    request.url = _prepared_url(url)
+    request.prepare_headers(headers)  # refuses header values with line breaks
+    request.prepare_body(body, None)
+    return request
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    return str(request.url)
 
 
 def _read_capped(raw: Any, limit: int, deadline: float) -> tuple[bytes, BaseException | None]:
