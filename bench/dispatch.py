@@ -306,13 +306,25 @@ class Recorded:
         pattern = r'^tenzo_webhook_deliveries_total\{outcome="succeeded"\} (\S+)$'
         total = 0.0
         for port in self.ports:
-            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            text = self._metrics(port)
             found = re.search(pattern, text, re.M)
             total += float(found.group(1)) if found else 0.0
         return total
 
     def reset(self) -> None:
         self.base = self.total()
+
+    @staticmethod
+    def _metrics(port: int, timeout: float = 30) -> str:
+        """A dispatcher's /metrics, waiting for a process that is starting to listen."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except requests.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def waiter(self, receipts: Receipts, timeout: float = 600) -> Any:
         """Done when every delivery is received and its outcome stored (the counter
@@ -519,7 +531,11 @@ def main() -> None:
     parser.add_argument("--hanging-share", type=float, default=0.10)
     parser.add_argument("--no-relay", action="store_true", help="run tenzo without the relay")
     parser.add_argument(
-        "--dispatchers", type=int, default=1, help="tenzo dispatcher processes (default 1)"
+        "--dispatchers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="tenzo dispatcher processes (default: one per core); with more than one, a "
+        "throughput run with one process comes first",
     )
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
@@ -592,23 +608,33 @@ def main() -> None:
         child_env = {**os.environ, **env}
         if not args.no_relay:
             processes.append(subprocess.Popen([TENZO, "relay"], env=child_env))
-        ports = [METRICS_PORT + index for index in range(args.dispatchers)]
-        dispatchers = [
-            subprocess.Popen(
+
+        def start_dispatcher(port: int) -> subprocess.Popen[bytes]:
+            dispatcher = subprocess.Popen(
                 [TENZO, "dispatcher"], env={**child_env, "TENZO_METRICS_PORT": str(port)}
             )
-            for port in ports
-        ]
-        processes += dispatchers
-        rss = RssSampler([process.pid for process in dispatchers])
-        if not args.no_relay:
-            wait_for_projection(database_url, tools)
-        else:
+            processes.append(dispatcher)
+            return dispatcher
+
+        ports = [METRICS_PORT + index for index in range(args.dispatchers)]
+        dispatchers = [start_dispatcher(ports[0])]
+        if args.no_relay:
             time.sleep(5)  # the dispatcher builds its projection from the event store
-            wait_for_projection(database_url, tools)
+        wait_for_projection(database_url, tools)
+        one_process = None
+        if args.dispatchers > 1:  # first with one process, for comparison
+            recorded = Recorded(ports[:1])
+            recorded.reset()
+            print("tenzo, one dispatcher process: throughput …", flush=True)
+            one_process = throughput_run(
+                tenzo_url, orgs, args.messages, receipts, recorded.waiter(receipts)
+            )
+            print(f"  {one_process}", flush=True)
+            dispatchers += [start_dispatcher(port) for port in ports[1:]]
+        rss = RssSampler([process.pid for process in dispatchers])
         recorded = Recorded(ports)
-        time.sleep(1)  # their /metrics listen
         recorded.reset()
+        time.sleep(3)  # the new ones consume
         print("tenzo: throughput …", flush=True)
         groups = {process.pid: "tenzo dispatcher" for process in dispatchers}
         groups |= {os.getpid(): "benchmark (publisher)", receiver.pid: "receiver"}
@@ -687,6 +713,7 @@ def main() -> None:
         load_before,
         os.getloadavg()[0],
         cpu_used,
+        one_process,
     )
     print(report)
     if not args.no_docs:
@@ -704,6 +731,7 @@ def render(
     load_before: float,
     load_after: float,
     cpu_used: dict[str, tuple[float, float]],
+    one_process: dict | None = None,
 ) -> str:
     ratio = tenzo["per_second"] / bare["per_second"]
     kept = with_hanging["per_second"] / tenzo["per_second"]
@@ -712,7 +740,16 @@ def render(
     processes = (
         "one `tenzo dispatcher` process"
         if args.dispatchers == 1
-        else f"{args.dispatchers} `tenzo dispatcher` processes"
+        else f"{args.dispatchers} `tenzo dispatcher` processes (one per core; a throughput "
+        "run with one process first, for comparison)"
+    )
+    one_process_row = (
+        [
+            f"| tenzo, one dispatcher process | {one_process['per_second']:.0f} "
+            f"({one_process['per_second'] / bare['per_second']:.2f} of the bare loop) | | | |"
+        ]
+        if one_process
+        else []
     )
     rows = [
         (
@@ -752,8 +789,10 @@ def render(
         "|---|---|---|---|---|",
         f"| bare loop | {bare['per_second']:.0f} | {bare_latency['p50_ms']:.1f} | "
         f"{bare_latency['p99_ms']:.1f} | {bare_latency['max_ms']:.1f} |",
-        f"| tenzo dispatcher | {tenzo['per_second']:.0f} | {tenzo_latency['p50_ms']:.1f} | "
+        f"| tenzo ({args.dispatchers} dispatcher process{'es' if args.dispatchers > 1 else ''}) "
+        f"| {tenzo['per_second']:.0f} | {tenzo_latency['p50_ms']:.1f} | "
         f"{tenzo_latency['p99_ms']:.1f} | {tenzo_latency['max_ms']:.1f} |",
+        *one_process_row,
         f"| tenzo, 10 % of endpoints hanging (healthy only) | {with_hanging['per_second']:.0f} "
         "| | | |",
         "",

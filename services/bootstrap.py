@@ -28,7 +28,7 @@ def url_policy(settings: Settings) -> WebhookUrlPolicy:
     )
 
 
-SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key of our own
+SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key, not used by another lock of ours
 
 
 def build_application(settings: Settings) -> DeveloperTools:
