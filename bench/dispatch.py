@@ -823,18 +823,28 @@ def reading(
     missed = [name.split(" (")[0] for name, _, met in rows if not met]
     seconds, elapsed = cpu_used.get("tenzo dispatcher", (0.0, 1.0))
     per_process = seconds / elapsed / args.dispatchers
-    rest = sum(used for group, (used, _) in cpu_used.items() if group != "tenzo dispatcher")
+    everything = sum(used for used, _ in cpu_used.values())
+    cores = os.cpu_count() or 1
+    per_delivery = 1000 * everything / tenzo["deliveries"]
+    limit = (
+        f"The machine was the limit: all processes together kept {everything / elapsed:.2f} "
+        f"of its {cores} cores busy, {per_delivery:.1f} ms of CPU per delivery, so "
+        f"{cores} cores carry at most about {1000 * cores / per_delivery:.0f} deliveries/s "
+        "in this layout."
+        if everything / elapsed >= 0.9 * cores
+        else f"Each `tenzo dispatcher` process ran at {per_process:.2f} of a core; one Python "
+        "process executes one thread at a time, so a core per process is its ceiling, and "
+        "more `tenzo dispatcher` processes (`--dispatchers N` here, or more containers) use "
+        "more cores."
+    )
     return (
-        f"Reading it: each `tenzo dispatcher` process ran at {per_process:.2f} of a core — one "
-        "Python process executes one thread at a time, so that is its ceiling — spending "
-        f"{1000 * seconds / tenzo['deliveries']:.1f} ms of CPU per delivery, where the bare loop "
-        "does one POST. Per delivery the dispatcher also validates the message, reads the "
-        "projection (one PostgreSQL query), renders and signs the payload, encodes three "
-        "events (JSON, zlib, AES-GCM) and writes them in one group-committed transaction, "
-        "and keeps the per-organization bookkeeping; the relay republishes those three "
-        "events from its own process. The other processes used "
-        f"{rest / elapsed:.2f} cores meanwhile. More `tenzo dispatcher` processes "
-        "(`--dispatchers N` here, or more containers) use more cores. "
+        "Reading it: the dispatcher spent "
+        f"{1000 * seconds / tenzo['deliveries']:.1f} ms of CPU per delivery, where the bare "
+        "loop does one POST: it also validates the message, reads the projection (one "
+        "PostgreSQL query, which also says whether the delivery exists), renders and signs "
+        "the payload, encodes three events (JSON, zlib, AES-GCM) and writes them in one "
+        "group-committed transaction, and keeps the per-organization bookkeeping; the relay "
+        f"republishes those three events from its own process. {limit} "
         + (
             f"Not met in this run: {'; '.join(missed)}."
             if missed
