@@ -172,10 +172,9 @@ class DeliveryRunner:
         if result.succeeded:
             delivery.succeed(actor=DISPATCHER)
         elif delivery.attempts_in_series >= len(self.policy.retry_delays):
-            delivery.fail(
-                reason=f"{delivery.attempts_in_series} attempts failed; last: {result.error}",
-                actor=DISPATCHER,
-            )
+            reason = f"{delivery.attempts_in_series} attempts failed; last: {result.error}"
+            log.warning("delivery %s (organization %s): %s", delivery.id, delivery.org_id, reason)
+            delivery.fail(reason=reason, actor=DISPATCHER)
         if not self._save(job, delivery):
             return
         if delivery.status != "pending":
