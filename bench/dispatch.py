@@ -239,7 +239,11 @@ class Publisher:
         return event_id
 
     def close(self) -> None:
-        self.connection.close()
+        """Close only once the messages are consumed: unconfirmed messages that a quorum
+        queue has not taken in yet can be dropped when their channel closes (two runs
+        lost 6 and 200 messages that way)."""
+        with contextlib.suppress(pika.exceptions.AMQPError):  # e.g. closed for heartbeats
+            self.connection.close()
 
 
 def throughput_run(
@@ -250,8 +254,8 @@ def throughput_run(
     started = time.time()
     ids = {publisher.publish(random.choice(orgs)) for _ in range(count)}
     published = time.time()
-    publisher.close()
     ended = done(ids, started)
+    publisher.close()
     return {
         "deliveries": len(ids),
         "seconds": ended - started,
@@ -272,8 +276,8 @@ def latency_run(
         if pause > 0:
             time.sleep(pause)
         ids.append(publisher.publish(random.choice(orgs)))
-    publisher.close()
     done(set(ids), time.time())
+    publisher.close()
     latencies = sorted(
         (receipts.times[i] - publisher.sent[i]) * 1000 for i in ids if i in receipts.times
     )
@@ -699,8 +703,8 @@ def main() -> None:
                 publisher.publish(random.choice(hanging_orgs))
             else:
                 healthy_ids.add(publisher.publish(random.choice(healthy_orgs)))
-        publisher.close()
         ended = recorded.waiter(receipts)(healthy_ids, started)
+        publisher.close()
         failures["10 % hanging (healthy endpoints)"] = recorded.failed
         with_hanging = {
             "deliveries": len(healthy_ids),
