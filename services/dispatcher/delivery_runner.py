@@ -213,17 +213,16 @@ class DeliveryRunner:
     # -- creating and resuming ---------------------------------------------------------
 
     def _load_or_create(self, job: DeliveryJob) -> Delivery | None:
-        if job.create is not None:
-            created = job.create()
-            if created is not None and not job.record_before_sending:
+        created = job.create() if job.create is not None else None
+        if created is not None:
+            if not job.record_before_sending:
                 return created  # DeliveryScheduled is saved with the first attempt
-            if created is not None:
-                try:
-                    self.committer.save(created)
-                except IntegrityError:
-                    pass  # it exists already: a duplicate or redelivered message
-                else:
-                    return created
+            try:
+                self.committer.save(created)
+            except IntegrityError:
+                pass  # it exists already: a duplicate or redelivered message
+            else:
+                return created
         existing = self._load(job.delivery_id)
         if existing is None:
             return None  # not scheduled: the webhook is missing or disabled

@@ -319,30 +319,6 @@ class DispatchProjection:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}
         return InterviewContext(target, candidate, job, delivered=row["delivered"] is not None)
 
-    def candidate(self, org_id: UUID, candidate_id: str) -> dict[str, Any]:
-        """The candidate's payload object; only its id when unknown to this organization."""
-        rows = self.tables.read(
-            "SELECT external_id, first_name, last_name, email FROM tenzo_dispatch_candidates "
-            "WHERE candidate_id = :id AND org_id = :org",
-            {"id": candidate_id, "org": str(org_id)},
-        )
-        found = {"id": candidate_id}
-        for row in rows:
-            found |= {key: row[key] for key in ("external_id", "first_name", "last_name", "email")}
-        return found
-
-    def job(self, org_id: UUID, job_id: str) -> dict[str, Any]:
-        """The job's payload object; only its id when unknown to this organization."""
-        rows = self.tables.read(
-            "SELECT external_id, title FROM tenzo_dispatch_jobs "
-            "WHERE job_id = :id AND org_id = :org",
-            {"id": job_id, "org": str(org_id)},
-        )
-        found = {"id": job_id}
-        for row in rows:
-            found |= {"external_id": row["external_id"], "title": row["title"]}
-        return found
-
     def measure_lag(self) -> tuple[int, float]:
         """(events, seconds) the projection is behind the event store; sets the gauges."""
         seen = self.position()

@@ -17,9 +17,10 @@ from uuid import UUID
 import pytest
 
 from domain import credentials
-from domain.actors import DISPATCHER, OPERATOR
+from domain.actors import OPERATOR
 from domain.organizations import AdminToken
 from tests.conftest import history
+from tests.support.dispatching import record_outcome
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 FIELD_ERROR = re.compile(r'<p class="error" id="([\w-]+)-error">([^<]*)</p>')
@@ -428,24 +429,6 @@ def test_audit_filters_are_checked_as_the_api_checks_them(signed_in, client, org
 # -- test events and deliveries -------------------------------------------------------------
 
 
-def _ended(tools, delivery_id, org_id, status_code: int) -> None:
-    """Record one attempt and its outcome, as the dispatcher does."""
-    delivery = tools.get_delivery(org_id, delivery_id)
-    delivery.record_attempt(
-        started_at=tools.clock(),
-        status_code=status_code,
-        duration_ms=12,
-        error=None if status_code == 200 else f"unexpected status {status_code}",
-        response_excerpt="nope" if status_code != 200 else "ok",
-        actor=DISPATCHER,
-    )
-    if status_code == 200:
-        delivery.succeed(actor=DISPATCHER)
-    else:
-        delivery.fail(reason="no attempts left", actor=DISPATCHER)
-    tools.save(delivery)
-
-
 def test_a_test_event_needs_delivery_switched_on(signed_in, tools, org):
     tools.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
     text = signed_in.get("/webhook").get_data(as_text=True)
@@ -476,7 +459,7 @@ def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, tools, org):
     assert history(tools) == before
     assert "still in progress" in signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
 
-    _ended(tools, UUID(delivery_id), org.id, 503)
+    record_outcome(tools, org.id, UUID(delivery_id), 503, response_excerpt="nope")
     failed = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
     assert "data-refresh" not in failed and ">Failed<" in failed
     assert "unexpected status 503" in failed and ">nope</pre>" in failed
@@ -515,7 +498,7 @@ def test_deliveries_page_back_in_time(signed_in, tools, org, monkeypatch):
 def test_another_organizations_delivery_is_not_found(signed_in, tools, other_org):
     tools.configure_webhook(other_org.id, "https://example.com/hook", None, True, OPERATOR)
     theirs = tools.send_test_event(other_org.id, OPERATOR)
-    _ended(tools, theirs.id, other_org.id, 500)
+    record_outcome(tools, other_org.id, theirs.id, 500)
     before = history(tools)
     assert signed_in.get(f"/deliveries/{theirs.id}").status_code == 404
     assert signed_in.post(f"/deliveries/{theirs.id}/redeliver").status_code == 404

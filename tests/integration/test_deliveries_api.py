@@ -7,10 +7,9 @@ scheduled and advanced through the domain, as the dispatcher would.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
-from domain.actors import DISPATCHER
 from tests.conftest import history
+from tests.support.dispatching import record_outcome
 
 WEBHOOK = {"url": "https://93.184.215.14/webhooks/tenzo", "secret": "s3cret-value", "enabled": True}
 
@@ -18,23 +17,6 @@ WEBHOOK = {"url": "https://93.184.215.14/webhooks/tenzo", "secret": "s3cret-valu
 def configure(client, org, **changes):
     response = client.put("/admin/v1/webhook", json=WEBHOOK | changes, headers=org.headers)
     assert response.status_code in (200, 201)
-
-
-def finish(tools, org, delivery_id, status_code=204):
-    delivery = tools.get_delivery(org.id, uuid.UUID(delivery_id))
-    delivery.record_attempt(
-        started_at=datetime.now(UTC),
-        status_code=status_code,
-        duration_ms=12,
-        error=None if status_code == 204 else f"unexpected status {status_code}",
-        response_excerpt="",
-        actor=DISPATCHER,
-    )
-    if status_code == 204:
-        delivery.succeed(actor=DISPATCHER)
-    else:
-        delivery.fail(reason="1 attempts failed", actor=DISPATCHER)
-    tools.save(delivery)
 
 
 def test_a_test_event_is_a_pending_webhook_test_delivery(client, org, tools):
@@ -61,7 +43,7 @@ def test_a_test_event_is_a_pending_webhook_test_delivery(client, org, tools):
 def test_attempts_and_outcome_are_shown(client, org, tools):
     configure(client, org)
     delivery_id = client.post("/admin/v1/webhook/test", headers=org.headers).json["delivery_id"]
-    finish(tools, org, delivery_id)
+    record_outcome(tools, org.id, uuid.UUID(delivery_id), 204)
 
     body = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=org.headers).json
 
@@ -81,7 +63,7 @@ def test_redeliver_starts_a_new_series_and_refuses_a_pending_delivery(client, or
     assert pending.headers["Content-Type"] == "application/problem+json"
     assert history(tools) == before
 
-    finish(tools, org, delivery_id, status_code=500)
+    record_outcome(tools, org.id, uuid.UUID(delivery_id), 500)
     again = client.post(f"/admin/v1/deliveries/{delivery_id}/redeliver", headers=org.headers)
 
     assert again.status_code == 202
@@ -110,7 +92,7 @@ def test_lists_are_newest_first_filtered_and_paged(client, org, tools):
         client.post("/admin/v1/webhook/test", headers=org.headers).json["delivery_id"]
         for _ in range(3)
     ]
-    finish(tools, org, ids[0])
+    record_outcome(tools, org.id, uuid.UUID(ids[0]), 204)
 
     first = client.get("/admin/v1/deliveries?limit=2", headers=org.headers).json
     second = client.get(

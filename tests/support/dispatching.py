@@ -23,7 +23,7 @@ import pytest
 from kombu import Queue
 
 from contracts.broker import DEAD_LETTER_QUEUE, INTERVIEWS_QUEUE, PROJECTION_QUEUE
-from domain.actors import OPERATOR
+from domain.actors import DISPATCHER, OPERATOR
 from domain.application import DeveloperTools
 from services.bootstrap import build_application
 from services.broker import broker_connection
@@ -253,3 +253,29 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "it"
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def record_outcome(
+    tools: DeveloperTools,
+    org_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    status_code: int,
+    response_excerpt: str = "",
+) -> None:
+    """Record one attempt answered with ``status_code`` and the delivery's outcome, as
+    the dispatcher does (a success status ends it succeeded, any other failed)."""
+    succeeded = status_code in (200, 201, 202, 204)
+    delivery = tools.get_delivery(org_id, delivery_id)
+    delivery.record_attempt(
+        started_at=tools.clock(),
+        status_code=status_code,
+        duration_ms=12,
+        error=None if succeeded else f"unexpected status {status_code}",
+        response_excerpt=response_excerpt,
+        actor=DISPATCHER,
+    )
+    if succeeded:
+        delivery.succeed(actor=DISPATCHER)
+    else:
+        delivery.fail(reason="1 attempts failed", actor=DISPATCHER)
+    tools.save(delivery)
