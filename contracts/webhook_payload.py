@@ -1,8 +1,8 @@
 """The webhook a receiver gets (SPEC 7): body schema, body encoding and headers.
 
-The dispatcher dumps a payload with ``WebhookPayloadSchema`` and encodes it once with
-``encode_payload``; those exact bytes are what is signed and sent on every attempt.
-Receivers may load a body with the same schema.
+The dispatcher renders a payload with ``render_payload`` (what ``WebhookPayloadSchema``
+dumps, encoded with ``encode_payload``) once per delivery; those exact bytes are what is
+signed and sent on every attempt. Receivers may load a body with the same schema.
 """
 
 from __future__ import annotations
@@ -117,6 +117,44 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
     Encode once per delivery and reuse the bytes: the signature covers these exact bytes.
     """
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def render_payload(payload: dict[str, Any]) -> bytes:
+    """``encode_payload(WebhookPayloadSchema().dump(payload))``, at a fraction of the cost.
+
+    Walks the schema's declared fields in order and serializes each value with its own
+    field, as ``dump`` does, without marshmallow's per-field machinery (hooks, accessors),
+    which cost more than the rest of a delivery's rendering and signing together.
+    """
+    return encode_payload(_dump(_PAYLOAD_PLAN, payload))
+
+
+_Plan = tuple[tuple[str, Any, "_Plan | None"], ...]
+
+
+def _plan_of(schema: Schema) -> _Plan:
+    return tuple(
+        (name, field, _plan_of(field.schema) if isinstance(field, fields.Nested) else None)
+        for name, field in schema.dump_fields.items()
+    )
+
+
+def _dump(plan: _Plan, obj: dict[str, Any]) -> dict[str, Any]:
+    dumped: dict[str, Any] = {}
+    for name, field, nested in plan:
+        if name not in obj:
+            continue  # dump leaves out what the object does not have
+        value = obj[name]
+        if value is None:
+            dumped[name] = None
+        elif nested is not None:
+            dumped[name] = _dump(nested, value)
+        else:
+            dumped[name] = field._serialize(value, name, obj)
+    return dumped
+
+
+_PAYLOAD_PLAN = _plan_of(WebhookPayloadSchema())
 
 
 def webhook_headers(

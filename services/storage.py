@@ -41,8 +41,7 @@ class SqlCursor:
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> SqlCursor:
         if self.dialect == "postgres":
-            sql = _NAMED_PARAM.sub(r"%(\1)s", sql)
-            self.raw.execute(sql, params or {}, prepare=False)
+            self.raw.execute(_pyformat(sql), params or {}, prepare=False)
         else:
             self.raw.execute(sql, params or {})
         return self
@@ -78,12 +77,17 @@ class SqlTables:
         with self.datastore.transaction(commit=commit) as raw:
             yield SqlCursor(raw, self.dialect)
 
-    def read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+    def read(
+        self, sql: str, params: dict[str, Any] | None = None, prepare: bool | None = True
+    ) -> list[Any]:
         """Rows of one read-only statement. On PostgreSQL it runs on an autocommit
-        connection as a prepared statement: one round trip instead of a transaction's
-        three (for hot reads such as the dispatcher's)."""
+        connection, by default as a prepared statement: one round trip instead of a
+        transaction's three (for hot reads such as the dispatcher's). ``prepare=None``
+        leaves it to psycopg (statements whose text varies from call to call)."""
         if self.dialect != "postgres":
             with self.transaction(commit=False) as cursor:
                 return cursor.execute(sql, params).fetchall()
         with self.datastore.get_connection() as connection:
-            return list(connection.execute(_pyformat(sql), params or {}, prepare=True).fetchall())
+            return list(
+                connection.execute(_pyformat(sql), params or {}, prepare=prepare).fetchall()
+            )

@@ -49,7 +49,7 @@ from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
 from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.payloads import interview_completed_body
-from services.dispatcher.projection import DispatchProjection
+from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
 from services.dispatcher.relay import Backoff
 from services.dispatcher.sender import DeliveryPolicy, WebhookSender
 from services.dispatcher.topology import declare_topology, is_rabbitmq
@@ -60,6 +60,7 @@ log = logging.getLogger("tenzo.dispatcher")
 POLL_SECONDS = 0.05
 HOUSEKEEPING_SECONDS = 1.0
 PROJECTION_PREFETCH = 100
+BATCH = 100  # interview messages read before their projection rows are read at once
 DEFER_AFTER = 5  # deliveries held for one slow organization before more are set aside
 WORK_EVENT_TYPES = {"DeliveryScheduled", "DeliveryRedeliveryRequested"}
 
@@ -113,6 +114,7 @@ class Dispatcher:
         )
         # Touched by the consumer thread only, except _finished (a thread-safe queue).
         self._in_flight: dict[UUID, DeliveryJob] = {}
+        self._arrived: list[tuple[dict[str, Any], DeliveryJob]] = []
         self._finished: queue.SimpleQueue[tuple[DeliveryJob, str | None]] = queue.SimpleQueue()
         self._aside: Connection | None = None
         self._next_housekeeping = 0.0
@@ -193,8 +195,12 @@ class Dispatcher:
                 self._housekeeping()
                 try:
                     connection.drain_events(timeout=POLL_SECONDS)
+                    while len(self._arrived) < BATCH:  # what else has arrived already
+                        connection.drain_events(timeout=0)
                 except TimeoutError:
                     connection.heartbeat_check()
+                finally:
+                    self._start_arrived()
         self._settle_finished()
 
     # -- messages ------------------------------------------------------------------------
@@ -227,8 +233,7 @@ class Dispatcher:
             message.ack()
             metrics.DEFERRED.inc()
             return
-        job.create = partial(self._new_interview_delivery, parsed, job)
-        self._claim(job)
+        self._arrived.append((parsed, job))
 
     def _should_defer(self, org_id: UUID) -> bool:
         """Whether to set a new message aside: its organization's endpoint is not
@@ -238,14 +243,40 @@ class Dispatcher:
         them back after a TTL); the embedded broker serves one small process."""
         return not self.exclusive and self.pool.backlog(org_id) >= DEFER_AFTER
 
-    def _new_interview_delivery(self, parsed: dict[str, Any], job: DeliveryJob) -> Delivery | None:
+    def _start_arrived(self) -> None:
+        """Start the deliveries of the interview messages just read, with one projection
+        query for all of them."""
+        arrived, self._arrived = self._arrived, []
+        if not arrived:
+            return
+        refs = [
+            InterviewRef(
+                parsed["org_id"],
+                parsed["data"]["candidate_id"],
+                parsed["data"]["job_id"],
+                job.delivery_id,
+            )
+            for parsed, job in arrived
+        ]
+        try:
+            contexts = self.projection.interview_contexts(refs)
+        except TRANSIENT_ERRORS as error:
+            log.warning("projection: event store unavailable (%s); messages requeued", error)
+            time.sleep(TRANSIENT_ERRORS_PAUSE)
+            for _, job in arrived:
+                for message in job.messages:
+                    message.requeue()
+            return
+        for (parsed, job), context in zip(arrived, contexts, strict=True):
+            job.create = partial(self._new_interview_delivery, parsed, job, context)
+            self._claim(job)
+
+    def _new_interview_delivery(
+        self, parsed: dict[str, Any], job: DeliveryJob, context: InterviewContext
+    ) -> Delivery | None:
         """A new Delivery for the message; None when that delivery exists already (a
         duplicate message: the runner continues the stored one) or when the
         organization's webhook is not enabled (then nothing is sent or recorded)."""
-        data = parsed["data"]
-        context = self.projection.interview_context(
-            parsed["org_id"], data["candidate_id"], data["job_id"], job.delivery_id
-        )
         if context.delivered:
             return None
         target = context.target

@@ -11,11 +11,8 @@ from typing import Any
 from uuid import UUID
 
 from contracts.broker import INTERVIEW_COMPLETED
-from contracts.webhook_payload import WebhookPayloadSchema, encode_payload
+from contracts.webhook_payload import render_payload
 from domain.deliveries import TEST_EVENT_TYPE
-
-_SCHEMA = WebhookPayloadSchema()
-
 
 def interview_completed_body(
     message: dict[str, Any], candidate: dict[str, Any], job: dict[str, Any]
@@ -62,4 +59,4 @@ def _render(
         "organization_id": str(org_id),
         "data": data,
     }
-    return encode_payload(_SCHEMA.dump(payload)).decode("utf-8")
+    return render_payload(payload).decode("utf-8")

@@ -15,6 +15,7 @@ for knowing whether the projection has ever been filled.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -92,16 +93,31 @@ _VERSION_OF = {
 }
 
 
-_INTERVIEW_CONTEXT = (
-    "SELECT w.url, w.enabled, w.secret, c.candidate_id, "
+# What new interview deliveries need, for many messages in one query: one row per
+# wanted (index, webhook, candidate, job, organization, delivery); {rows} and
+# {delivery} are filled in per batch and per dialect.
+_INTERVIEW_CONTEXTS = (
+    "WITH wanted(i, webhook, candidate, job, org, delivery) AS (VALUES {rows}) "
+    "SELECT wanted.i, w.url, w.enabled, w.secret, c.candidate_id, "
     "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
     "j.job_id, j.external_id AS j_external_id, j.title, "
-    "(SELECT 1 FROM {events} WHERE originator_id = :delivery LIMIT 1) AS delivered "
-    "FROM (SELECT 1 AS one) AS one "
-    "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = :webhook "
-    "LEFT JOIN tenzo_dispatch_candidates c ON c.candidate_id = :candidate AND c.org_id = :org "
-    "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = :job AND j.org_id = :org"
+    "(SELECT 1 FROM {events} WHERE originator_id = {delivery} LIMIT 1) AS delivered "
+    "FROM wanted "
+    "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = wanted.webhook "
+    "LEFT JOIN tenzo_dispatch_candidates c "
+    "ON c.candidate_id = wanted.candidate AND c.org_id = wanted.org "
+    "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = wanted.job AND j.org_id = wanted.org"
 )
+
+
+@dataclass(frozen=True)
+class InterviewRef:
+    """The ids one interview message names, and the delivery it would create."""
+
+    org_id: UUID
+    candidate_id: str
+    job_id: str
+    delivery_id: UUID
 
 
 @dataclass(frozen=True)
@@ -128,10 +144,16 @@ class DispatchProjection:
         self.tools = tools
         self.tables = SqlTables(tools, CREATE_TABLES)
         self._cipher = tools.mapper.cipher
-        # The event store's table is named by its recorder (configuration, not input).
-        self._interview_context_sql = _INTERVIEW_CONTEXT.replace(
+        # The event store's table is named by its recorder (configuration, not input);
+        # PostgreSQL stores originator ids as uuid, SQLite as hex text.
+        self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
             "{events}",
             tools.recorder.events_table_name,  # type: ignore[attr-defined]
+        ).replace(
+            "{delivery}",
+            "CAST(wanted.delivery AS uuid)"
+            if self.tables.dialect == "postgres"
+            else "wanted.delivery",
         )
         self._lock = threading.Lock()
         self._unwritten = 0
@@ -221,7 +243,7 @@ class DispatchProjection:
     def _decrypt(self, stored: str | None) -> str | None:
         if stored is None:
             return None
-        return self._cipher.decrypt(base64.b64decode(stored)).decode("utf-8")
+        return _decrypted(self._cipher, stored)
 
     # -- rebuilding --------------------------------------------------------------------
 
@@ -285,28 +307,36 @@ class DispatchProjection:
             url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
         )
 
-    def interview_context(
-        self, org_id: UUID, candidate_id: str, job_id: str, delivery_id: UUID
-    ) -> InterviewContext:
-        """What a new interview delivery needs, in one query: the organization's webhook,
-        the candidate's and the job's payload objects (only their ids when unknown to
-        this organization), and whether the event store has that delivery already."""
-        [row] = self.tables.read(
-            self._interview_context_sql,
-            {
-                "webhook": str(webhook_id(org_id)),
-                "candidate": candidate_id,
-                "job": job_id,
-                "org": str(org_id),
-                "delivery": delivery_id.hex,  # as SQLite stores it; PostgreSQL reads it too
-            },
-        )
+    def interview_contexts(self, refs: list[InterviewRef]) -> list[InterviewContext]:
+        """What new interview deliveries need, in one query for all of them: each
+        organization's webhook, the candidate's and the job's payload objects (only
+        their ids when unknown to that organization), and whether the event store has
+        the delivery already (a duplicate message). In the order of ``refs``."""
+        if not refs:
+            return []
+        params: dict[str, Any] = {}
+        rows = []
+        for i, ref in enumerate(refs):
+            rows.append(f"(:i{i}, :w{i}, :c{i}, :j{i}, :o{i}, :d{i})")
+            params |= {
+                f"i{i}": i,
+                f"w{i}": str(webhook_id(ref.org_id)),
+                f"c{i}": ref.candidate_id,
+                f"j{i}": ref.job_id,
+                f"o{i}": str(ref.org_id),
+                f"d{i}": ref.delivery_id.hex,
+            }
+        sql = self._interview_contexts_sql.replace("{rows}", ", ".join(rows))
+        found = {row["i"]: row for row in self.tables.read(sql, params, prepare=None)}
+        return [self._context(ref, found[i]) for i, ref in enumerate(refs)]
+
+    def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
         target = None
         if row["url"] is not None:
             target = WebhookTarget(
                 url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
             )
-        candidate: dict[str, Any] = {"id": candidate_id}
+        candidate: dict[str, Any] = {"id": ref.candidate_id}
         if row["candidate_id"] is not None:
             candidate |= {
                 "external_id": row["c_external_id"],
@@ -314,7 +344,7 @@ class DispatchProjection:
                 "last_name": row["last_name"],
                 "email": row["email"],
             }
-        job: dict[str, Any] = {"id": job_id}
+        job: dict[str, Any] = {"id": ref.job_id}
         if row["job_id"] is not None:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}
         return InterviewContext(target, candidate, job, delivered=row["delivered"] is not None)
@@ -335,6 +365,13 @@ class DispatchProjection:
         metrics.PROJECTION_LAG_EVENTS.set(behind)
         metrics.PROJECTION_LAG_SECONDS.set(seconds)
         return behind, seconds
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypted(cipher: Any, stored: str) -> str:
+    """A stored secret in plain text; each stored value is decrypted once (every
+    delivery of an organization reads the same one)."""
+    return str(cipher.decrypt(base64.b64decode(stored)).decode("utf-8"))
 
 
 def wait_until_current(

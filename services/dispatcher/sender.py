@@ -48,6 +48,7 @@ Resolver = Callable[[str], Iterable[str]]
 _READ_CHUNK = 16384
 _MAX_CACHED_TARGETS = 256
 _CONNECTIONS_PER_TARGET = 64
+DNS_CACHE_SECONDS = 5.0
 
 # Errors that mean "the network or the peer failed", never "this code is wrong".
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -98,6 +99,28 @@ def system_resolver(host: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class CachingResolver:
+    """Remembers each host's addresses for ``seconds``, as a stub resolver's cache does:
+    one lookup per host and few seconds rather than one per attempt. Every attempt still
+    checks the addresses and connects to a checked one; failures are not remembered."""
+
+    def __init__(self, resolve: Resolver, seconds: float = DNS_CACHE_SECONDS) -> None:
+        self._resolve = resolve
+        self._seconds = seconds
+        self._answers: dict[str, tuple[float, list[str]]] = {}
+
+    def __call__(self, host: str) -> list[str]:
+        now = time.monotonic()
+        answer = self._answers.get(host)
+        if answer is not None and answer[0] > now:
+            return answer[1]
+        addresses = list(self._resolve(host))
+        if len(self._answers) >= _MAX_CACHED_TARGETS:
+            self._answers.clear()
+        self._answers[host] = (now + self._seconds, addresses)
+        return addresses
+
+
 class _Refused(Exception):
     """The attempt was refused before anything was sent; the message is the reason."""
 
@@ -114,7 +137,7 @@ class WebhookSender:
 
     def __init__(self, policy: DeliveryPolicy, resolve: Resolver | None = None) -> None:
         self._policy = policy
-        self._resolve = resolve or system_resolver
+        self._resolve = resolve or CachingResolver(system_resolver)
         self._tls = _trust_store(policy.ca_bundle)
         self._adapters: OrderedDict[_Target, _PinnedAdapter] = OrderedDict()
         self._lock = threading.Lock()

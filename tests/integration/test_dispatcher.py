@@ -481,25 +481,41 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
 # -- projection --------------------------------------------------------------------------------
 
 
-def test_the_projection_query_says_whether_a_delivery_exists(tools):
-    """On SQLite and PostgreSQL: what keeps a duplicate message from sending again."""
+def test_the_projection_query_reads_many_messages_at_once(tools):
+    """On SQLite and PostgreSQL, one query for a batch of messages: each answer in
+    order, with the webhook, the candidate and job when known, and whether the delivery
+    exists already (what keeps a duplicate message from sending again)."""
     from domain.actors import DISPATCHER
     from domain.deliveries import Delivery
-    from services.dispatcher.projection import DispatchProjection
+    from services.dispatcher.projection import DispatchProjection, InterviewRef
 
     projection = DispatchProjection(tools)
-    org, _ = tools.create_organization("Acme", OPERATOR)
+    acme, _ = tools.create_organization("Acme", OPERATOR)
+    other, _ = tools.create_organization("Other", OPERATOR)
+    tools.configure_webhook(acme.id, "https://acme.example.com/hooks", "s3cret-value", True, OPERATOR)
+    projection.rebuild()
     delivery = Delivery(
-        org_id=org.id,
+        org_id=acme.id,
         event_id="evt-1",
         event_type="interview.completed",
         url="https://example.com/hooks",
         body="{}",
         actor=DISPATCHER,
     )
-    assert not projection.interview_context(org.id, "c", "j", delivery.id).delivered
+    refs = [
+        InterviewRef(acme.id, "c", "j", delivery.id),
+        InterviewRef(other.id, "c2", "j2", uuid.uuid4()),
+    ]
+    first, second = projection.interview_contexts(refs)
+    assert not first.delivered and not second.delivered
+    assert first.target is not None and first.target.url == "https://acme.example.com/hooks"
+    assert first.target.secret == "s3cret-value"
+    assert (first.candidate, first.job) == ({"id": "c"}, {"id": "j"})
+    assert second.target is None and second.candidate == {"id": "c2"}
+
     tools.save(delivery)
-    assert projection.interview_context(org.id, "c", "j", delivery.id).delivered
+    assert [c.delivered for c in projection.interview_contexts(refs)] == [True, False]
+    assert projection.interview_contexts([]) == []
 
 
 def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, receiver, monkeypatch):

@@ -316,3 +316,27 @@ def test_reads_the_body_when_the_server_closes_the_connection(receiver, make_sen
     assert closing.succeeded and closing.response_excerpt == "bye"
     assert after.succeeded
     assert receiver.connections == 2
+
+
+def test_the_default_resolver_remembers_answers_for_a_few_seconds():
+    from services.dispatcher.sender import CachingResolver
+
+    answers = {"hooks.example.com": ["93.184.215.14"]}
+    calls: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        calls.append(host)
+        if host not in answers:
+            raise OSError("no such host")
+        return answers[host]
+
+    resolver = CachingResolver(resolve, seconds=0.2)
+    assert resolver("hooks.example.com") == ["93.184.215.14"]
+    answers["hooks.example.com"] = ["10.0.0.1"]
+    assert resolver("hooks.example.com") == ["93.184.215.14"]  # remembered
+    time.sleep(0.25)
+    assert resolver("hooks.example.com") == ["10.0.0.1"]  # asked again once expired
+    for _ in range(2):
+        with pytest.raises(OSError):
+            resolver("nowhere.example.com")
+    assert calls == ["hooks.example.com", "hooks.example.com"] + ["nowhere.example.com"] * 2
