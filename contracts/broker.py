@@ -6,6 +6,7 @@ validate what they publish. The message is plain JSON, so any AMQP client works.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -134,5 +135,6 @@ def domain_event_routing_key(
     return key
 
 
+@functools.lru_cache(maxsize=256)
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -77,17 +77,12 @@ class SqlTables:
         with self.datastore.transaction(commit=commit) as raw:
             yield SqlCursor(raw, self.dialect)
 
-    def read(
-        self, sql: str, params: dict[str, Any] | None = None, prepare: bool | None = True
-    ) -> list[Any]:
+    def read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Rows of one read-only statement. On PostgreSQL it runs on an autocommit
-        connection, by default as a prepared statement: one round trip instead of a
-        transaction's three (for hot reads such as the dispatcher's). ``prepare=None``
-        leaves it to psycopg (statements whose text varies from call to call)."""
+        connection as a prepared statement: one round trip instead of a transaction's
+        three (for hot reads such as the dispatcher's)."""
         if self.dialect != "postgres":
             with self.transaction(commit=False) as cursor:
                 return cursor.execute(sql, params).fetchall()
         with self.datastore.get_connection() as connection:
-            return list(
-                connection.execute(_pyformat(sql), params or {}, prepare=prepare).fetchall()
-            )
+            return list(connection.execute(_pyformat(sql), params or {}, prepare=True).fetchall())

@@ -14,6 +14,7 @@ from contracts.broker import INTERVIEW_COMPLETED
 from contracts.webhook_payload import render_payload
 from domain.deliveries import TEST_EVENT_TYPE
 
+
 def interview_completed_body(
     message: dict[str, Any], candidate: dict[str, Any], job: dict[str, Any]
 ) -> str:

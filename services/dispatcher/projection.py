@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 import threading
 import time
@@ -93,15 +94,24 @@ _VERSION_OF = {
 }
 
 
-# What new interview deliveries need, for many messages in one query: one row per
-# wanted (index, webhook, candidate, job, organization, delivery); {rows} and
-# {delivery} are filled in per batch and per dialect.
+# What new interview deliveries need, for many messages in one query: the wanted rows
+# (index, webhook, candidate, job, organization, delivery) arrive as one JSON array, so
+# the statement's text is the same for any batch (parsed and prepared once).
+_WANTED = {
+    "postgres": "SELECT * FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS x("
+    "i int, webhook text, candidate text, job text, org text, delivery uuid)",
+    "sqlite": "SELECT json_extract(value, '$.i') AS i, "
+    "json_extract(value, '$.webhook') AS webhook, "
+    "json_extract(value, '$.candidate') AS candidate, json_extract(value, '$.job') AS job, "
+    "json_extract(value, '$.org') AS org, json_extract(value, '$.delivery') AS delivery "
+    "FROM json_each(:wanted)",
+}
 _INTERVIEW_CONTEXTS = (
-    "WITH wanted(i, webhook, candidate, job, org, delivery) AS (VALUES {rows}) "
+    "WITH wanted AS ({wanted}) "
     "SELECT wanted.i, w.url, w.enabled, w.secret, c.candidate_id, "
     "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
     "j.job_id, j.external_id AS j_external_id, j.title, "
-    "(SELECT 1 FROM {events} WHERE originator_id = {delivery} LIMIT 1) AS delivered "
+    "(SELECT 1 FROM {events} WHERE originator_id = wanted.delivery LIMIT 1) AS delivered "
     "FROM wanted "
     "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = wanted.webhook "
     "LEFT JOIN tenzo_dispatch_candidates c "
@@ -144,17 +154,10 @@ class DispatchProjection:
         self.tools = tools
         self.tables = SqlTables(tools, CREATE_TABLES)
         self._cipher = tools.mapper.cipher
-        # The event store's table is named by its recorder (configuration, not input);
-        # PostgreSQL stores originator ids as uuid, SQLite as hex text.
+        # The event store's table is named by its recorder (configuration, not input).
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
-            "{events}",
-            tools.recorder.events_table_name,  # type: ignore[attr-defined]
-        ).replace(
-            "{delivery}",
-            "CAST(wanted.delivery AS uuid)"
-            if self.tables.dialect == "postgres"
-            else "wanted.delivery",
-        )
+            "{wanted}", _WANTED[self.tables.dialect]
+        ).replace("{events}", tools.recorder.events_table_name)  # type: ignore[attr-defined]
         self._lock = threading.Lock()
         self._unwritten = 0
         with self.tables.transaction() as cursor:
@@ -314,20 +317,19 @@ class DispatchProjection:
         the delivery already (a duplicate message). In the order of ``refs``."""
         if not refs:
             return []
-        params: dict[str, Any] = {}
-        rows = []
-        for i, ref in enumerate(refs):
-            rows.append(f"(:i{i}, :w{i}, :c{i}, :j{i}, :o{i}, :d{i})")
-            params |= {
-                f"i{i}": i,
-                f"w{i}": str(webhook_id(ref.org_id)),
-                f"c{i}": ref.candidate_id,
-                f"j{i}": ref.job_id,
-                f"o{i}": str(ref.org_id),
-                f"d{i}": ref.delivery_id.hex,
+        wanted = [
+            {
+                "i": i,
+                "webhook": str(webhook_id(ref.org_id)),
+                "candidate": ref.candidate_id,
+                "job": ref.job_id,
+                "org": str(ref.org_id),
+                "delivery": ref.delivery_id.hex,  # as SQLite stores it; PostgreSQL reads it
             }
-        sql = self._interview_contexts_sql.replace("{rows}", ", ".join(rows))
-        found = {row["i"]: row for row in self.tables.read(sql, params, prepare=None)}
+            for i, ref in enumerate(refs)
+        ]
+        rows = self.tables.read(self._interview_contexts_sql, {"wanted": json.dumps(wanted)})
+        found = {row["i"]: row for row in rows}
         return [self._context(ref, found[i]) for i, ref in enumerate(refs)]
 
     def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
