@@ -47,7 +47,7 @@ Resolver = Callable[[str], Iterable[str]]
 
 _READ_CHUNK = 16384
 _MAX_CACHED_TARGETS = 256
-_CONNECTIONS_PER_TARGET = 64
+_CONNECTIONS_PER_TARGET = 256  # as many as the default worker threads: none reconnect
 DNS_CACHE_SECONDS = 5.0
 
 # Errors that mean "the network or the peer failed", never "this code is wrong".
@@ -194,19 +194,13 @@ class WebhookSender:
 
     def _target(self, url: str) -> _Target:
         """Resolve the URL's host once and pick the checked address to connect to."""
-        parts = parse_url(url)
-        if (parts.scheme or "").lower() != "https":
-            raise _Refused("URL must use https://")
-        if not parts.host:
-            raise _Refused("URL has no host")
-        host = parts.host.strip("[]")
-        port = parts.port or 443
+        host, port, netloc = _https_host(url)
         addresses = self._addresses(host)
         if not self._policy.allow_private_networks:
             for address in addresses:
                 if not is_public_address(address):
                     raise _Refused(f"target address {address} is not public")
-        return _Target(host, port, addresses[0], parts.netloc or host)
+        return _Target(host, port, addresses[0], netloc)
 
     def _addresses(self, host: str) -> list[str]:
         try:
@@ -301,6 +295,18 @@ def _post_request(url: str, body: bytes, headers: dict[str, str]) -> requests.Pr
     request.prepare_headers(headers)  # refuses header values with line breaks
     request.prepare_body(body, None)
     return request
+
+
+@functools.lru_cache(maxsize=4096)
+def _https_host(url: str) -> tuple[str, int, str]:
+    """(host, port, netloc) of an https:// URL, parsed once per URL."""
+    parts = parse_url(url)
+    if (parts.scheme or "").lower() != "https":
+        raise _Refused("URL must use https://")
+    if not parts.host:
+        raise _Refused("URL has no host")
+    host = parts.host.strip("[]")
+    return host, parts.port or 443, parts.netloc or host
 
 
 @functools.lru_cache(maxsize=4096)
