@@ -6,6 +6,10 @@ events to the projection, hands deliveries to the worker pool, and acknowledges 
 message only when its delivery has ended and the outcome is stored. The same code
 runs on RabbitMQ and on the embedded ``filesystem://`` broker.
 
+Interview messages are taken in batches: whatever has arrived (up to ``BATCH``) is
+validated one by one, then one projection query reads what all of them need. If the
+event store cannot answer, the batch goes back to the broker (requeued) to try again.
+
 Duplicates: a message for a delivery already running here joins it (and is acked
 with it). On RabbitMQ several dispatchers may run, so a fresh (not redelivered)
 message whose delivery exists and is still pending belongs to whichever dispatcher

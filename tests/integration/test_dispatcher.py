@@ -492,7 +492,9 @@ def test_the_projection_query_reads_many_messages_at_once(tools):
     projection = DispatchProjection(tools)
     acme, _ = tools.create_organization("Acme", OPERATOR)
     other, _ = tools.create_organization("Other", OPERATOR)
-    tools.configure_webhook(acme.id, "https://acme.example.com/hooks", "s3cret-value", True, OPERATOR)
+    tools.configure_webhook(
+        acme.id, "https://acme.example.com/hooks", "s3cret-value", True, OPERATOR
+    )
     projection.rebuild()
     delivery = Delivery(
         org_id=acme.id,
@@ -600,3 +602,30 @@ def test_many_concurrent_deliveries_on_postgresql_share_saves(
     # took fewer transactions than that: concurrent deliveries shared them.
     assert committer.saved == 120
     assert committer.batches < 120
+
+
+@pytest.mark.postgres
+def test_event_store_connections_cut_while_messages_arrive(
+    tmp_path, broker_url, receiver, postgres_url
+):
+    """PostgreSQL drops every connection of the dispatcher (a restart, a failover): the
+    messages that arrive meanwhile are still delivered, each recorded once."""
+    import psycopg
+
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, database_url=postgres_url)
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url, secret=SECRET)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert cut is not None and cut[0] > 0
+        messages = [interview_message(org_id) for _ in range(5)]
+        publish(broker_url, *messages)
+        outcomes = [stack.wait_for_outcome(org_id, m["event_id"], timeout=30) for m in messages]
+
+    assert [delivery.status for delivery in outcomes] == ["succeeded"] * 5
+    assert {r.headers["x-webhook-id"] for r in receiver.requests} == {
+        m["event_id"] for m in messages
+    }
