@@ -6,10 +6,12 @@
   (``mark_slow``). Its other tasks wait in its own queue, not in front of other
   organizations' tasks.
 - Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
-  ones (running for less than ``slow_after``) at a time. A task that has run longer
-  (an endpoint that does not answer) stops counting, so it holds a thread but no
+  ones (running for less than ``young_for``) at a time. A task that has run longer
+  (waiting for an endpoint's answer) stops counting, so it holds a thread but no
   share of the active budget: hanging endpoints cannot starve the others, and the
   tasks doing work are few enough not to thrash over the interpreter lock.
+  ``young_for`` is shorter than ``slow_after``: while many endpoints start hanging at
+  once, their first moments must not take the whole budget.
 - ``call_later`` runs a task after a delay without holding a thread while it waits
   (retry backoff), then admits it like any other.
 """
@@ -33,11 +35,19 @@ Task = Callable[[], None]
 
 
 class FairPool:
-    def __init__(self, workers: int, per_org: int, active: int = 32, slow_after: float = 1.0):
+    def __init__(
+        self,
+        workers: int,
+        per_org: int,
+        active: int = 32,
+        slow_after: float = 1.0,
+        young_for: float = 0.25,
+    ):
         self.per_org = max(1, per_org)
         self.workers = max(1, workers)
         self.active = max(1, min(active, self.workers))
         self.slow_after = slow_after
+        self.young_for = min(young_for, slow_after)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._ids = itertools.count()
@@ -48,7 +58,7 @@ class FairPool:
         self._slow: set[Hashable] = set()
         # Admitted tasks waiting for an active slot, oldest first.
         self._ready: deque[tuple[Hashable, int, Task]] = deque()
-        # Running tasks younger than slow_after, and when each stops being young.
+        # Running tasks younger than young_for, and when each stops being young.
         self._young: set[int] = set()
         self._aging: list[tuple[float, int]] = []
         self._timers: list[tuple[float, int, Hashable, Task]] = []
@@ -175,7 +185,7 @@ class FairPool:
             org, token, task = self._ready.popleft()
             self._admitted[org][token] = now
             self._young.add(token)
-            heapq.heappush(self._aging, (now + self.slow_after, token))
+            heapq.heappush(self._aging, (now + self.young_for, token))
             self._tasks.put(partial(self._run, org, token, task))
             self._queued += 1
             if self._queued > self._idle and len(self._threads) < self.workers:

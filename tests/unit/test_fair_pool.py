@@ -98,8 +98,8 @@ def test_mark_slow_limits_an_organization_until_it_answers_again(pool):
     gate.release.set()
 
 
-def test_tasks_older_than_slow_after_leave_the_active_budget(pool):
-    fair = pool(workers=16, per_org=1, active=2, slow_after=0.1)
+def test_tasks_no_longer_young_leave_the_active_budget(pool):
+    fair = pool(workers=16, per_org=1, active=2, slow_after=1.0, young_for=0.1)
     stuck, later = Gate(), Gate()
     later.release.set()
     fair.submit("a", stuck.task)
