@@ -50,7 +50,7 @@ from domain.deliveries import TEST_EVENT_TYPE, Delivery, delivery_id
 from services import metrics
 from services.broker import broker_connection, broker_display
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
-from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
+from services.dispatcher.delivery_runner import FRESH_SECONDS, DeliveryJob, DeliveryRunner
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.payloads import interview_completed_body
 from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
@@ -65,6 +65,8 @@ POLL_SECONDS = 0.05
 HOUSEKEEPING_SECONDS = 1.0
 PROJECTION_PREFETCH = 100
 BATCH = 100  # interview messages read before their projection rows are read at once
+# Not 0: py-amqp spins on a frame that is only partly there when the socket does not wait.
+READ_AHEAD_SECONDS = 0.001
 DEFER_AFTER = 5  # deliveries held for one slow organization before more are set aside
 WORK_EVENT_TYPES = {"DeliveryScheduled", "DeliveryRedeliveryRequested"}
 
@@ -199,12 +201,16 @@ class Dispatcher:
                 self._housekeeping()
                 try:
                     connection.drain_events(timeout=POLL_SECONDS)
-                    while len(self._arrived) < BATCH:  # what else has arrived already
-                        connection.drain_events(timeout=0)
+                    for _ in range(BATCH):  # what else has arrived already, boundedly
+                        if len(self._arrived) >= BATCH or stop.is_set():
+                            break
+                        connection.drain_events(timeout=READ_AHEAD_SECONDS)
                 except TimeoutError:
                     connection.heartbeat_check()
-                finally:
-                    self._start_arrived()
+                except Exception:
+                    self._arrived.clear()  # the broker gives them back after the reconnect
+                    raise
+                self._start_arrived()
         self._settle_finished()
 
     # -- messages ------------------------------------------------------------------------
@@ -245,7 +251,12 @@ class Dispatcher:
         against the prefetch window; without this, enough hanging endpoints would fill
         it and stop every other organization's deliveries. RabbitMQ only (it brings
         them back after a TTL); the embedded broker serves one small process."""
-        return not self.exclusive and self.pool.backlog(org_id) >= DEFER_AFTER
+        if self.exclusive:
+            return False
+        held = self.pool.backlog(org_id)  # 0 unless the organization is slow
+        if held:  # and those of this batch, not handed to the pool yet
+            held += sum(1 for _, job in self._arrived if job.org_id == org_id)
+        return held >= DEFER_AFTER
 
     def _start_arrived(self) -> None:
         """Start the deliveries of the interview messages just read, with one projection
@@ -262,6 +273,7 @@ class Dispatcher:
             )
             for parsed, job in arrived
         ]
+        read_at = time.monotonic()
         try:
             contexts = self.projection.interview_contexts(refs)
         except TRANSIENT_ERRORS as error:
@@ -271,16 +283,38 @@ class Dispatcher:
                 for message in job.messages:
                     message.requeue()
             return
-        for (parsed, job), context in zip(arrived, contexts, strict=True):
-            job.create = partial(self._new_interview_delivery, parsed, job, context)
+        except Exception as error:  # noqa: BLE001 - one message's data the query refuses
+            if len(arrived) > 1:  # find it: each message on its own
+                for one in arrived:
+                    self._arrived = [one]
+                    self._start_arrived()
+                return
+            log.exception("projection: cannot read what a message needs")
+            for message in arrived[0][1].messages:
+                self._dead_letter(
+                    message, _raw_body(message), f"cannot read: {error}", INTERVIEWS_QUEUE
+                )
+                message.ack()
+            return
+        for (parsed, job), ref, context in zip(arrived, refs, contexts, strict=True):
+            job.create = partial(self._new_interview_delivery, parsed, job, ref, context, read_at)
             self._claim(job)
 
     def _new_interview_delivery(
-        self, parsed: dict[str, Any], job: DeliveryJob, context: InterviewContext
+        self,
+        parsed: dict[str, Any],
+        job: DeliveryJob,
+        ref: InterviewRef,
+        context: InterviewContext,
+        read_at: float,
     ) -> Delivery | None:
         """A new Delivery for the message; None when that delivery exists already (a
         duplicate message: the runner continues the stored one) or when the
-        organization's webhook is not enabled (then nothing is sent or recorded)."""
+        organization's webhook is not enabled (then nothing is sent or recorded).
+        What the batch read is used only while fresh: a job that waited (a slow
+        organization) reads it again."""
+        if time.monotonic() - read_at >= FRESH_SECONDS:
+            [context], read_at = self.projection.interview_contexts([ref]), time.monotonic()
         if context.delivered:
             return None
         target = context.target
@@ -288,7 +322,7 @@ class Dispatcher:
             log.info("no enabled webhook for organization %s: not delivered", parsed["org_id"])
             metrics.DELIVERIES.labels("not_sent").inc()
             return None
-        job.remember_target(target)  # fresh: the first attempt needs not read it again
+        job.remember_target(target, read_at)  # the first attempt needs not read it again
         return Delivery(
             org_id=parsed["org_id"],
             event_id=parsed["event_id"],

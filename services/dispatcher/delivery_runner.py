@@ -72,8 +72,9 @@ class DeliveryJob:
     target: WebhookTarget | None = None
     target_read_at: float = 0.0
 
-    def remember_target(self, target: WebhookTarget) -> None:
-        self.target, self.target_read_at = target, time.monotonic()
+    def remember_target(self, target: WebhookTarget, read_at: float) -> None:
+        """Keep the webhook as read at ``read_at`` (monotonic) for the first attempt."""
+        self.target, self.target_read_at = target, read_at
 
     def fresh_target(self) -> WebhookTarget | None:
         """The webhook as read moments ago (when the delivery was created), once."""
