@@ -8,7 +8,7 @@ runs on RabbitMQ and on the embedded ``filesystem://`` broker.
 
 Interview messages are taken in batches: whatever has arrived (up to ``BATCH``) is
 validated one by one, then one projection query reads what all of them need. If the
-event store cannot answer, the batch goes back to the broker (requeued) to try again.
+event store cannot answer, the batch stays here, unacknowledged, and is tried again.
 
 Duplicates: a message for a delivery already running here joins it (and is acked
 with it). On RabbitMQ several dispatchers may run, so a fresh (not redelivered)
@@ -260,10 +260,18 @@ class Dispatcher:
 
     def _start_arrived(self) -> None:
         """Start the deliveries of the interview messages just read, with one projection
-        query for all of them."""
+        query for all of them. If the event store does not answer, they stay here and
+        are tried again (not requeued: a requeued message comes back flagged
+        redelivered, which would let it resume a delivery another dispatcher holds)."""
         arrived, self._arrived = self._arrived, []
+        self._arrived = self._start_batch(arrived)
+
+    def _start_batch(
+        self, arrived: list[tuple[dict[str, Any], DeliveryJob]]
+    ) -> list[tuple[dict[str, Any], DeliveryJob]]:
+        """Start what it can; returns the messages to try again."""
         if not arrived:
-            return
+            return []
         refs = [
             InterviewRef(
                 parsed["org_id"],
@@ -277,28 +285,23 @@ class Dispatcher:
         try:
             contexts = self.projection.interview_contexts(refs)
         except TRANSIENT_ERRORS as error:
-            log.warning("projection: event store unavailable (%s); messages requeued", error)
+            log.warning("projection: event store unavailable (%s); the messages wait", error)
             time.sleep(TRANSIENT_ERRORS_PAUSE)
-            for _, job in arrived:
-                for message in job.messages:
-                    message.requeue()
-            return
+            return arrived
         except Exception as error:  # noqa: BLE001 - one message's data the query refuses
             if len(arrived) > 1:  # find it: each message on its own
-                for one in arrived:
-                    self._arrived = [one]
-                    self._start_arrived()
-                return
+                return [waiting for one in arrived for waiting in self._start_batch([one])]
             log.exception("projection: cannot read what a message needs")
             for message in arrived[0][1].messages:
                 self._dead_letter(
                     message, _raw_body(message), f"cannot read: {error}", INTERVIEWS_QUEUE
                 )
                 message.ack()
-            return
+            return []
         for (parsed, job), ref, context in zip(arrived, refs, contexts, strict=True):
             job.create = partial(self._new_interview_delivery, parsed, job, ref, context, read_at)
             self._claim(job)
+        return []
 
     def _new_interview_delivery(
         self,

@@ -606,10 +606,12 @@ def test_many_concurrent_deliveries_on_postgresql_share_saves(
 
 @pytest.mark.postgres
 def test_event_store_connections_cut_while_messages_arrive(
-    tmp_path, broker_url, receiver, postgres_url
+    tmp_path, broker_url, receiver, postgres_url, caplog
 ):
     """PostgreSQL drops every connection of the dispatcher (a restart, a failover): the
-    messages that arrive meanwhile are still delivered, each recorded once."""
+    messages that arrive meanwhile wait in the dispatcher (not requeued: they would come
+    back flagged redelivered, i.e. "resume") and are delivered, each sent once, at
+    attempt 1."""
     import psycopg
 
     settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, database_url=postgres_url)
@@ -625,7 +627,9 @@ def test_event_store_connections_cut_while_messages_arrive(
         publish(broker_url, *messages)
         outcomes = [stack.wait_for_outcome(org_id, m["event_id"], timeout=30) for m in messages]
 
+    assert "event store unavailable" in caplog.text  # the failed batch query was retried
     assert [delivery.status for delivery in outcomes] == ["succeeded"] * 5
+    assert [[a["number"] for a in d.attempts] for d in outcomes] == [[1]] * 5
     assert sorted(r.headers["x-webhook-id"] for r in receiver.requests) == sorted(
         m["event_id"] for m in messages
     )  # each sent once
