@@ -48,7 +48,10 @@ from services.dispatcher.sender import AttemptResult, DeliveryPolicy, WebhookSen
 log = logging.getLogger("tenzo.dispatcher")
 
 TRANSIENT_RETRY_SECONDS = 1.0
-FRESH_SECONDS = 1.0  # a webhook read this recently is used as is for the first attempt
+# What the dispatcher read of a webhook is used as is for this long (creating the
+# delivery, its first attempt). Longer than a busy dispatcher's queue (prefetch 1,000 at
+# a few hundred deliveries/s), so only a slow organization's jobs read it again.
+FRESH_SECONDS = 5.0
 
 
 @dataclass

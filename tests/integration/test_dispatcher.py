@@ -295,6 +295,34 @@ def test_a_changed_url_gets_the_next_delivery(stack, receiver, broker_url, tmp_p
         assert delivery.url == new_receiver.url
 
 
+def test_a_delivery_that_waited_goes_to_the_webhook_as_it_is_now(
+    tmp_path, broker_url, receiver, monkeypatch
+):
+    """A slow endpoint's next message waits behind the first; the URL changes meanwhile.
+    Once what the dispatcher read is older than FRESH_SECONDS, the waiting delivery reads
+    the webhook again and goes to the new URL."""
+    from services.dispatcher import consumer, delivery_runner
+
+    monkeypatch.setattr(consumer, "FRESH_SECONDS", 0.5)
+    monkeypatch.setattr(delivery_runner, "FRESH_SECONDS", 0.5)
+    settings = make_settings(
+        tmp_path, broker_url, receiver.ca_pem_path, TENZO_DISPATCHER_PER_ORG_CONCURRENCY="1"
+    )
+    receiver.script(ScriptedResponse(delay=2))
+    with HttpsReceiver(ca=receiver.ca) as new_receiver, Stack(settings) as stack:
+        org_id = stack.organization(receiver.url)
+        first, second = interview_message(org_id), interview_message(org_id)
+        publish(broker_url, first, second)
+        wait_for(lambda: receiver.requests, what="the first request")
+        stack.tools.change_webhook(org_id, OPERATOR, url=new_receiver.url)
+        stack.wait_for_projection()
+        delivery = stack.wait_for_outcome(org_id, second["event_id"])
+
+        assert [r.headers["x-webhook-id"] for r in receiver.requests] == [first["event_id"]]
+        assert [r.headers["x-webhook-id"] for r in new_receiver.requests] == [second["event_id"]]
+        assert delivery.url == new_receiver.url
+
+
 def test_the_same_event_id_twice_is_one_delivery_and_one_webhook(stack, receiver, broker_url):
     org_id = stack.organization(receiver.url)
     message = interview_message(org_id)
