@@ -60,7 +60,8 @@ class _ReceiverSchema(Schema):
 
 
 class WebhookCandidateSchema(_ReceiverSchema):
-    """The candidate, as the dispatcher's projection knows it; null fields when unknown."""
+    """The candidate, as the dispatcher's projection knows it: only ``id`` when the
+    organization has no such candidate (docs/webhooks.md); fields it lacks are null."""
 
     id = fields.String(required=True)
     external_id = fields.String(allow_none=True, load_default=None)
@@ -70,7 +71,8 @@ class WebhookCandidateSchema(_ReceiverSchema):
 
 
 class WebhookJobSchema(_ReceiverSchema):
-    """The job, as the dispatcher's projection knows it; null fields when unknown."""
+    """The job, as the dispatcher's projection knows it: only ``id`` when the
+    organization has no such job (docs/webhooks.md); fields it lacks are null."""
 
     id = fields.String(required=True)
     external_id = fields.String(allow_none=True, load_default=None)

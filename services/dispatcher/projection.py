@@ -95,28 +95,40 @@ _VERSION_OF = {
 
 
 # What new interview deliveries need, for many messages in one query: the wanted rows
-# (index, webhook, candidate, job, organization, delivery) arrive as one JSON array, so
-# the statement's text is the same for any batch (parsed and prepared once).
+# (index, webhook, candidate, job, organization, delivery, and the aggregate ids whose
+# latest stored version is compared with the projected one) arrive as one JSON array,
+# so the statement's text is the same for any batch (parsed and prepared once). Ids
+# travel as hex, as SQLite stores them; PostgreSQL reads hex as uuid.
 _WANTED = {
     "postgres": "SELECT * FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS x("
-    "i int, webhook text, candidate text, job text, org text, delivery uuid)",
+    "i int, webhook text, candidate text, job text, org text, delivery uuid, "
+    "webhook_uuid uuid, candidate_uuid uuid, job_uuid uuid)",
     "sqlite": "SELECT json_extract(value, '$.i') AS i, "
     "json_extract(value, '$.webhook') AS webhook, "
     "json_extract(value, '$.candidate') AS candidate, json_extract(value, '$.job') AS job, "
-    "json_extract(value, '$.org') AS org, json_extract(value, '$.delivery') AS delivery "
+    "json_extract(value, '$.org') AS org, json_extract(value, '$.delivery') AS delivery, "
+    "json_extract(value, '$.webhook_uuid') AS webhook_uuid, "
+    "json_extract(value, '$.candidate_uuid') AS candidate_uuid, "
+    "json_extract(value, '$.job_uuid') AS job_uuid "
     "FROM json_each(:wanted)",
 }
 _INTERVIEW_CONTEXTS = (
     "WITH wanted AS ({wanted}) "
-    "SELECT wanted.i, w.url, w.enabled, w.secret, c.candidate_id, "
-    "c.external_id AS c_external_id, c.first_name, c.last_name, c.email, "
-    "j.job_id, j.external_id AS j_external_id, j.title, "
-    "(SELECT 1 FROM {events} WHERE originator_id = wanted.delivery LIMIT 1) AS delivered "
+    "SELECT wanted.i, w.version AS w_version, w.url, w.enabled, w.secret, "
+    "c.org_id AS c_org_id, c.version AS c_version, c.external_id AS c_external_id, "
+    "c.first_name, c.last_name, c.email, "
+    "j.org_id AS j_org_id, j.version AS j_version, j.external_id AS j_external_id, j.title, "
+    "(SELECT 1 FROM {events} WHERE originator_id = wanted.delivery LIMIT 1) AS delivered, "
+    "(SELECT max(originator_version) FROM {events} "
+    "WHERE originator_id = wanted.webhook_uuid) AS w_stored, "
+    "(SELECT max(originator_version) FROM {events} "
+    "WHERE originator_id = wanted.candidate_uuid AND topic LIKE :candidate_topics) AS c_stored, "
+    "(SELECT max(originator_version) FROM {events} "
+    "WHERE originator_id = wanted.job_uuid AND topic LIKE :job_topics) AS j_stored "
     "FROM wanted "
     "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = wanted.webhook "
-    "LEFT JOIN tenzo_dispatch_candidates c "
-    "ON c.candidate_id = wanted.candidate AND c.org_id = wanted.org "
-    "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = wanted.job AND j.org_id = wanted.org"
+    "LEFT JOIN tenzo_dispatch_candidates c ON c.candidate_id = wanted.candidate "
+    "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = wanted.job"
 )
 
 
@@ -314,23 +326,37 @@ class DispatchProjection:
         """What new interview deliveries need, in one query for all of them: each
         organization's webhook, the candidate's and the job's payload objects (only
         their ids when unknown to that organization), and whether the event store has
-        the delivery already (a duplicate message). In the order of ``refs``."""
+        the delivery already (a duplicate message). In the order of ``refs``.
+
+        Read your writes: the same query compares each projected row's version with the
+        event store's latest. A webhook, candidate or job changed moments ago, whose
+        relayed event has not reached the projection yet, is read from the event store
+        and projected now, so a message published right after a change sees it."""
         if not refs:
             return []
-        wanted = [
-            {
-                "i": i,
-                "webhook": str(webhook_id(ref.org_id)),
-                "candidate": ref.candidate_id,
-                "job": ref.job_id,
-                "org": str(ref.org_id),
-                "delivery": ref.delivery_id.hex,  # as SQLite stores it; PostgreSQL reads it
-            }
-            for i, ref in enumerate(refs)
-        ]
-        rows = self.tables.read(self._interview_contexts_sql, {"wanted": json.dumps(wanted)})
+        params = {
+            "wanted": json.dumps([_wanted_row(i, ref) for i, ref in enumerate(refs)]),
+            "candidate_topics": "%:Candidate.%",  # event topics are module:Class.Event
+            "job_topics": "%:Job.%",
+        }
+        rows = self.tables.read(self._interview_contexts_sql, params)
+        behind = {aggregate for row in rows for aggregate in _behind(row, refs[row["i"]])}
+        if behind:
+            for aggregate_type, aggregate_id in behind:
+                self.catch_up(aggregate_type, aggregate_id)
+            rows = self.tables.read(self._interview_contexts_sql, params)
         found = {row["i"]: row for row in rows}
         return [self._context(ref, found[i]) for i, ref in enumerate(refs)]
+
+    def catch_up(self, aggregate_type: str, aggregate_id: UUID) -> None:
+        """Project an aggregate at its latest stored version (the relayed event that
+        says so may still be on its way; applying it later changes nothing)."""
+        aggregate = self.tools.repository.get(aggregate_id)
+        if type(aggregate).__name__ != aggregate_type:
+            return
+        row = self._row(aggregate_type, aggregate, aggregate.version)
+        with self.tables.transaction() as cursor:
+            cursor.execute(_UPSERT[aggregate_type], row)
 
     def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
         target = None
@@ -338,8 +364,9 @@ class DispatchProjection:
             target = WebhookTarget(
                 url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
             )
+        org = str(ref.org_id)
         candidate: dict[str, Any] = {"id": ref.candidate_id}
-        if row["candidate_id"] is not None:
+        if row["c_org_id"] == org:
             candidate |= {
                 "external_id": row["c_external_id"],
                 "first_name": row["first_name"],
@@ -347,7 +374,7 @@ class DispatchProjection:
                 "email": row["email"],
             }
         job: dict[str, Any] = {"id": ref.job_id}
-        if row["job_id"] is not None:
+        if row["j_org_id"] == org:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}
         return InterviewContext(target, candidate, job, delivered=row["delivered"] is not None)
 
@@ -367,6 +394,47 @@ class DispatchProjection:
         metrics.PROJECTION_LAG_EVENTS.set(behind)
         metrics.PROJECTION_LAG_SECONDS.set(seconds)
         return behind, seconds
+
+
+def _wanted_row(i: int, ref: InterviewRef) -> dict[str, Any]:
+    webhook = webhook_id(ref.org_id)
+    candidate, job = _uuid(ref.candidate_id), _uuid(ref.job_id)
+    return {
+        "i": i,
+        "webhook": str(webhook),
+        "candidate": ref.candidate_id,
+        "job": ref.job_id,
+        "org": str(ref.org_id),
+        "delivery": ref.delivery_id.hex,
+        "webhook_uuid": webhook.hex,
+        "candidate_uuid": candidate.hex if candidate else None,
+        "job_uuid": job.hex if job else None,
+    }
+
+
+def _uuid(value: str) -> UUID | None:
+    """The aggregate id a message names, if it is one (the projection's key form)."""
+    try:
+        parsed = UUID(value)
+    except ValueError:
+        return None
+    return parsed if str(parsed) == value else None
+
+
+def _behind(row: Any, ref: InterviewRef) -> Iterable[tuple[str, UUID]]:
+    """The aggregates this row shows older in the projection than in the event store."""
+    for aggregate_type, prefix, aggregate_id in (
+        ("Webhook", "w", webhook_id(ref.org_id)),
+        ("Candidate", "c", _uuid(ref.candidate_id)),
+        ("Job", "j", _uuid(ref.job_id)),
+    ):
+        stored = row[f"{prefix}_stored"]
+        if (
+            aggregate_id is not None
+            and stored is not None
+            and stored > (row[f"{prefix}_version"] or 0)
+        ):
+            yield aggregate_type, aggregate_id
 
 
 @functools.lru_cache(maxsize=4096)

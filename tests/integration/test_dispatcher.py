@@ -295,6 +295,52 @@ def test_a_changed_url_gets_the_next_delivery(stack, receiver, broker_url, tmp_p
         assert delivery.url == new_receiver.url
 
 
+def test_a_message_published_right_after_a_change_sees_it(tmp_path, broker_url, receiver):
+    """Read your writes. With no relay running, the projection hears of no change
+    through the broker; a message published right after a change still sees it: the
+    batch query finds the event store ahead of the projection and projects the changed
+    webhook, candidate and job first."""
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path)
+
+    def not_sent() -> float:
+        labels = {"outcome": "not_sent"}
+        return REGISTRY.get_sample_value("tenzo_webhook_deliveries_total", labels) or 0
+
+    with HttpsReceiver(ca=receiver.ca) as new_receiver, Stack(settings, relay=False) as stack:
+        tools = stack.tools
+        org, _ = tools.create_organization("Acme", OPERATOR)
+        tools.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
+        job, _ = tools.upsert_job(org.id, {"title": "Backend engineer"}, OPERATOR)
+        candidate, _ = tools.upsert_candidate(
+            org.id,
+            {"job_id": job.id, "first_name": "Ada", "last_name": "L", "email": "ada@example.com"},
+            OPERATOR,
+        )
+        first = interview_message(org.id)
+        first["data"] |= {"candidate_id": str(candidate.id), "job_id": str(job.id)}
+        publish(broker_url, first)
+        assert stack.wait_for_outcome(org.id, first["event_id"]).status == "succeeded"
+
+        tools.change_webhook(org.id, OPERATOR, enabled=False)
+        before = not_sent()
+        disabled = interview_message(org.id)
+        publish(broker_url, disabled)
+        wait_for(lambda: not_sent() > before, what="the message for a disabled webhook")
+
+        tools.change_webhook(org.id, OPERATOR, url=new_receiver.url, enabled=True)
+        last = interview_message(org.id)
+        publish(broker_url, last)
+        assert stack.wait_for_outcome(org.id, last["event_id"]).status == "succeeded"
+        with pytest.raises(NotFound):  # nothing sent, nothing recorded while disabled
+            stack.delivery(org.id, disabled["event_id"])
+
+    [request] = receiver.requests
+    assert verify(SECRET, request.body, request.headers["x-webhook-signature"])
+    data = json.loads(request.body)["data"]
+    assert data["candidate"]["first_name"] == "Ada" and data["job"]["title"] == "Backend engineer"
+    assert [r.headers["x-webhook-id"] for r in new_receiver.requests] == [last["event_id"]]
+
+
 def test_a_delivery_that_waited_goes_to_the_webhook_as_it_is_now(
     tmp_path, broker_url, receiver, monkeypatch
 ):
@@ -515,7 +561,7 @@ def test_the_projection_query_reads_many_messages_at_once(tools):
     exists already (what keeps a duplicate message from sending again)."""
     from domain.actors import DISPATCHER
     from domain.deliveries import Delivery
-    from services.dispatcher.projection import DispatchProjection, InterviewRef
+    from services.dispatcher.projection import DispatchProjection, InterviewRef, WebhookTarget
 
     projection = DispatchProjection(tools)
     acme, _ = tools.create_organization("Acme", OPERATOR)
@@ -546,6 +592,20 @@ def test_the_projection_query_reads_many_messages_at_once(tools):
     tools.save(delivery)
     assert [c.delivered for c in projection.interview_contexts(refs)] == [True, False]
     assert projection.interview_contexts([]) == []
+
+    # Changes the projection has not heard of yet are read from the event store.
+    tools.change_webhook(acme.id, OPERATOR, url="https://acme.example.com/v2", enabled=False)
+    job, _ = tools.upsert_job(acme.id, {"title": "Backend engineer"}, OPERATOR)
+    elsewhere, _ = tools.upsert_job(other.id, {"title": "Not Acme's"}, OPERATOR)
+    [now, not_acmes] = projection.interview_contexts(
+        [
+            InterviewRef(acme.id, "c", str(job.id), uuid.uuid4()),
+            InterviewRef(acme.id, "c", str(elsewhere.id), uuid.uuid4()),
+        ]
+    )
+    assert now.target == WebhookTarget("https://acme.example.com/v2", False, "s3cret-value")
+    assert now.job == {"id": str(job.id), "external_id": None, "title": "Backend engineer"}
+    assert not_acmes.job == {"id": str(elsewhere.id)}  # another organization's job
 
 
 def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, receiver, monkeypatch):

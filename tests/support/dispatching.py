@@ -110,16 +110,15 @@ def make_settings(
 class Stack:
     """The event store, and the relay and the dispatcher running in threads."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, relay: bool = True):
         self.settings = settings
         self.tools: DeveloperTools = build_application(settings)
         self.stop = threading.Event()
         self.dispatcher = Dispatcher(settings, self.tools, drain_seconds=1.0, defer_seconds=0.5)
         self.relay = Relay(self.tools, settings.broker_url, poll_interval=0.05)
-        self.threads = [
-            threading.Thread(target=self.dispatcher.run, args=(self.stop,)),
-            threading.Thread(target=self.relay.run, args=(self.stop,)),
-        ]
+        self.threads = [threading.Thread(target=self.dispatcher.run, args=(self.stop,))]
+        if relay:  # without it, the projection hears of no change through the broker
+            self.threads.append(threading.Thread(target=self.relay.run, args=(self.stop,)))
 
     def __enter__(self) -> Stack:
         for thread in self.threads:
