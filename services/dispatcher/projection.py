@@ -95,7 +95,7 @@ _VERSION_OF = {
 
 
 # What new interview deliveries need, for many messages in one query: the wanted rows
-# (index, webhook, candidate, job, organization, delivery, and the aggregate ids whose
+# (index, webhook, candidate, job, delivery, and the aggregate ids whose
 # latest stored version is compared with the projected one) arrive as one JSON array,
 # so the statement's text is the same for any batch (parsed and prepared once). Ids
 # travel as hex, as SQLite stores them; PostgreSQL reads hex as uuid. Each look-up in
@@ -103,12 +103,12 @@ _VERSION_OF = {
 # planner's estimate cross PostgreSQL's JIT threshold: 60 ms of compiling per query.)
 _WANTED = {
     "postgres": "SELECT * FROM jsonb_to_recordset(CAST(:wanted AS jsonb)) AS x("
-    "i int, webhook text, candidate text, job text, org text, delivery uuid, "
+    "i int, webhook text, candidate text, job text, delivery uuid, "
     "webhook_uuid uuid, candidate_uuid uuid, job_uuid uuid)",
     "sqlite": "SELECT json_extract(value, '$.i') AS i, "
     "json_extract(value, '$.webhook') AS webhook, "
     "json_extract(value, '$.candidate') AS candidate, json_extract(value, '$.job') AS job, "
-    "json_extract(value, '$.org') AS org, json_extract(value, '$.delivery') AS delivery, "
+    "json_extract(value, '$.delivery') AS delivery, "
     "json_extract(value, '$.webhook_uuid') AS webhook_uuid, "
     "json_extract(value, '$.candidate_uuid') AS candidate_uuid, "
     "json_extract(value, '$.job_uuid') AS job_uuid "
@@ -403,7 +403,6 @@ def _wanted_row(i: int, ref: InterviewRef) -> dict[str, Any]:
         "webhook": str(webhook),
         "candidate": ref.candidate_id,
         "job": ref.job_id,
-        "org": str(ref.org_id),
         "delivery": ref.delivery_id.hex,
         "webhook_uuid": webhook.hex,
         "candidate_uuid": candidate.hex if candidate else None,
