@@ -336,9 +336,10 @@ class DispatchProjection:
         and projected now, so a message published right after a change sees it."""
         if not refs:
             return []
-        params = {"wanted": json.dumps([_wanted_row(i, ref) for i, ref in enumerate(refs)])}
+        wanted = [_wanted_row(i, ref) for i, ref in enumerate(refs)]
+        params = {"wanted": json.dumps(wanted)}
         rows = self.tables.read(self._interview_contexts_sql, params)
-        behind = {aggregate for row in rows for aggregate in _behind(row, refs[row["i"]])}
+        behind = {aggregate for row in rows for aggregate in _behind(row, wanted[row["i"]])}
         if behind:
             for aggregate_type, aggregate_id in behind:
                 self.catch_up(aggregate_type, aggregate_id)
@@ -419,20 +420,12 @@ def _uuid(value: str) -> UUID | None:
     return parsed if str(parsed) == value else None
 
 
-def _behind(row: Any, ref: InterviewRef) -> Iterable[tuple[str, UUID]]:
+def _behind(row: Any, wanted: dict[str, Any]) -> Iterable[tuple[str, UUID]]:
     """The aggregates this row shows older in the projection than in the event store."""
-    for aggregate_type, prefix, aggregate_id in (
-        ("Webhook", "w", webhook_id(ref.org_id)),
-        ("Candidate", "c", _uuid(ref.candidate_id)),
-        ("Job", "j", _uuid(ref.job_id)),
-    ):
-        stored = row[f"{prefix}_stored"]
-        if (
-            aggregate_id is not None
-            and stored is not None
-            and stored > (row[f"{prefix}_version"] or 0)
-        ):
-            yield aggregate_type, aggregate_id
+    for aggregate_type, prefix in (("Webhook", "w"), ("Candidate", "c"), ("Job", "j")):
+        stored = row[f"{prefix}_stored"]  # None when the id is none of the store's
+        if stored is not None and stored > (row[f"{prefix}_version"] or 0):
+            yield aggregate_type, UUID(hex=wanted[f"{aggregate_type.lower()}_uuid"])
 
 
 @functools.lru_cache(maxsize=4096)
