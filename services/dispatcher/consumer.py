@@ -121,6 +121,9 @@ class Dispatcher:
         # Touched by the consumer thread only, except _finished (a thread-safe queue).
         self._in_flight: dict[UUID, DeliveryJob] = {}
         self._arrived: list[tuple[dict[str, Any], DeliveryJob]] = []
+        # Test events and redeliveries for a delivery whose run here has ended (stored)
+        # but is not settled yet: each starts once that run is settled.
+        self._after: dict[UUID, list[DeliveryJob]] = {}
         self._finished: queue.SimpleQueue[tuple[DeliveryJob, str | None]] = queue.SimpleQueue()
         self._aside: Connection | None = None
         self._next_housekeeping = 0.0
@@ -371,6 +374,9 @@ class Dispatcher:
     def _claim(self, job: DeliveryJob) -> None:
         running = self._in_flight.get(job.delivery_id)
         if running is not None:
+            if job.create is None and job.delivery is not None:  # a test or a redelivery
+                self._after.setdefault(job.delivery_id, []).append(job)
+                return
             running.messages.extend(job.messages)  # acked when that run ends
             return
         self._in_flight[job.delivery_id] = job
@@ -409,6 +415,9 @@ class Dispatcher:
                     message.ack()
                 except Exception as failure:  # noqa: BLE001 - the broker will redeliver
                     log.warning("could not acknowledge a message: %s", failure)
+            for waiting in self._after.pop(job.delivery_id, []):
+                waiting.delivery = None  # read again: the run that ended changed it
+                self._claim(waiting)
         metrics.DELIVERIES_IN_FLIGHT.set(len(self._in_flight))
 
     def _dead_letter(self, message: Any, raw: bytes, reason: str, source: str) -> None:
