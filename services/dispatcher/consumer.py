@@ -50,7 +50,7 @@ from domain.deliveries import TEST_EVENT_TYPE, Delivery, delivery_id
 from services import metrics
 from services.broker import broker_connection, broker_display
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
-from services.dispatcher.delivery_runner import FRESH_SECONDS, DeliveryJob, DeliveryRunner
+from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner, is_fresh
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.payloads import interview_completed_body
 from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
@@ -319,7 +319,7 @@ class Dispatcher:
         organization's webhook is not enabled (then nothing is sent or recorded).
         What the batch read is used only while fresh: a job that waited (a slow
         organization) reads it again."""
-        if time.monotonic() - read_at >= FRESH_SECONDS:
+        if not is_fresh(read_at):
             [context], read_at = self.projection.interview_contexts([ref]), time.monotonic()
         if context.delivered:
             return None

@@ -54,6 +54,11 @@ TRANSIENT_RETRY_SECONDS = 1.0
 FRESH_SECONDS = 5.0
 
 
+def is_fresh(read_at: float) -> bool:
+    """Whether what was read at ``read_at`` (monotonic) may still be used as is."""
+    return time.monotonic() - read_at < FRESH_SECONDS
+
+
 @dataclass
 class DeliveryJob:
     """One delivery in progress in this process, and the broker messages it answers.
@@ -82,7 +87,7 @@ class DeliveryJob:
     def fresh_target(self) -> WebhookTarget | None:
         """The webhook as read moments ago (when the delivery was created), once."""
         target, self.target = self.target, None
-        if target is not None and time.monotonic() - self.target_read_at < FRESH_SECONDS:
+        if target is not None and is_fresh(self.target_read_at):
             return target
         return None
 

@@ -347,9 +347,8 @@ def test_a_delivery_that_waited_goes_to_the_webhook_as_it_is_now(
     """A slow endpoint's next message waits behind the first; the URL changes meanwhile.
     Once what the dispatcher read is older than FRESH_SECONDS, the waiting delivery reads
     the webhook again and goes to the new URL."""
-    from services.dispatcher import consumer, delivery_runner
+    from services.dispatcher import delivery_runner
 
-    monkeypatch.setattr(consumer, "FRESH_SECONDS", 0.5)
     monkeypatch.setattr(delivery_runner, "FRESH_SECONDS", 0.5)
     settings = make_settings(
         tmp_path, broker_url, receiver.ca_pem_path, TENZO_DISPATCHER_PER_ORG_CONCURRENCY="1"
