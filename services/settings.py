@@ -71,8 +71,8 @@ class Settings:
             webhook_retry_delays=_delays(env.get("TENZO_WEBHOOK_RETRY_DELAYS") or "0,2,4"),
             webhook_allow_private_networks=_flag(env.get("TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
             webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
-            rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 100),
-            rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 200),
+            rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 1000),
+            rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 2000),
             dispatcher_workers=int(env.get("TENZO_DISPATCHER_WORKERS") or 256),
             dispatcher_prefetch=int(env.get("TENZO_DISPATCHER_PREFETCH") or 1000),
             dispatcher_per_org_concurrency=int(

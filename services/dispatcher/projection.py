@@ -313,16 +313,30 @@ class DispatchProjection:
         return int(rows[0]["position"]) if rows else 0
 
     def webhook(self, org_id: UUID) -> WebhookTarget | None:
-        rows = self.tables.read(
-            "SELECT url, enabled, secret FROM tenzo_dispatch_webhooks WHERE webhook_id = :id",
-            {"id": str(webhook_id(org_id))},
-        )
-        if not rows:
+        """The organization's webhook as it is now (before a retry, a redelivery, a test).
+
+        Read your writes, as for interview messages: a webhook changed (disabled, say)
+        moments ago, whose relayed event has not reached the projection yet, is read
+        from the event store and projected first."""
+        key = webhook_id(org_id)
+        row = self._webhook_row(key)
+        latest = self.tools.recorder.select_events(key, desc=True, limit=1)
+        if latest and latest[0].originator_version > (row["version"] if row else 0):
+            self.catch_up("Webhook", key)
+            row = self._webhook_row(key)
+        if row is None:
             return None
-        row = rows[0]
         return WebhookTarget(
             url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
         )
+
+    def _webhook_row(self, key: UUID) -> Any:
+        rows = self.tables.read(
+            "SELECT version, url, enabled, secret FROM tenzo_dispatch_webhooks "
+            "WHERE webhook_id = :id",
+            {"id": str(key)},
+        )
+        return rows[0] if rows else None
 
     def interview_contexts(self, refs: list[InterviewRef]) -> list[InterviewContext]:
         """What new interview deliveries need, in one query for all of them: each

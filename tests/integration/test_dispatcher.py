@@ -341,6 +341,29 @@ def test_a_message_published_right_after_a_change_sees_it(tmp_path, broker_url, 
     assert [r.headers["x-webhook-id"] for r in new_receiver.requests] == [last["event_id"]]
 
 
+def test_a_retry_right_after_the_webhook_is_disabled_is_not_sent(tmp_path, broker_url, receiver):
+    """Read your writes before a retry: the webhook is disabled during the backoff and
+    the relay (not running here) never tells the projection; the retry still sees it in
+    the event store and sends nothing."""
+    settings = make_settings(
+        tmp_path, broker_url, receiver.ca_pem_path, TENZO_WEBHOOK_RETRY_DELAYS="0,1.5"
+    )
+    receiver.script(ScriptedResponse(status=500))
+    with Stack(settings, relay=False) as stack:
+        tools = stack.tools
+        org, _ = tools.create_organization("Acme", OPERATOR)
+        tools.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
+        message = interview_message(org.id)
+        publish(broker_url, message)
+        wait_for(lambda: receiver.requests, what="the first attempt")
+        tools.change_webhook(org.id, OPERATOR, enabled=False)
+        delivery = stack.wait_for_outcome(org.id, message["event_id"])
+
+    assert len(receiver.requests) == 1
+    assert delivery.status == "failed"
+    assert [a["status_code"] for a in delivery.attempts] == [500]
+
+
 def test_a_delivery_that_waited_goes_to_the_webhook_as_it_is_now(
     tmp_path, broker_url, receiver, monkeypatch
 ):
