@@ -86,12 +86,3 @@ def broker_display(url: str) -> str:
     if url.startswith("filesystem://"):
         return url
     return str(Connection(url).as_uri())
-
-
-def broker_reachable(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with broker_connection(url) as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False

@@ -13,7 +13,10 @@ import click
 from contracts.audit import audit_item
 from domain.actors import OPERATOR, SYSTEM
 from services.bootstrap import build_application
+from services.broker import broker_display
 from services.settings import ConfigurationError, Settings
+
+log = logging.getLogger("tenzo")
 
 
 def _settings() -> Settings:
@@ -46,6 +49,7 @@ def serve() -> None:
         organization, token = tools.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
         click.echo(f"Admin token (shown once, keep it): {token}")
+    _prepare_broker(settings)
     app = create_app(settings, tools)
     server = embedded_server(app, settings.http_host, settings.http_port)
     stop_background = start_in_background(settings, tools)  # relay and dispatcher
@@ -70,9 +74,21 @@ def api(workers: int) -> None:
 
     settings = _settings()
     build_application(settings).close()  # create the tables once, before the workers fork
+    _prepare_broker(settings)
     run_gunicorn(
         "services.api.wsgi:create()", f"{settings.http_host}:{settings.http_port}", workers
     )
+
+
+def _prepare_broker(settings: Settings) -> None:
+    """Declare the broker's exchange and queues before serving (see prepare_broker)."""
+    from services.dispatcher.topology import prepare_broker
+
+    if not prepare_broker(settings.broker_url):
+        log.warning(
+            "broker %s unreachable: serving anyway; /readyz says so until it is back",
+            broker_display(settings.broker_url),
+        )
 
 
 @main.group()

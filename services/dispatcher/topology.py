@@ -23,7 +23,7 @@ from contracts.broker import (
     PROJECTION_QUEUE,
     RELAY_POSITION_KEY,
 )
-from services.broker import EVENTS_EXCHANGE
+from services.broker import EVENTS_EXCHANGE, broker_connection
 
 # What the dispatcher's projection queue receives of the relayed events: the state it
 # keeps, the deliveries it must start (test events, redeliveries), and the relay's
@@ -90,6 +90,23 @@ def declare_topology(connection: Connection) -> dict[str, Queue]:
             bound.declare()
             declared[name] = bound
     return declared
+
+
+def prepare_broker(url: str, timeout: float = 2.0) -> bool:
+    """Whether the broker answers; it is given the exchange and the queues on the way.
+
+    The API and `tenzo serve` call this when they start and on every ``/readyz``: once
+    the service says it is ready, an interview published by any AMQP client is kept in
+    ``tenzo.dispatcher.interviews`` even if no dispatcher has connected yet (a topic
+    exchange drops what no queue is bound to).
+    """
+    try:
+        with broker_connection(url) as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+            declare_topology(connection)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return False
 
 
 _IN_PROCESS = threading.Lock()

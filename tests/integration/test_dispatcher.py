@@ -769,3 +769,22 @@ def test_a_message_the_projection_query_refuses_is_dead_lettered_alone(
     assert json.loads(body)["event_id"] == poison["event_id"]
     assert headers["x-tenzo-error"].startswith("cannot read: ")
     assert poison["event_id"] not in {r.headers["x-webhook-id"] for r in receiver.requests}
+
+
+@pytest.mark.rabbitmq
+def test_once_the_api_is_ready_an_interview_published_before_any_dispatcher_is_kept(
+    settings_env, tools, amqp_url
+):
+    """/readyz declares the exchange and the queues: a producer that publishes as soon
+    as the service is ready, before any dispatcher has connected, loses nothing (a topic
+    exchange drops what no queue is bound to)."""
+    from services.api.app import create_app
+    from services.settings import Settings
+
+    dispatching.delete_topology(amqp_url)
+    settings = Settings.from_env(settings_env | {"TENZO_BROKER_URL": amqp_url})
+    client = create_app(settings, tools).test_client()
+    assert client.get("/readyz").status_code == 200
+    publish(amqp_url, interview_message(uuid.uuid4()))
+    assert queue_depth(amqp_url, INTERVIEWS_QUEUE) == 1
+    dispatching.delete_topology(amqp_url)
