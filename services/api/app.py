@@ -9,6 +9,7 @@ import swagger_ui_bundle
 from flask import Flask, Response, g, request, send_from_directory
 from flask_smorest import Api
 
+from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.application import DeveloperTools
 from domain.errors import Unauthorized
 from services import metrics
@@ -49,7 +50,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
     )
     app.extensions["tenzo"] = Services(settings=settings, tools=tools, usage=UsageCounter(tools))
 
-    api = Api(app)
+    api = ProblemApi(app)
     api.register_blueprint(admin.blp)
     api.register_blueprint(deliveries.blp)
     api.register_blueprint(public.blp)
@@ -66,6 +67,23 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
     app.before_request(_start_timer)
     app.after_request(_finish)
     return app
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, documenting every error response as what it is: an RFC 9457
+    problem (``application/problem+json``, ProblemSchema), so clients and contract
+    checkers (schemathesis) read the OpenAPI document right."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        # flask-smorest registers its error responses (422, the default) with the
+        # content type of successful ones; this is its one hook for them.
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_CONTENT_TYPE
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE
 
 
 def _refuse_credentials_in_query() -> Response | None:

@@ -1,4 +1,6 @@
-"""Fuzz the admin API from its own OpenAPI document (schemathesis): never a 500.
+"""Fuzz the admin and public APIs from their own OpenAPI document (schemathesis): never
+a 500, and every answer (errors included) has the status, content type and body shape
+the document gives.
 
 Runs on SQLite only and with a bounded number of examples per operation, so it stays
 fast; the behaviour on both backends is asserted in test_admin_api.py. The app is built
@@ -19,7 +21,12 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from domain.actors import OPERATOR
 from services.api.app import create_app
@@ -27,8 +34,9 @@ from services.bootstrap import build_application
 from services.settings import Settings
 
 OPERATOR_TOKEN = "operator-fuzz-token"
-# The foundation's admin endpoints (deliveries and the test event have tests of their own).
-ADMIN_PATHS = r"^/admin/v1/(organizations|api-keys.*|webhook|events.*)$"
+# The foundation's admin endpoints (deliveries and the test event have tests of their
+# own) and the Public API.
+FUZZED_PATHS = r"^(/admin/v1/(organizations|api-keys.*|webhook|events.*)|/v1/.*)$"
 
 DATA_DIR = tempfile.mkdtemp(prefix="tenzo-fuzz-")
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)  # also when only collected
@@ -42,9 +50,10 @@ SETTINGS = Settings.from_env(
 )
 TOOLS = build_application(SETTINGS)
 APP = create_app(SETTINGS, TOOLS)
-_, ADMIN_TOKEN = TOOLS.create_organization("Fuzz", OPERATOR)
+ORGANIZATION, ADMIN_TOKEN = TOOLS.create_organization("Fuzz", OPERATOR)
+_, API_KEY = TOOLS.create_api_key(ORGANIZATION.id, "fuzz", None, OPERATOR)
 
-schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex=ADMIN_PATHS)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex=FUZZED_PATHS)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,8 +69,17 @@ def _close_the_store() -> Iterator[None]:
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_the_admin_api_never_answers_500(case: Any) -> None:
-    token = OPERATOR_TOKEN if case.path == "/admin/v1/organizations" else ADMIN_TOKEN
+def test_the_api_answers_as_its_openapi_document_says(case: Any) -> None:
+    if case.path == "/admin/v1/organizations":
+        token = OPERATOR_TOKEN
+    else:
+        token = API_KEY if case.path.startswith("/v1/") else ADMIN_TOKEN
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {token}"}, checks=[not_a_server_error]
+        headers={"Authorization": f"Bearer {token}"},
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
     )
