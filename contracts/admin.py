@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from contracts.field_rules import StrictBoolean, not_blank
+
 
 class OrganizationCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    """Also what `tenzo orgs create NAME` checks, so both ways take the same names."""
+
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), not_blank])
 
 
 class OrganizationCreatedSchema(Schema):
@@ -51,7 +55,7 @@ class ApiKeyListSchema(Schema):
 class WebhookPutSchema(Schema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
     secret = fields.String(allow_none=True, validate=validate.Length(min=8, max=256))
-    enabled = fields.Boolean(load_default=False)
+    enabled = StrictBoolean(load_default=False)
 
 
 class WebhookPatchSchema(Schema):
@@ -61,13 +65,13 @@ class WebhookPatchSchema(Schema):
         validate=validate.Length(min=8, max=256),
         metadata={"description": "null removes the secret"},
     )
-    enabled = fields.Boolean()
+    enabled = StrictBoolean()
 
 
 class WebhookSchema(Schema):
     url = fields.String(required=True)
-    enabled = fields.Boolean(required=True)
-    secret_set = fields.Boolean(required=True)
+    enabled = StrictBoolean(required=True)
+    secret_set = StrictBoolean(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

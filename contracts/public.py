@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
+
+from contracts.field_rules import not_blank
 
 EXTERNAL_ID_MAX = 255
 TITLE_MAX = 200
@@ -26,16 +28,11 @@ URL_MAX = 2048
 PAGE_SIZE_MAX = 100
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-
-
 def _text(maximum: int, *, required: bool = False, **kwargs: Any) -> fields.String:
     """A string of at most ``maximum`` characters; required ones must not be blank."""
     checks: list[Any] = [validate.Length(max=maximum)]
     if required:
-        checks.append(_not_blank)
+        checks.append(not_blank)
     return fields.String(required=required, allow_none=not required, validate=checks, **kwargs)
 
 
@@ -46,7 +43,7 @@ _PHONE = validate.Regexp(
 
 class JobInputSchema(Schema):
     external_id = fields.String(
-        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), _not_blank],
+        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), not_blank],
         metadata={"description": "Your ATS's id; posting it again updates that job"},
     )
     title = _text(TITLE_MAX, required=True)
@@ -75,7 +72,7 @@ class JobSchema(Schema):
 class CandidateInputSchema(Schema):
     job_id = fields.UUID(required=True, metadata={"description": "A job of your organization"})
     external_id = fields.String(
-        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), _not_blank],
+        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), not_blank],
         metadata={"description": "Your ATS's id; posting it again updates that candidate"},
     )
     first_name = _text(NAME_MAX, required=True)

@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 import click
+from marshmallow import ValidationError
 
+from contracts.admin import OrganizationCreateSchema
 from contracts.audit import audit_item
 from domain.actors import OPERATOR, SYSTEM
 from services.bootstrap import build_application
@@ -100,6 +102,11 @@ def orgs() -> None:
 @click.argument("name")
 def orgs_create(name: str) -> None:
     """Create an organization; print it as JSON with its admin token (shown once)."""
+    try:  # the rules of POST /admin/v1/organizations, checked before anything is stored
+        name = OrganizationCreateSchema().load({"name": name})["name"]
+    except ValidationError as error:
+        messages = error.messages_dict.get("name", [])
+        raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
     tools = build_application(_settings())
     organization, token = tools.create_organization(name, OPERATOR)
     click.echo(

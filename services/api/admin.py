@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 from flask import Response, g, stream_with_context
-from flask_smorest import Blueprint
 
 from contracts import admin as schemas
 from contracts.audit import AuditPageSchema
@@ -18,6 +17,7 @@ from domain.application import UNSET
 from domain.webhooks import Webhook
 from services.api.auth import require_admin, require_operator
 from services.api.context import services
+from services.api.request_bodies import Blueprint
 
 blp = Blueprint(
     "admin", __name__, url_prefix="/admin/v1", description="Organization administration"

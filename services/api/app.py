@@ -16,6 +16,7 @@ from services import metrics
 from services.api import admin, dashboard, deliveries, ops, public
 from services.api.context import Services
 from services.api.problems import problem, register_problem_handlers
+from services.api.request_bodies import StrictJSONProvider
 from services.bootstrap import build_application
 from services.settings import Settings
 from services.usage import UsageCounter
@@ -29,6 +30,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
     """Build the WSGI app; ``tools`` lets a process share one application with others."""
     tools = tools or build_application(settings)
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)  # request.get_json refuses what no store can keep
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

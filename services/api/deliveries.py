@@ -6,12 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from flask import g
-from flask_smorest import Blueprint
 
 from contracts import deliveries as schemas
 from domain.deliveries import Delivery
 from services.api.auth import require_admin
 from services.api.context import services
+from services.api.request_bodies import Blueprint
 
 blp = Blueprint(
     "deliveries",

@@ -42,7 +42,7 @@ def unauthorized() -> Response:
         401,
         "Unauthorized",
         UNAUTHORIZED_DETAIL,
-        headers={"WWW-Authenticate": 'Bearer realm="tenzo"'},
+        headers={"WWW-Authenticate": "Bearer"},  # exactly as SPEC 5.3 writes it
     )
 
 

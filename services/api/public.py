@@ -11,7 +11,6 @@ from uuid import UUID
 
 from flask import Response, g, make_response, request
 from flask.blueprints import BlueprintSetupState
-from flask_smorest import Blueprint
 
 from contracts import public as schemas
 from domain.actors import actor
@@ -19,6 +18,7 @@ from domain.errors import InvalidInput
 from domain.recruiting import Candidate, Job
 from services.api.auth import require_api_key
 from services.api.context import Services, services
+from services.api.request_bodies import Blueprint
 from services.idempotency import HEADER as IDEMPOTENCY_HEADER
 from services.idempotency import IdempotencyStore
 

@@ -94,7 +94,7 @@ def test_the_operator_endpoint_needs_the_operator_token(client, tools, headers):
     before = history(tools)
     response = client.post(f"{ADMIN}/organizations", json={"name": "Initech"}, headers=headers)
     problem_of(response, 401)
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(tools) == before
 
 
@@ -107,7 +107,16 @@ def test_an_admin_token_is_not_the_operator_token(client, tools, org):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({}, "name"), ({"name": ""}, "name"), ({"name": 7}, "name"), ({"name": "x", "y": 1}, "y")],
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "\t\n\u00a0"}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": 7}, "name"),
+        ({"name": "x", "y": 1}, "y"),
+    ],
+    ids=["missing", "empty", "spaces", "whitespace", "201-chars", "number", "unknown-field"],
 )
 def test_the_operator_endpoint_validates_its_body(client, tools, operator_headers, body, field):
     before = history(tools)
@@ -361,7 +370,7 @@ def test_a_bad_admin_token_is_401_with_one_body(client, org, tools, case):
     bodies = {json.dumps(problem_of(response, 401), sort_keys=True) for response in responses}
     assert len(bodies) == 1  # the same body whatever the reason
     for response in responses:
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
         assert token not in response.get_data(as_text=True)
     assert history(tools) == before
 
@@ -379,8 +388,12 @@ def test_a_real_api_key_is_refused_on_the_admin_api(client, org, tools):
 )
 def test_no_admin_token_is_401(client, tools, headers):
     before = history(tools)
-    problem_of(client.get(f"{ADMIN}/api-keys", headers=headers), 401)
-    problem_of(client.post(f"{ADMIN}/api-keys", json={"name": "x"}, headers=headers), 401)
+    for response in (
+        client.get(f"{ADMIN}/api-keys", headers=headers),
+        client.post(f"{ADMIN}/api-keys", json={"name": "x"}, headers=headers),
+    ):
+        problem_of(response, 401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"  # SPEC 5.3, no realm
     assert history(tools) == before
 
 
@@ -525,7 +538,8 @@ REFUSED_URLS = {
     "ipv6-loopback": ("https://[::1]/webhooks", "private"),
     "metadata": ("https://169.254.169.254/latest/meta-data", "private"),
     "ipv4-mapped": ("https://[::ffff:127.0.0.1]/", "private"),
-    "control-char": ("https://hooks.exa\x00mple.com/", "control characters"),
+    # (NUL never gets here: the JSON reader refuses it, see test_request_bodies.py)
+    "control-char": ("https://hooks.exa\x01mple.com/", "control characters"),
     "no-host": ("https:///webhooks", "host"),
     "relative": ("/webhooks", "https"),
     "too-long": ("https://93.184.215.14/" + "a" * 2048, "2048"),
@@ -613,6 +627,24 @@ def test_bad_webhook_patch_bodies_are_422(client, org, tools, body, field):
     problem = problem_of(client.patch(f"{ADMIN}/webhook", json=body, headers=org.headers), 422)
     assert field in problem["errors"]
     assert history(tools) == before
+
+
+NOT_JSON_BOOLEANS = ["yes", "true", "false", "on", "1", 1, 0, 1.0, {}]
+
+
+@pytest.mark.parametrize("value", NOT_JSON_BOOLEANS, ids=[repr(v) for v in NOT_JSON_BOOLEANS])
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_enabled_takes_only_json_true_or_false(client, org, tools, method, value):
+    put_webhook(client, org)
+    before = history(tools)
+    response = getattr(client, method)(
+        f"{ADMIN}/webhook", json={"url": WEBHOOK_URL, "enabled": value}, headers=org.headers
+    )
+    problem = problem_of(response, 422)
+    assert list(problem["errors"]) == ["enabled"]
+    assert "true or false" in problem["errors"]["enabled"][0]
+    assert history(tools) == before
+    assert client.get(f"{ADMIN}/webhook", headers=org.headers).json["enabled"] is False
 
 
 def test_patch_on_a_webhook_that_does_not_exist_is_404(client, org, tools):

@@ -211,7 +211,7 @@ def test_every_bad_credential_gets_the_same_401_and_changes_nothing(client, org,
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=headers)
     body = assert_problem(response, 401)
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert body == _reference_401(client)
     assert client.get("/v1/jobs", headers=headers).status_code == 401
     assert history(tools) == before
@@ -230,7 +230,7 @@ def test_a_revoked_key_is_refused_on_the_next_request_and_the_log_has_only_its_h
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=auth)
     assert assert_problem(response, 401) == _reference_401(client)
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(tools) == before
     assert key["key"] not in caplog.text
     assert f"revoked API key {key['key_hint']}" in caplog.text
@@ -265,7 +265,7 @@ def test_an_api_key_is_refused_on_the_admin_api(client, auth, tools):
     for method, path in (("get", "/admin/v1/api-keys"), ("post", "/admin/v1/api-keys")):
         response = getattr(client, method)(path, json={"name": "x"}, headers=auth)
         assert assert_problem(response, 401) == _reference_401(client)
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(tools) == before
 
 
