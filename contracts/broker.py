@@ -7,12 +7,12 @@ validate what they publish. The message is plain JSON, so any AMQP client works.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from contracts.json_text import RefusedJSON, loads
 from contracts.webhook_payload import RECOMMENDATIONS, UtcTimestamp
 
 EVENTS_EXCHANGE = "tenzo.events"
@@ -89,8 +89,9 @@ def parse_interview_completed(body: bytes | str) -> dict[str, Any]:
     ``data`` keeps only the fields of the schema, with missing optional ones as None.
     """
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        document = json.loads(text)
+        document = loads(body, allow_nul=True)  # an interview's text only travels in events
+    except RefusedJSON as error:
+        raise InvalidMessage(f"invalid JSON: {error.msg}") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise InvalidMessage(f"invalid JSON: {error}") from None
     if not isinstance(document, dict):

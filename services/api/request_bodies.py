@@ -1,26 +1,18 @@
 """How every API request body is read: whole, at most 1 MiB, and as JSON a store can keep.
 
-The standard library's JSON reader, which webargs and Flask use, accepts or chokes on
-input no endpoint of this API can take, and the request failed much later:
-
-- a string with NUL (``\\u0000``) or an unpaired UTF-16 surrogate (``"\\ud800"``):
-  PostgreSQL text and jsonb cannot hold NUL (and the dispatcher's projection tables
-  would get it), and no UTF-8 encoder can write a lone surrogate, so saving the event
-  failed with a 500. Refused in keys and values; a paired escape (an emoji) is fine.
-- nesting deeper than the recursion limit (``[[[[…``): the reader raised RecursionError,
-  a 500. Bodies of this API are one or two levels deep; past MAX_DEPTH is refused.
+- JSON with contracts/json_text.py's ``loads``: no NUL, no unpaired surrogate, no
+  nesting past its MAX_DEPTH (each was a 500 later on).
 - a chunked body (no Content-Length) over the limit: werkzeug stops reading at the
   limit without saying so, and the cut body looked like malformed JSON instead of 413.
 
-Both readers of a request body use :func:`loads`: Flask's ``request.get_json`` (the
-app's JSON provider) and the webargs parser behind every ``@blp.arguments`` (through
+Both readers of a request body use ``loads``: Flask's ``request.get_json`` (the app's
+JSON provider) and the webargs parser behind every ``@blp.arguments`` (through
 :class:`Blueprint`), so each refusal is the same 400 ``/problems/malformed-request``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, NoReturn
 
 import flask
@@ -30,57 +22,9 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-MAX_DEPTH = 32
+from contracts.json_text import RefusedJSON, loads
+
 MALFORMED_DETAIL = "Invalid JSON body."
-UNSTORABLE_TEXT = "strings must not contain NUL characters or unpaired UTF-16 surrogates"
-
-# Normal bodies skip the walk over every string: only NUL or an escape that could
-# decode to NUL or to a surrogate (\ud800-\udfff) can put one in a string.
-_MAY_HOLD_UNSTORABLE_TEXT = re.compile(r"\x00|\\u(?:0000|[dD][89a-fA-F])")
-_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-class RefusedJSON(json.JSONDecodeError):
-    """Well-formed JSON this API does not take; ``msg`` says why."""
-
-    def __init__(self, reason: str, document: str):
-        super().__init__(reason, document, 0)
-
-
-def loads(data: str | bytes) -> Any:
-    """Parse a JSON text (bytes must be UTF-8), or raise ``json.JSONDecodeError``
-    (``RefusedJSON`` for nesting past MAX_DEPTH or an unstorable string) or
-    ``UnicodeDecodeError``: never RecursionError."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    try:
-        document = json.loads(text)
-    except RecursionError:
-        raise RefusedJSON(_too_deep(), text) from None
-    may_be_deep = text.count("[") + text.count("{") > MAX_DEPTH
-    if may_be_deep or _MAY_HOLD_UNSTORABLE_TEXT.search(text):
-        _check(document, text)
-    return document
-
-
-def _too_deep() -> str:
-    return f"nested more than {MAX_DEPTH} levels deep"
-
-
-def _check(document: Any, text: str) -> None:
-    """Walk the document without recursion: its depth, and every key and string."""
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                raise RefusedJSON(_too_deep(), text)
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and _UNSTORABLE_TEXT.search(key):
-                    raise RefusedJSON(UNSTORABLE_TEXT, text)
-                pending.append((item, depth + 1))
-        elif isinstance(value, str) and _UNSTORABLE_TEXT.search(value):
-            raise RefusedJSON(UNSTORABLE_TEXT, text)
 
 
 def whole_body(request: flask.Request) -> bytes:

@@ -749,6 +749,34 @@ def test_event_store_connections_cut_while_messages_arrive(
     )  # each sent once
 
 
+def test_json_no_reader_could_take_is_dead_lettered_and_the_dispatcher_goes_on(
+    tmp_path, broker_url, receiver
+):
+    """Nesting deep enough to exhaust the reader's recursion (the dispatcher reconnected
+    on it forever, delivering nothing) and a lone surrogate (no event could hold it):
+    both dead-lettered with the reason, and the next interview is delivered."""
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path)
+    with Stack(settings) as stack:
+        org_id = stack.organization(receiver.url, secret=SECRET)
+        surrogate = interview_message(org_id)
+        surrogate["data"]["summary"] = "half an emoji: \ud83d"
+        deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+        publish(broker_url, surrogate, deep)
+        reasons = {
+            body[:20]: headers["x-tenzo-error"]
+            for body, headers in dead_letters(broker_url, expected=2)
+        }
+        later = interview_message(org_id)
+        publish(broker_url, later)
+        assert stack.wait_for_outcome(org_id, later["event_id"]).status == "succeeded"
+
+    assert sorted(reasons.values()) == [
+        "invalid JSON: nested more than 32 levels deep",
+        "invalid JSON: strings must not contain unpaired UTF-16 surrogates",
+    ]
+    assert [r.headers["x-webhook-id"] for r in receiver.requests] == [later["event_id"]]
+
+
 @pytest.mark.postgres
 def test_a_message_the_projection_query_refuses_is_dead_lettered_alone(
     tmp_path, broker_url, receiver, postgres_url

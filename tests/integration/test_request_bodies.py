@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from services.api.request_bodies import MAX_DEPTH
+from contracts.json_text import MAX_DEPTH
 from services.http_server import embedded_server
 from tests.conftest import history
 
