@@ -54,7 +54,7 @@ class ApiKeyListSchema(Schema):
 
 class WebhookPutSchema(Schema):
     url = fields.String(required=True, validate=validate.Length(min=1, max=2048))
-    secret = fields.String(allow_none=True, validate=validate.Length(min=8, max=256))
+    secret = fields.String(allow_none=True, validate=validate.Length(min=1, max=256))
     enabled = StrictBoolean(load_default=False)
 
 
@@ -62,7 +62,7 @@ class WebhookPatchSchema(Schema):
     url = fields.String(validate=validate.Length(min=1, max=2048))
     secret = fields.String(
         allow_none=True,
-        validate=validate.Length(min=8, max=256),
+        validate=validate.Length(min=1, max=256),
         metadata={"description": "null removes the secret"},
     )
     enabled = StrictBoolean()

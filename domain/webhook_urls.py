@@ -15,6 +15,12 @@ Resolver = Callable[[str], Iterable[str]]
 """Maps a host name to the IP addresses it resolves to (raises OSError when it cannot)."""
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# IPv6 forms that carry an IPv4 address in their last 32 bits, judged as that address:
+# IPv4-compatible (deprecated), IPv4-translated (SIIT), the NAT64 well-known prefix.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(prefix) for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a network's own NAT64
 
 # Names that never denote a public host, whatever a resolver answers (or fails to):
 # localhost (RFC 6761), mDNS .local (RFC 6762), home.arpa (RFC 8375), .internal (ICANN).
@@ -31,7 +37,11 @@ def is_public_address(address: str) -> bool:
     """True when the IP address is globally routable, including IPv4-mapped IPv6 forms."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return False
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and any(ip in prefix for prefix in _EMBEDDING_IPV4):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
         if embedded is not None and not is_public_address(str(embedded)):
             return False
     if ip.version == 4 and ip in _CGNAT:
@@ -59,6 +69,8 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must use https://")
         if not parts.hostname:
             raise InvalidWebhookUrl("must name a host")
+        if "%" in parts.hostname:  # percent-encoded, or an IPv6 zone: never a public host
+            raise InvalidWebhookUrl("must name a valid host, not percent-encoded")
         if parts.username is not None or parts.password is not None:
             raise InvalidWebhookUrl("must not contain credentials")
         if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):

@@ -166,13 +166,18 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/events/export", methods=["GET"])
 @require_admin
-@blp.arguments(schemas.EventQuerySchema(only=("type", "aggregate_id")), location="query")
-@blp.response(200, description="The whole history as NDJSON, one audit item per line")
+@blp.arguments(schemas.EventQuerySchema(only=("after", "type", "aggregate_id")), location="query")
+@blp.response(
+    200,
+    description="The history after a position (all of it by default) as NDJSON, "
+    "one audit item per line",
+)
 def export_events(query: dict[str, Any]) -> Response:
     tools, org_id = services().tools, g.org_id
+    after = query.pop("after")
 
     def lines() -> Iterator[str]:
-        after = 0
+        nonlocal after
         while True:
             items = tools.event_history(org_id, after=after, limit=500, **query)
             for item in items:

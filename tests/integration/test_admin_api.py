@@ -780,6 +780,17 @@ def test_the_export_is_ndjson_of_the_same_items(client, org, other_org):
     )
     lines = filtered.get_data(as_text=True).splitlines()
     assert [json.loads(line)["aggregate_id"] for line in lines] == [key["id"]]
+
+    after = exported[0]["position"]
+    later = client.get(f"{ADMIN}/events/export", query_string={"after": after}, headers=org.headers)
+    assert [json.loads(line) for line in later.get_data(as_text=True).splitlines()] == [
+        item for item in exported if item["position"] > after
+    ]
+    for bad in ("abc", "-1"):
+        wrong = client.get(
+            f"{ADMIN}/events/export", query_string={"after": bad}, headers=org.headers
+        )
+        assert "after" in problem_of(wrong, 422)["errors"]
     problem_of(client.get(f"{ADMIN}/events/export"), 401)
 
 

@@ -62,6 +62,9 @@ def test_public_https_urls_are_accepted_unchanged(url):
         ("https://hooks.example.com:0/", "port 0"),
         ("https://hooks..example.com/", "valid host"),
         ("https://" + "a" * 64 + ".example.com/", "valid host"),
+        ("https://%31%32%37.0.0.1/", "percent-encoded"),
+        ("https://hooks%2Eexample.com/", "percent-encoded"),
+        ("https://[fe80::1%25eth0]/", "percent-encoded"),
     ],
 )
 def test_malformed_urls_are_refused_with_a_reason(url, reason):
@@ -93,6 +96,11 @@ def test_malformed_urls_are_refused_with_a_reason(url, reason):
         "https://[::ffff:127.0.0.1]/",
         "https://[::ffff:10.0.0.1]/",
         "https://[2002:7f00:1::]/",  # 6to4 wrapping 127.0.0.1
+        "https://[::127.0.0.1]/",  # IPv4-compatible
+        "https://[::ffff:0:127.0.0.1]/",  # IPv4-translated (SIIT)
+        "https://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "https://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "https://[64:ff9b:1::8.8.8.8]/",  # a network's own NAT64 prefix
         "https://loopback.example.com/",
         "https://loopback.example.com./",
         "https://metadata.example.com/",
@@ -179,6 +187,10 @@ def test_allow_private_networks_lets_loopback_and_private_targets_through():
         ("0.0.0.0", False),
         ("::ffff:127.0.0.1", False),
         ("::ffff:8.8.8.8", True),
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b::7f00:1", False),
+        ("::ffff:0:7f00:1", False),
+        ("::7f00:1", False),
         ("fe80::1%eth0", False),
     ],
 )
