@@ -15,23 +15,11 @@ import pytest
 
 from domain.credentials import ADMIN_TOKEN_PREFIX, API_KEY_PREFIX, mint
 from tests.conftest import history
+from tests.support.problems import problem_of
 
 ADMIN = "/admin/v1"
-PROBLEM = "application/problem+json"
 WEBHOOK_URL = "https://93.184.215.14/webhooks/tenzo"
 SECRET = "whsec-correct-horse-battery"
-
-
-def problem_of(response: Any, status: int) -> dict[str, Any]:
-    """Assert a problem+json answer with this status; return its body."""
-    text = response.get_data(as_text=True)
-    assert response.status_code == status, text
-    assert response.headers["Content-Type"] == PROBLEM, text
-    body = json.loads(text)
-    assert body["status"] == status
-    assert body["title"] and body["type"]
-    assert isinstance(body["detail"], str) and len(body["detail"]) > 10
-    return body
 
 
 def later(**delta: float) -> str:

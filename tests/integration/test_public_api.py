@@ -15,8 +15,8 @@ from domain.credentials import API_KEY_PREFIX, mint
 from services.api.app import create_app
 from services.settings import Settings
 from tests.conftest import history
+from tests.support.problems import PROBLEM, problem_of
 
-PROBLEM = "application/problem+json"
 JOB = {"title": "Backend engineer", "location": "Berlin", "employment_type": "full-time"}
 
 
@@ -60,15 +60,6 @@ def usage_of(client, org, key_id: str, expected: int, within: float = 2.0) -> di
         if shown["usage_count"] == expected or time.monotonic() > deadline:
             return shown
         time.sleep(0.05)
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM
-    body = response.json
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 # -- jobs and candidates ------------------------------------------------------------
@@ -210,7 +201,7 @@ def test_every_bad_credential_gets_the_same_401_and_changes_nothing(client, org,
     headers = AUTH_FAILURES[case](key, org)
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=headers)
-    body = assert_problem(response, 401)
+    body = problem_of(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert body == _reference_401(client)
     assert client.get("/v1/jobs", headers=headers).status_code == 401
@@ -229,7 +220,7 @@ def test_a_revoked_key_is_refused_on_the_next_request_and_the_log_has_only_its_h
     client.post(f"/admin/v1/api-keys/{key['id']}/revoke", headers=org.headers)
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=auth)
-    assert assert_problem(response, 401) == _reference_401(client)
+    assert problem_of(response, 401) == _reference_401(client)
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(tools) == before
     assert key["key"] not in caplog.text
@@ -242,7 +233,7 @@ def test_an_expired_key_is_refused(client, org, tools):
     tools.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=bearer(key["key"]))
-    assert assert_problem(response, 401) == _reference_401(client)
+    assert problem_of(response, 401) == _reference_401(client)
     assert history(tools) == before
 
 
@@ -252,7 +243,7 @@ def test_a_key_in_the_query_string_is_refused_and_never_logged(client, auth, key
     for url in (f"/v1/jobs?api_key={key['key']}", f"/v1/jobs?limit=5&token={key['key']}"):
         for headers in ({}, auth):
             response = client.get(url, headers=headers)
-            assert assert_problem(response, 401) == _reference_401(client)
+            assert problem_of(response, 401) == _reference_401(client)
             response = client.post(url, json=JOB, headers=headers)
             assert response.status_code == 401
     assert history(tools) == before
@@ -264,7 +255,7 @@ def test_an_api_key_is_refused_on_the_admin_api(client, auth, tools):
     before = history(tools)
     for method, path in (("get", "/admin/v1/api-keys"), ("post", "/admin/v1/api-keys")):
         response = getattr(client, method)(path, json={"name": "x"}, headers=auth)
-        assert assert_problem(response, 401) == _reference_401(client)
+        assert problem_of(response, 401) == _reference_401(client)
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(tools) == before
 
@@ -272,9 +263,9 @@ def test_an_api_key_is_refused_on_the_admin_api(client, auth, tools):
 def test_another_organizations_job_is_not_found(client, auth, other_org, job):
     other_key = create_key(client, other_org)
     response = client.get(f"/v1/jobs/{job['id']}", headers=bearer(other_key["key"]))
-    assert_problem(response, 404)
+    problem_of(response, 404)
     listed = client.get(f"/v1/candidates?job_id={job['id']}", headers=bearer(other_key["key"]))
-    assert_problem(listed, 404)
+    problem_of(listed, 404)
     assert client.get(f"/v1/jobs/{uuid4()}", headers=auth).status_code == 404
 
 
@@ -301,7 +292,7 @@ def test_a_bad_job_is_refused_with_422_and_changes_nothing(client, auth, tools, 
     body, field = BAD_JOBS[case]
     before = history(tools)
     response = client.post("/v1/jobs", json=body, headers=auth)
-    assert field in assert_problem(response, 422)["errors"]
+    assert field in problem_of(response, 422)["errors"]
     assert history(tools) == before
 
 
@@ -337,7 +328,7 @@ def test_a_bad_candidate_is_refused_with_422_and_changes_nothing(client, auth, j
     make, field = BAD_CANDIDATES[case]
     before = history(tools)
     response = client.post("/v1/candidates", json=make(job["id"]), headers=auth)
-    assert field in assert_problem(response, 422)["errors"]
+    assert field in problem_of(response, 422)["errors"]
     assert history(tools) == before
 
 
@@ -345,13 +336,13 @@ def test_a_candidate_for_another_organizations_job_is_refused(client, other_org,
     other_auth = bearer(create_key(client, other_org)["key"])
     before = history(tools)
     response = client.post("/v1/candidates", json=candidate_body(job["id"]), headers=other_auth)
-    assert "job_id" in assert_problem(response, 422)["errors"]
+    assert "job_id" in problem_of(response, 422)["errors"]
     assert history(tools) == before
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=bm9wZQ"])
 def test_bad_paging_parameters_are_422(client, auth, query):
-    assert_problem(client.get(f"/v1/jobs?{query}", headers=auth), 422)
+    problem_of(client.get(f"/v1/jobs?{query}", headers=auth), 422)
 
 
 def test_a_body_that_is_not_json_is_refused(client, auth, tools):
@@ -382,9 +373,9 @@ def test_the_same_idempotency_key_with_another_body_is_422(client, auth, tools):
     assert client.post("/v1/jobs", json=JOB, headers=headers).status_code == 201
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB | {"title": "Other"}, headers=headers)
-    assert "Idempotency-Key" in assert_problem(response, 422)["errors"]
+    assert "Idempotency-Key" in problem_of(response, 422)["errors"]
     elsewhere = client.post("/v1/candidates", json=JOB, headers=headers)
-    assert_problem(elsewhere, 422)
+    problem_of(elsewhere, 422)
     assert history(tools) == before
 
 
@@ -405,7 +396,7 @@ def test_a_failed_request_does_not_use_up_its_idempotency_key(client, auth):
 def test_a_bad_idempotency_key_is_422(client, auth, tools):
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=auth | {"Idempotency-Key": "k" * 256})
-    assert "Idempotency-Key" in assert_problem(response, 422)["errors"]
+    assert "Idempotency-Key" in problem_of(response, 422)["errors"]
     assert history(tools) == before
 
 
@@ -466,7 +457,7 @@ def test_over_the_rate_limit_is_429_with_retry_after(settings_env, tools, org):
     assert codes == [200, 200, 200]
     before = history(tools)
     response = client.post("/v1/jobs", json=JOB, headers=bearer(key["key"]))
-    assert_problem(response, 429)
+    problem_of(response, 429)
     assert 1 <= int(response.headers["Retry-After"]) <= 2
     assert history(tools) == before
     # the limit is per key

@@ -5,7 +5,6 @@ is parsed, a chunked body over 1 MiB is 413, and none of them changes the histor
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +15,8 @@ import requests
 from contracts.json_text import MAX_DEPTH
 from services.http_server import embedded_server
 from tests.conftest import history
+from tests.support.problems import problem_of
 
-PROBLEM = "application/problem+json"
 MIB = 1024 * 1024
 
 # One string field per endpoint that takes a body; "%s" is where the text goes.
@@ -42,18 +41,6 @@ UNSTORABLE = {
     "high-surrogate-at-the-end": r"\ud83d",
     "nul": r"a\u0000b",
 }
-
-
-def problem_of(response: Any, status: int) -> dict[str, Any]:
-    """Assert a problem+json answer with this status; return its body."""
-    text = response.get_data(as_text=True) if hasattr(response, "get_data") else response.text
-    assert response.status_code == status, text
-    assert response.headers["Content-Type"] == PROBLEM, text
-    body = json.loads(text)
-    assert body["status"] == status
-    assert body["title"] and body["type"]
-    assert isinstance(body["detail"], str) and len(body["detail"]) > 10
-    return body
 
 
 @pytest.fixture
