@@ -83,6 +83,7 @@ class CandidateInputSchema(Schema):
         allow_none=True,
         schemes={"https", "http"},
         validate=validate.Length(max=URL_MAX),
+        metadata={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
     )
 
 
