@@ -70,8 +70,8 @@ class WebhookPatchSchema(Schema):
 
 class WebhookSchema(Schema):
     url = fields.String(required=True)
-    enabled = StrictBoolean(required=True)
-    secret_set = StrictBoolean(required=True)
+    enabled = fields.Boolean(required=True)
+    secret_set = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 

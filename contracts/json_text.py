@@ -21,9 +21,9 @@ MAX_DEPTH = 32
 UNSTORABLE_TEXT = "strings must not contain NUL characters or unpaired UTF-16 surrogates"
 LONE_SURROGATE = "strings must not contain unpaired UTF-16 surrogates"
 
-# Normal texts skip the walk over every string: only NUL or an escape that could
-# decode to NUL or to a surrogate (\ud800-\udfff) can put one in a string.
-_MAY_HOLD_UNSTORABLE_TEXT = re.compile(r"\x00|\\u(?:0000|[dD][89a-fA-F])")
+# Normal texts skip the scan of every string: only NUL, a surrogate already decoded (a
+# str given), or an escape that could decode to NUL or to a surrogate can put one there.
+_MAY_HOLD_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]|\\\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -45,20 +45,28 @@ def loads(data: str | bytes, *, allow_nul: bool = False) -> Any:
     except RecursionError:
         raise RefusedJSON(_too_deep(), text) from None
     may_be_deep = text.count("[") + text.count("{") > MAX_DEPTH
-    if may_be_deep or _MAY_HOLD_UNSTORABLE_TEXT.search(text):
+    may_hold_unstorable = _MAY_HOLD_UNSTORABLE_TEXT.search(text) is not None
+    if may_be_deep or may_hold_unstorable:
         refused, reason = (
             (_SURROGATE, LONE_SURROGATE) if allow_nul else (_UNSTORABLE_TEXT, UNSTORABLE_TEXT)
         )
-        _check(document, text, refused, reason)
+        _check(document, text, refused if may_hold_unstorable else None, reason)
     return document
+
+
+def is_storable(text: str) -> bool:
+    """Whether a string holds neither NUL nor an unpaired surrogate (a command-line
+    argument that was not UTF-8 arrives with surrogates in it)."""
+    return _UNSTORABLE_TEXT.search(text) is None
 
 
 def _too_deep() -> str:
     return f"nested more than {MAX_DEPTH} levels deep"
 
 
-def _check(document: Any, text: str, refused: re.Pattern[str], reason: str) -> None:
-    """Walk the document without recursion: its depth, and every key and string."""
+def _check(document: Any, text: str, refused: re.Pattern[str] | None, reason: str) -> None:
+    """Walk the document without recursion: its depth and, unless ``refused`` is None,
+    every key and string."""
     pending = [(document, 1)]
     while pending:
         value, depth = pending.pop()
@@ -67,8 +75,8 @@ def _check(document: Any, text: str, refused: re.Pattern[str], reason: str) -> N
                 raise RefusedJSON(_too_deep(), text)
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
-                if isinstance(key, str) and refused.search(key):
+                if refused and isinstance(key, str) and refused.search(key):
                     raise RefusedJSON(reason, text)
                 pending.append((item, depth + 1))
-        elif isinstance(value, str) and refused.search(value):
+        elif refused and isinstance(value, str) and refused.search(value):
             raise RefusedJSON(reason, text)

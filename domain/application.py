@@ -250,5 +250,5 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
 
 
 def _check_secret(secret: str | None) -> None:
-    if secret is not None and not 8 <= len(secret) <= 256:
-        raise InvalidInput("Secret must be 8 to 256 characters.", field="secret")
+    if secret is not None and not 1 <= len(secret) <= 256:
+        raise InvalidInput("Secret must be 1 to 256 characters.", field="secret")

@@ -81,6 +81,15 @@ def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
     )
 
 
+def broker_reachable(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with broker_connection(url) as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
 def broker_display(url: str) -> str:
     """The broker URL for logs and messages, its password masked."""
     if url.startswith("filesystem://"):

@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 
 from contracts.admin import OrganizationCreateSchema
 from contracts.audit import audit_item
+from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
 from services.bootstrap import build_application
 from services.broker import broker_display
@@ -102,6 +103,8 @@ def orgs() -> None:
 @click.argument("name")
 def orgs_create(name: str) -> None:
     """Create an organization; print it as JSON with its admin token (shown once)."""
+    if not is_storable(name):  # bytes that were not UTF-8 arrive as lone surrogates
+        raise click.BadParameter("not UTF-8 text, or holds NUL", param_hint="NAME")
     try:  # the rules of POST /admin/v1/organizations, checked before anything is stored
         name = OrganizationCreateSchema().load({"name": name})["name"]
     except ValidationError as error:

@@ -51,7 +51,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
         def load_config(self) -> None:
             for name, value in options.items():
                 self.cfg.set(name, value)
-            if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 25
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn ≥ 25.1
                 # Its control socket is one path per user: two `tenzo api` on a host
                 # would share it, and the first to stop would remove the other's.
                 self.cfg.set("control_socket_disable", True)

@@ -18,6 +18,9 @@ class Services:
     tools: DeveloperTools
     usage: UsageCounter
     extras: dict[str, Any] = field(default_factory=dict)
+    # Whether /readyz has declared the broker's exchange and queues (once is enough:
+    # they are durable; later probes only check that the broker answers).
+    broker_prepared: bool = False
 
 
 def services() -> Services:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from services import metrics
 from services.api.context import services
+from services.broker import broker_reachable
 from services.dispatcher.topology import prepare_broker
 
 blp = Blueprint("ops", __name__)
@@ -26,7 +27,11 @@ def readyz() -> Any:
         ctx.tools.recorder.max_notification_id()
     except Exception:  # noqa: BLE001 - readiness reports, it does not raise
         checks["event_store"] = "unreachable"
-    if not prepare_broker(ctx.settings.broker_url):
+    if ctx.broker_prepared:
+        broker_ok = broker_reachable(ctx.settings.broker_url)
+    else:
+        broker_ok = ctx.broker_prepared = prepare_broker(ctx.settings.broker_url)
+    if not broker_ok:
         checks["broker"] = "unreachable"
     ready = all(value == "ok" for value in checks.values())
     response = jsonify(status="ready" if ready else "not ready", checks=checks)

@@ -51,6 +51,8 @@ class StrictJSONProvider(DefaultJSONProvider):
     """Flask's JSON with :func:`loads`, so ``request.get_json`` refuses the same input."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if kwargs:  # a caller that asks for more (an object_hook, say) gets Flask's
+            return super().loads(s, **kwargs)
         return loads(s)
 
 

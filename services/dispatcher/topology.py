@@ -8,6 +8,7 @@ consumer has not started yet. Declaring is idempotent.
 from __future__ import annotations
 
 import fcntl
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from contracts.broker import (
     RELAY_POSITION_KEY,
 )
 from services.broker import EVENTS_EXCHANGE, broker_connection
+
+log = logging.getLogger("tenzo.broker")
 
 # What the dispatcher's projection queue receives of the relayed events: the state it
 # keeps, the deliveries it must start (test events, redeliveries), and the relay's
@@ -95,17 +98,20 @@ def declare_topology(connection: Connection) -> dict[str, Queue]:
 def prepare_broker(url: str, timeout: float = 2.0) -> bool:
     """Whether the broker answers; it is given the exchange and the queues on the way.
 
-    The API and `tenzo serve` call this when they start and on every ``/readyz``: once
-    the service says it is ready, an interview published by any AMQP client is kept in
-    ``tenzo.dispatcher.interviews`` even if no dispatcher has connected yet (a topic
-    exchange drops what no queue is bound to).
+    The API and `tenzo serve` call this when they start, and ``/readyz`` until it has
+    succeeded once in the process: once the service says it is ready, an interview
+    published by any AMQP client is kept in ``tenzo.dispatcher.interviews`` even if no
+    dispatcher has connected yet (a topic exchange drops what no queue is bound to).
     """
     try:
         with broker_connection(url) as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
             declare_topology(connection)
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        # Unreachable, or reachable but refusing (a queue declared with other
+        # arguments, a user without the configure permission): the log says which.
+        log.warning("broker: cannot declare the exchange and queues: %s", error)
         return False
 
 

@@ -29,6 +29,16 @@ def test_a_name_http_refuses_is_a_usage_error_and_records_nothing(settings_env, 
     assert history(tools) == before
 
 
+@pytest.mark.parametrize("name", ["bad\udcff", "a\x00b"], ids=["not-utf-8", "nul"])
+def test_a_name_no_store_can_keep_is_a_usage_error_and_records_nothing(settings_env, tools, name):
+    """Bytes that are not UTF-8 reach Python as lone surrogates (saving them crashed)."""
+    before = history(tools)
+    result = create(settings_env, name)
+    assert result.exit_code == 2, result.output
+    assert "not UTF-8 text, or holds NUL" in result.output
+    assert history(tools) == before
+
+
 def test_a_good_name_creates_the_organization(settings_env, tools):
     before = history(tools)
     result = create(settings_env, "  Initech  ")
