@@ -65,18 +65,27 @@ def _too_deep() -> str:
 
 
 def _check(document: Any, text: str, refused: re.Pattern[str] | None, reason: str) -> None:
-    """Walk the document without recursion: its depth and, unless ``refused`` is None,
-    every key and string."""
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, dict | list):
-            if depth > MAX_DEPTH:
-                raise RefusedJSON(_too_deep(), text)
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if refused and isinstance(key, str) and refused.search(key):
+    """Walk the document a level at a time (no recursion): its depth and, unless
+    ``refused`` is None, every key and string."""
+    if refused is not None and isinstance(document, str) and refused.search(document):
+        raise RefusedJSON(reason, text)
+    level, depth = [document], 1
+    while level:
+        deeper = []
+        for value in level:
+            if isinstance(value, dict):
+                if refused is not None and any(refused.search(key) for key in value):
                     raise RefusedJSON(reason, text)
-                pending.append((item, depth + 1))
-        elif refused and isinstance(value, str) and refused.search(value):
-            raise RefusedJSON(reason, text)
+                children = value.values()
+            elif isinstance(value, list):
+                children = value
+            else:
+                continue
+            for child in children:
+                if isinstance(child, dict | list):
+                    deeper.append(child)
+                elif refused is not None and isinstance(child, str) and refused.search(child):
+                    raise RefusedJSON(reason, text)
+        if deeper and depth >= MAX_DEPTH:
+            raise RefusedJSON(_too_deep(), text)
+        level, depth = deeper, depth + 1
