@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -17,6 +18,10 @@ def webhook_id(org_id: UUID) -> UUID:
 
 
 class Webhook(Aggregate):
+    """The id is derived from the organization, so a webhook configured again after
+    ``delete`` continues the same aggregate; ``configured_on`` (not ``created_on``) is
+    when the current configuration began."""
+
     @staticmethod
     def create_id(org_id: UUID) -> UUID:
         return webhook_id(org_id)
@@ -24,6 +29,7 @@ class Webhook(Aggregate):
     @event("Configured")
     def __init__(self, org_id: UUID, url: str, secret: str | None, enabled: bool, actor: Actor):
         self.org_id = org_id
+        self.configured_on: datetime = self.created_on
         self._configure(url, secret, enabled)
 
     def _configure(self, url: str, secret: str | None, enabled: bool) -> None:
@@ -32,10 +38,25 @@ class Webhook(Aggregate):
         self.enabled = enabled
         self.deleted = False
 
-    @event("Replaced")
+    class Replaced(Aggregate.Event):
+        """The whole configuration replaced (PUT). An explicit event class, because
+        applying it needs its own timestamp: after a deletion it starts a new
+        configuration, which counts as created at that moment."""
+
+        url: str
+        secret: str | None
+        enabled: bool
+        actor: Actor
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Webhook)
+            if aggregate.deleted:
+                aggregate.configured_on = self.timestamp
+            aggregate._configure(self.url, self.secret, self.enabled)
+
     def replace(self, url: str, secret: str | None, enabled: bool, actor: Actor) -> None:
         """Replace the whole configuration (PUT), also after a deletion."""
-        self._configure(url, secret, enabled)
+        self.trigger_event(self.Replaced, url=url, secret=secret, enabled=enabled, actor=actor)
 
     @property
     def secret_set(self) -> bool:

@@ -47,7 +47,8 @@ def present_webhook(webhook: Webhook) -> dict[str, Any]:
         "url": webhook.url,
         "enabled": webhook.enabled,
         "secret_set": webhook.secret_set,
-        "created_at": webhook.created_on,
+        # A webhook configured again after a deletion is new: not the aggregate's birth.
+        "created_at": webhook.configured_on,
         "updated_at": webhook.modified_on,
     }
 

@@ -7,6 +7,7 @@ changes nothing: the event history is the same before and after.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -477,6 +478,45 @@ def test_patch_records_one_event_per_changed_field_and_none_for_no_change(client
     assert same.status_code == 200
     assert client.patch(f"{ADMIN}/webhook", json={}, headers=org.headers).status_code == 200
     assert history(tools) == before
+
+
+def test_a_webhook_configured_again_after_deletion_has_a_new_created_at(client, org, tools):
+    first = put_webhook(client, org, secret=SECRET, enabled=True)
+    assert first.status_code == 201
+    assert client.delete(f"{ADMIN}/webhook", headers=org.headers).status_code == 204
+    time.sleep(0.05)
+
+    again = put_webhook(client, org)
+    assert again.status_code == 201
+    created_at = datetime.fromisoformat(again.json["created_at"])
+    assert created_at > datetime.fromisoformat(first.json["updated_at"])
+    assert again.json["updated_at"] == again.json["created_at"]
+    assert again.json["secret_set"] is False and again.json["enabled"] is False
+    assert client.get(f"{ADMIN}/webhook", headers=org.headers).json == again.json
+
+    # Later changes keep the new created_at.
+    time.sleep(0.01)
+    changed = client.patch(f"{ADMIN}/webhook", json={"enabled": True}, headers=org.headers)
+    assert changed.json["created_at"] == again.json["created_at"]
+    assert changed.json["updated_at"] > again.json["updated_at"]
+    assert event_types(client, org, aggregate_id=tools.get_webhook(org.id).id) == [
+        "WebhookConfigured",
+        "WebhookDeleted",
+        "WebhookReplaced",
+        "WebhookEnabled",
+    ]
+
+
+@pytest.mark.parametrize("secret", ["s3cr3t", "x", "s" * 256])
+def test_any_secret_of_1_to_256_characters_is_taken(client, org, tools, secret):
+    created = put_webhook(client, org, secret=secret)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.json["secret_set"] is True
+    assert tools.get_webhook(org.id).secret == secret
+    other = secret.swapcase()
+    changed = client.patch(f"{ADMIN}/webhook", json={"secret": other}, headers=org.headers)
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    assert tools.get_webhook(org.id).secret == other
 
 
 def test_an_unresolvable_host_is_accepted_at_configuration_time(client, org):

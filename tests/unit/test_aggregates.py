@@ -172,3 +172,36 @@ def test_delete_forgets_the_secret_and_disables_and_put_brings_it_back():
     webhook.replace(url="https://hooks.example.com/d", secret=None, enabled=True, actor=ADMIN)
     assert types(webhook.collect_events()) == ["WebhookReplaced"]
     assert not webhook.deleted and webhook.enabled
+
+
+def test_a_webhook_configured_again_after_deletion_is_new_from_that_moment():
+    webhook = new_webhook(secret="s3cret-value", enabled=True)
+    assert webhook.configured_on == webhook.created_on
+    webhook.replace(url="https://hooks.example.com/b", secret=None, enabled=True, actor=ADMIN)
+    assert webhook.configured_on == webhook.created_on  # replaced, not new
+    webhook.delete(actor=ADMIN)
+    webhook.replace(url="https://hooks.example.com/c", secret="x", enabled=False, actor=ADMIN)
+    assert webhook.configured_on == webhook.modified_on > webhook.created_on
+    reconfigured_on = webhook.configured_on
+    webhook.change(actor=ADMIN, enabled=True)
+    assert webhook.configured_on == reconfigured_on < webhook.modified_on
+
+    events = webhook.collect_events()
+    assert types(events) == [
+        "WebhookConfigured",
+        "WebhookReplaced",
+        "WebhookDeleted",
+        "WebhookReplaced",
+        "WebhookEnabled",
+    ]
+    assert audit_item(events[3], 4)["data"] == {
+        "url": "https://hooks.example.com/c",
+        "secret": "[redacted]",
+        "enabled": False,
+    }
+    replayed = None
+    for stored in events:
+        replayed = stored.mutate(replayed)
+    assert isinstance(replayed, Webhook)
+    assert replayed.configured_on == reconfigured_on
+    assert (replayed.url, replayed.secret, replayed.enabled) == (webhook.url, "x", True)
