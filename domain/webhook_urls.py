@@ -20,7 +20,10 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _EMBEDDING_IPV4 = tuple(
     ipaddress.ip_network(prefix) for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
 )
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a network's own NAT64
+# RFC 8215: a network's own NAT64 prefix. Where the IPv4 address sits depends on the
+# prefix length that network chose, so it cannot be read back; the whole /48 is local
+# (not globally reachable in the IANA registry), hence never public.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 
 # Names that never denote a public host, whatever a resolver answers (or fails to):
 # localhost (RFC 6761), mDNS .local (RFC 6762), home.arpa (RFC 8375), .internal (ICANN).
@@ -33,20 +36,42 @@ def is_special_use_name(host: str) -> bool:
     return any(name == suffix or name.endswith("." + suffix) for suffix in SPECIAL_USE_NAMES)
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the forms that carry
+    one (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96, 6to4, Teredo):
+    a gateway or dual-stack socket would deliver to that IPv4 address."""
+    embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+    if embedded is None and any(ip in prefix for prefix in _EMBEDDING_IPV4):
+        embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    return embedded
+
+
 def is_public_address(address: str) -> bool:
-    """True when the IP address is globally routable, including IPv4-mapped IPv6 forms."""
+    """True when the IP address is globally routable; an IPv6 address that carries an
+    IPv4 address (see ``embedded_ipv4``) is public only if that IPv4 address is too.
+    The one rule for configuration and delivery time (services/dispatcher/sender.py)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         if ip in _LOCAL_NAT64:
             return False
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and any(ip in prefix for prefix in _EMBEDDING_IPV4):
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+        embedded = embedded_ipv4(ip)
         if embedded is not None and not is_public_address(str(embedded)):
             return False
     if ip.version == 4 and ip in _CGNAT:
         return False
     return ip.is_global and not ip.is_multicast
+
+
+def has_percent_in_host(url: str) -> bool:
+    """True when the URL's host holds a '%' (percent-encoding or an IPv6 zone id). Clients
+    decode it (urllib3 reads ``%31%32%37.0.0.1`` as ``127.0.0.1``), so the host checked
+    would not be the host connected to: such a URL is refused at configuration and at
+    delivery time alike."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host is not None and "%" in host
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must use https://")
         if not parts.hostname:
             raise InvalidWebhookUrl("must name a host")
-        if "%" in parts.hostname:  # percent-encoded, or an IPv6 zone: never a public host
+        if has_percent_in_host(url):
             raise InvalidWebhookUrl("must name a valid host, not percent-encoded")
         if parts.username is not None or parts.password is not None:
             raise InvalidWebhookUrl("must not contain credentials")

@@ -41,7 +41,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from domain.webhook_urls import is_public_address
+from domain.webhook_urls import has_percent_in_host, is_public_address
 
 Resolver = Callable[[str], Iterable[str]]
 
@@ -158,6 +158,8 @@ class WebhookSender:
         excerpt = b""
         error: str | None
         try:
+            if has_percent_in_host(url):  # preparing the URL would decode it to another host
+                raise _Refused("URL host must not be percent-encoded")
             request = _post_request(url, body, headers)
             target = self._target(request.url or "")
             status, excerpt, error = self._exchange(target, request, deadline)

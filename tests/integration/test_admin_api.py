@@ -575,6 +575,12 @@ REFUSED_URLS = {
     "ipv6-loopback": ("https://[::1]/webhooks", "private"),
     "metadata": ("https://169.254.169.254/latest/meta-data", "private"),
     "ipv4-mapped": ("https://[::ffff:127.0.0.1]/", "private"),
+    "ipv4-translated": ("https://[::ffff:0:127.0.0.1]/", "private"),
+    "ipv4-compatible": ("https://[::127.0.0.1]/", "private"),
+    "nat64": ("https://[64:ff9b::7f00:1]/", "private"),
+    "local-nat64": ("https://[64:ff9b:1::7f00:1]/", "private"),
+    "6to4": ("https://[2002:7f00:1::]/", "private"),
+    "percent-encoded": ("https://%31%32%37.0.0.1/", "percent-encoded"),
     # (NUL never gets here: the JSON reader refuses it, see test_request_bodies.py)
     "control-char": ("https://hooks.exa\x01mple.com/", "control characters"),
     "no-host": ("https:///webhooks", "host"),

@@ -186,7 +186,18 @@ def test_private_ip_literal_is_refused_before_connecting(receiver, make_sender):
     assert receiver.connections == 0
 
 
-@pytest.mark.parametrize("answer", [["127.0.0.1"], ["93.184.216.34", "10.0.0.7"]])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ["127.0.0.1"],
+        ["93.184.216.34", "10.0.0.7"],
+        # IPv6 forms that carry 127.0.0.1: judged by the same rule as at configuration.
+        ["::ffff:0:7f00:1"],  # IPv4-translated (SIIT)
+        ["::7f00:1"],  # IPv4-compatible
+        ["64:ff9b::7f00:1"],  # NAT64
+        ["2002:7f00:1::"],  # 6to4
+    ],
+)
 def test_host_resolving_to_a_private_address_is_refused_before_connecting(
     receiver, make_sender, answer
 ):
@@ -198,6 +209,19 @@ def test_host_resolving_to_a_private_address_is_refused_before_connecting(
     assert not result.succeeded
     assert result.error == f"target address {answer[-1]} is not public"
     assert resolver.calls == [NAMED_HOST]
+    assert receiver.connections == 0
+
+
+@pytest.mark.parametrize("allow_private_networks", [False, True])
+def test_a_percent_encoded_host_is_refused_before_connecting(
+    receiver, make_sender, allow_private_networks
+):
+    # urllib3 would decode it to 127.0.0.1; the configuration-time rule refuses it too.
+    url = receiver.url_for("%31%32%37.0.0.1")
+    result = make_sender(allow_private_networks=allow_private_networks).send(url, BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.error == "URL host must not be percent-encoded"
     assert receiver.connections == 0
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import InvalidInput, InvalidWebhookUrl
-from domain.webhook_urls import MAX_URL_LENGTH, WebhookUrlPolicy, is_public_address
+from domain.webhook_urls import (
+    MAX_URL_LENGTH,
+    WebhookUrlPolicy,
+    embedded_ipv4,
+    has_percent_in_host,
+    is_public_address,
+)
 
 DNS = {
     "localhost": ["127.0.0.1", "::1"],
@@ -101,6 +110,9 @@ def test_malformed_urls_are_refused_with_a_reason(url, reason):
         "https://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
         "https://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
         "https://[64:ff9b:1::8.8.8.8]/",  # a network's own NAT64 prefix
+        "https://[64:ff9b:1::7f00:1]/",
+        "https://[2002:a00:1::]/",  # 6to4 wrapping 10.0.0.1
+        "https://[2002:a9fe:a9fe::1]/",  # 6to4 wrapping 169.254.169.254
         "https://loopback.example.com/",
         "https://loopback.example.com./",
         "https://metadata.example.com/",
@@ -191,8 +203,54 @@ def test_allow_private_networks_lets_loopback_and_private_targets_through():
         ("64:ff9b::7f00:1", False),
         ("::ffff:0:7f00:1", False),
         ("::7f00:1", False),
+        ("::ffff:0:808:808", True),  # IPv4-translated 8.8.8.8
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2002:7f00:1::", False),
+        ("64:ff9b:1::808:808", False),  # a network's own NAT64: local, whatever it wraps
         ("fe80::1%eth0", False),
     ],
 )
 def test_is_public_address(address, public):
     assert is_public_address(address) is public
+
+
+# IPv6 forms that stand for an IPv4 address, built from it.
+IPV4_CARRIERS = {
+    "ipv4-mapped": lambda v4: ipaddress.IPv6Address(0xFFFF << 32 | int(v4)),
+    "ipv4-compatible": lambda v4: ipaddress.IPv6Address(int(v4)),
+    "ipv4-translated": lambda v4: ipaddress.IPv6Address(0xFFFF << 48 | int(v4)),
+    "nat64": lambda v4: ipaddress.IPv6Address("64:ff9b::") + int(v4),
+    "6to4": lambda v4: ipaddress.IPv6Address(0x2002 << 112 | int(v4) << 80),
+}
+
+
+@pytest.mark.parametrize("form", list(IPV4_CARRIERS))
+@given(v4=st.ip_addresses(v=4))
+def test_an_ipv6_form_carrying_an_ipv4_address_is_judged_as_that_address(form, v4):
+    carrier = IPV4_CARRIERS[form](v4)
+    assert embedded_ipv4(carrier) == v4
+    assert is_public_address(str(carrier)) is is_public_address(str(v4))
+
+
+@pytest.mark.parametrize("form", list(IPV4_CARRIERS))
+@given(v4=st.ip_addresses(v=4, network="127.0.0.0/8") | st.ip_addresses(v=4, network="10.0.0.0/8"))
+def test_a_carried_private_address_is_refused_in_a_url(form, v4):
+    with pytest.raises(InvalidWebhookUrl, match="private, loopback or link-local"):
+        policy.check(f"https://[{IPV4_CARRIERS[form](v4)}]/hook")
+
+
+@given(host=st.text(alphabet="0123456789abcdef.%", min_size=1).filter(lambda h: "%" in h))
+def test_a_percent_anywhere_in_the_host_is_refused(host):
+    url = f"https://{host}/hook"
+    assert has_percent_in_host(url)
+    with pytest.raises(InvalidWebhookUrl, match="percent-encoded"):
+        policy.check(url)
+    # ...also when private networks are allowed: it is not a valid host at all.
+    with pytest.raises(InvalidWebhookUrl, match="percent-encoded"):
+        WebhookUrlPolicy(resolve=fake_dns, allow_private_networks=True).check(url)
+
+
+def test_a_percent_outside_the_host_is_fine():
+    url = "https://hooks.example.com/a%20b?q=%2F"
+    assert not has_percent_in_host(url)
+    assert policy.check(url) == url
