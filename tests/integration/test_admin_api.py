@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from domain.actors import OPERATOR
 from domain.credentials import ADMIN_TOKEN_PREFIX, API_KEY_PREFIX, mint
 from tests.conftest import history
 from tests.support.problems import problem_of
@@ -801,6 +802,49 @@ def test_the_event_history_pages_filters_and_never_shows_secrets(client, org, ot
 def test_bad_event_queries_are_422(client, org, query):
     response = client.get(f"{ADMIN}/events", query_string=query, headers=org.headers)
     assert set(problem_of(response, 422)["errors"]) == set(query)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"after": -1},
+        {"after": "abc"},
+        {"after": 2**63},
+        {"aggregate_id": "not-a-uuid"},
+        {"type": "ApiKey Created"},
+        {"type": "x" * 101},
+    ],
+)
+def test_bad_export_queries_are_422_as_on_the_list(client, org, query):
+    listed = client.get(f"{ADMIN}/events", query_string=query, headers=org.headers)
+    exported = client.get(f"{ADMIN}/events/export", query_string=query, headers=org.headers)
+    assert set(problem_of(exported, 422)["errors"]) == set(query)
+    assert problem_of(exported, 422)["errors"] == problem_of(listed, 422)["errors"]
+
+
+def test_the_export_streams_everything_after_a_position_without_a_limit(client, org, tools):
+    for number in range(520):  # more than the export reads at a time (500)
+        tools.create_api_key(org.id, f"key-{number}", None, OPERATOR)
+    everything = events(client, org, limit=1000)["items"]
+    assert len(everything) > 500
+
+    def export(**query: Any) -> list[dict[str, Any]]:
+        response = client.get(f"{ADMIN}/events/export", query_string=query, headers=org.headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+
+    assert export() == everything
+    middle = everything[5]["position"]
+    assert export(after=middle) == [item for item in everything if item["position"] > middle]
+    assert export(after=everything[-1]["position"]) == []
+    assert export(after=2**63 - 1) == []
+    key_created = [item for item in everything if item["type"] == "ApiKeyCreated"]
+    assert export(after=middle, type="ApiKeyCreated") == [
+        item for item in key_created if item["position"] > middle
+    ]
+    one = key_created[-1]
+    assert export(after=middle, aggregate_id=one["aggregate_id"]) == [one]
+    assert export(after=one["position"], aggregate_id=one["aggregate_id"]) == []
 
 
 def test_the_export_is_ndjson_of_the_same_items(client, org, other_org):
