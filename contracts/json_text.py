@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 MAX_DEPTH = 32
@@ -73,6 +74,7 @@ def _check(document: Any, text: str, refused: re.Pattern[str] | None, reason: st
     while level:
         deeper = []
         for value in level:
+            children: Iterable[Any]
             if isinstance(value, dict):
                 if refused is not None and any(refused.search(key) for key in value):
                     raise RefusedJSON(reason, text)
