@@ -81,6 +81,13 @@ def broker_connection(url: str, *, confirm_publish: bool = False) -> Connection:
     )
 
 
+def broker_display(url: str) -> str:
+    """The broker URL for logs and messages, its password masked."""
+    if url.startswith("filesystem://"):
+        return url
+    return str(Connection(url).as_uri())
+
+
 def broker_reachable(url: str, timeout: float = 2.0) -> bool:
     try:
         with broker_connection(url) as connection:
@@ -88,10 +95,3 @@ def broker_reachable(url: str, timeout: float = 2.0) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
-
-
-def broker_display(url: str) -> str:
-    """The broker URL for logs and messages, its password masked."""
-    if url.startswith("filesystem://"):
-        return url
-    return str(Connection(url).as_uri())

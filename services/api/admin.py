@@ -175,10 +175,8 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
 )
 def export_events(query: dict[str, Any]) -> Response:
     tools, org_id = services().tools, g.org_id
-    after = query.pop("after")
 
-    def lines() -> Iterator[str]:
-        nonlocal after
+    def lines(after: int) -> Iterator[str]:
         while True:
             items = tools.event_history(org_id, after=after, limit=500, **query)
             for item in items:
@@ -188,7 +186,7 @@ def export_events(query: dict[str, Any]) -> Response:
             after = items[-1]["position"]
 
     return Response(
-        stream_with_context(lines()),
+        stream_with_context(lines(query.pop("after"))),
         mimetype="application/x-ndjson",
         headers={"Content-Disposition": "attachment; filename=tenzo-events.ndjson"},
     )

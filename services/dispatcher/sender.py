@@ -158,8 +158,6 @@ class WebhookSender:
         excerpt = b""
         error: str | None
         try:
-            if has_percent_in_host(url):  # preparing the URL would decode it to another host
-                raise _Refused("URL host must not be percent-encoded")
             request = _post_request(url, body, headers)
             target = self._target(request.url or "")
             status, excerpt, error = self._exchange(target, request, deadline)
@@ -313,6 +311,8 @@ def _https_host(url: str) -> tuple[str, int, str]:
 
 @functools.lru_cache(maxsize=4096)
 def _prepared_url(url: str) -> str:
+    if has_percent_in_host(url):  # preparing the URL would decode it to another host
+        raise _Refused("URL host must not be percent-encoded")
     request = requests.PreparedRequest()
     request.prepare_url(url, None)
     return str(request.url)
