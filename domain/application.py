@@ -14,7 +14,7 @@ from eventsourcing.persistence import RecordConflictError
 from domain import credentials
 from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
-from domain.deliveries import DeliveryUseCases
+from domain.deliveries import DeliveryUseCases, RetrySchedule
 from domain.errors import InvalidInput, NotFound, Unauthorized
 from domain.fast_forward import FastForwardReads
 from domain.organizations import AdminToken, Organization
@@ -45,10 +45,12 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         *,
         url_policy: WebhookUrlPolicy,
         clock: Callable[[], datetime] = utc_now,
+        retry_schedule: RetrySchedule | None = None,
     ):
         super().__init__(env)
         self.url_policy = url_policy
         self.clock = clock
+        self.retry_schedule = retry_schedule or RetrySchedule()
         self.catalog: Catalog  # attached by the composition root
         # API keys are read on every Public API request: decoded once, checked for
         # newer events on every read (see domain/fast_forward.py).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from uuid import UUID
@@ -30,6 +31,25 @@ def delivery_id(org_id: UUID, event_id: str) -> UUID:
     cannot create two deliveries: the event store refuses a second version 1.
     """
     return uuid.uuid5(org_id, event_id)
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When attempts are made, and when a pending delivery counts as abandoned.
+
+    ``retry_delays[n]`` is the delay before attempt n+1 of a series (after the previous
+    attempt ended, or after the series began); their count is the number of attempts.
+    A pending delivery whose next step is overdue by more than ``stalled_after``
+    seconds has no live dispatcher: any dispatcher may resume it (docs/reliability.md).
+    ``stalled_after`` must exceed the longest attempt (the webhook timeout).
+    """
+
+    retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
+    stalled_after: float = 60.0
+
+    @property
+    def attempts(self) -> int:
+        return len(self.retry_delays)
 
 
 class AttemptRecord(TypedDict):
@@ -134,11 +154,39 @@ class Delivery(Aggregate):
     def _failed(self, reason: str, actor: Actor) -> None:
         self.status = "failed"
 
-    def request_redelivery(self, url: str, actor: Actor) -> None:
-        """Start a new attempt series (same event id, same body) to ``url``."""
-        if self.status == "pending":
+    def request_redelivery(
+        self,
+        url: str,
+        actor: Actor,
+        schedule: RetrySchedule | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Start a new attempt series (same event id, same body) to ``url``.
+
+        Refused while the delivery is pending, unless it is stalled by ``schedule`` at
+        ``now`` (no dispatcher works on it: see ``is_stalled``)."""
+        stalled = schedule is not None and now is not None and self.is_stalled(schedule, now)
+        if self.status == "pending" and not stalled:
             raise Conflict("The delivery is still in progress; redeliver it once it has ended.")
         self._redelivery_requested(url=url, series=self.series + 1, actor=actor)
+
+    def resume(self, reason: str, actor: Actor) -> None:
+        """Record that a dispatcher takes over this pending delivery (after a crash, or
+        because nothing happened to it for too long).
+
+        The resuming dispatcher cannot know whether the attempt after the last recorded
+        one was sent before its predecessor stopped: ``reason`` says so, so the history
+        shows where an unrecorded attempt may lie. Saved with optimistic concurrency,
+        the event is also the claim: of two dispatchers resuming the same delivery,
+        one saves it and the other sees the conflict.
+        """
+        if self.status != "pending":
+            raise Conflict(f"delivery is {self.status}, not pending")
+        self._resumed(reason=reason, actor=actor)
+
+    @event("Resumed")
+    def _resumed(self, reason: str, actor: Actor) -> None:
+        pass
 
     @event("RedeliveryRequested")
     def _redelivery_requested(self, url: str, series: int, actor: Actor) -> None:
@@ -163,6 +211,25 @@ class Delivery(Aggregate):
         """When the delivery ended (its last event), or None while it is pending."""
         return None if self.status == "pending" else self.modified_on
 
+    def next_attempt_due(self, schedule: RetrySchedule) -> datetime:
+        """When the next attempt of the current series is due: its delay after the
+        previous attempt ended, or after the series began (scheduled, redelivery asked,
+        resumed). With every attempt made, the outcome is due at once (its last event)."""
+        made = self.attempts_in_series
+        if made >= schedule.attempts:
+            return self.modified_on
+        since = self.last_attempt_ended_at() or self.modified_on
+        return since + timedelta(seconds=schedule.retry_delays[made])
+
+    def is_stalled(self, schedule: RetrySchedule, now: datetime) -> bool:
+        """Whether this pending delivery has no live dispatcher: its next step is overdue
+        by more than ``schedule.stalled_after`` seconds (longer than an attempt may
+        take), and nothing was recorded of it in that time either."""
+        if self.status != "pending":
+            return False
+        latest = max(self.next_attempt_due(schedule), self.modified_on)
+        return now > latest + timedelta(seconds=schedule.stalled_after)
+
     def last_attempt_ended_at(self) -> datetime | None:
         """When the latest attempt of the current series ended, if it has one."""
         if not self.attempts_in_series:
@@ -185,6 +252,7 @@ class DeliveryUseCases:
     if TYPE_CHECKING:  # provided by DeveloperTools
         catalog: Catalog
         clock: Callable[[], datetime]
+        retry_schedule: RetrySchedule
 
         def save(self, *objs: Any, **kwargs: Any) -> Any: ...
         def get_webhook(self, org_id: UUID) -> Webhook: ...
@@ -211,10 +279,13 @@ class DeliveryUseCases:
     def request_redelivery(self, org_id: UUID, id: UUID, by: Actor) -> Delivery:
         """Send an ended delivery again, to the current URL: a new series of attempts
         with the same event id and body. Refused (Conflict) while it is still pending
-        or while delivery is disabled."""
+        or while delivery is disabled. A stalled pending delivery (its dispatcher stopped
+        and none has resumed it yet) may be redelivered."""
         delivery = self.get_delivery(org_id, id)
         webhook = self._enabled_webhook(org_id)
-        delivery.request_redelivery(url=webhook.url, actor=by)
+        delivery.request_redelivery(
+            url=webhook.url, actor=by, schedule=self.retry_schedule, now=self.clock()
+        )
         self.save(delivery)
         return delivery
 

@@ -34,7 +34,11 @@ SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key, not used by another loc
 def build_application(settings: Settings) -> DeveloperTools:
     """The DeveloperTools application on the configured event store, with its catalog."""
     with _one_schema_writer(settings):
-        app = DeveloperTools(settings.eventsourcing_env(), url_policy=url_policy(settings))
+        app = DeveloperTools(
+            settings.eventsourcing_env(),
+            url_policy=url_policy(settings),
+            retry_schedule=settings.retry_schedule,
+        )
         app.catalog = Catalog(app)
     app.key_reads.has_newer_events = has_newer_events_probe(app) or app.key_reads.has_newer_events
     app.render_test_event = test_event_body

@@ -59,6 +59,22 @@ DELIVERIES_IN_FLIGHT = Gauge(
     "Deliveries the dispatcher holds: scheduled, attempting or waiting to retry",
     multiprocess_mode="livesum",
 )
+PENDING_DELIVERIES = Gauge(
+    "tenzo_webhook_deliveries_pending",
+    "Pending deliveries in the event store (scheduled, attempting or waiting to retry)",
+    multiprocess_mode="max",
+)
+OLDEST_PENDING_SECONDS = Gauge(
+    "tenzo_webhook_oldest_pending_seconds",
+    "Age of the oldest pending delivery (0 when none is pending)",
+    multiprocess_mode="max",
+)
+DELIVERIES_RESUMED = Counter(
+    "tenzo_webhook_deliveries_resumed_total",
+    "Pending deliveries a dispatcher took over: stalled (found by the sweeper) or "
+    "handover (a redelivered message, a restart on the embedded broker)",
+    ["reason"],
+)
 DEFERRED = Counter(
     "tenzo_webhook_deferred_total",
     "interview.completed messages set aside for a while because their endpoint is slow",

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from domain.deliveries import RetrySchedule
+
 
 class ConfigurationError(Exception):
     """The environment does not describe a runnable configuration."""
@@ -28,6 +30,19 @@ def _delays(value: str) -> tuple[float, ...]:
     if not delays or any(delay < 0 for delay in delays):
         raise ConfigurationError("TENZO_WEBHOOK_RETRY_DELAYS needs one or more delays >= 0")
     return delays
+
+
+def _optional_seconds(env: Mapping[str, str], name: str) -> float | None:
+    value = env.get(name)
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds (got {value!r})") from None
+    if seconds <= 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,9 @@ class Settings:
     dispatcher_workers: int = 256
     dispatcher_prefetch: int = 1000
     dispatcher_per_org_concurrency: int = 8
+    # Seconds a pending delivery's next step may be overdue before any dispatcher
+    # resumes it (its own died or lost it); None: the webhook timeout + 30 s.
+    dispatcher_stalled_after: float | None = None
     metrics_port: int = 0
     # Benchmark only (bench/public_api.py): serve GET /v1/jobs/{id}'s handler without
     # authentication too, to measure what authentication costs. Never set it elsewhere.
@@ -78,12 +96,20 @@ class Settings:
             dispatcher_per_org_concurrency=int(
                 env.get("TENZO_DISPATCHER_PER_ORG_CONCURRENCY") or 8
             ),
+            dispatcher_stalled_after=_optional_seconds(env, "TENZO_DISPATCHER_STALLED_AFTER"),
             metrics_port=int(env.get("TENZO_METRICS_PORT") or 0),
             bench_unauthenticated_route=_flag(env.get("TENZO_BENCH_UNAUTHENTICATED_ROUTE")),
         )
         return settings.with_encryption_key()
 
     # -- derived -----------------------------------------------------------------------
+
+    @property
+    def retry_schedule(self) -> RetrySchedule:
+        stalled_after = self.dispatcher_stalled_after
+        if stalled_after is None:
+            stalled_after = self.webhook_timeout + 30.0
+        return RetrySchedule(self.webhook_retry_delays, stalled_after)
 
     @property
     def uses_sqlite(self) -> bool:

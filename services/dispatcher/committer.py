@@ -9,6 +9,12 @@ one ``recorder.insert_events(...)`` (what ``Application.save`` does after encodi
 If that batch fails (one delivery's version conflict fails the whole transaction),
 each delivery is saved on its own, so only the conflicting one sees the error.
 A database that is down is waited for: transient errors are retried with backoff.
+
+A save whose outcome is unknown (the connection was lost during COMMIT) is resolved by
+reading the store, never by guessing: saving again either works (it was not stored)
+or conflicts; a conflict whose stored events are byte for byte ours (the ciphertext
+has a random nonce, so no other writer can have produced it) means our first commit
+went through, and the save succeeded. Only a conflict with other events is reported.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class Committer:
         self._thread.start()
         self._encode = tools.mapper.to_stored_event
         self._insert = tools.recorder.insert_events
+        self._select = tools.recorder.select_events
         self.batches = 0  # transactions
         self.saved = 0  # saves (one per save() call)
         self.seconds = 0.0  # spent in transactions
@@ -126,7 +133,12 @@ class Committer:
             try:
                 self._timed_insert(pending.events)
             except IntegrityError as conflict:
-                pending.settle(conflict)
+                if self._stored_already(pending.events):
+                    log.info("an earlier commit of %d events had gone through", len(pending.events))
+                    self._count(1)
+                    pending.settle()
+                else:
+                    pending.settle(conflict)
                 return
             except TRANSIENT_ERRORS as error:
                 if self._stopping.is_set():
@@ -142,6 +154,19 @@ class Committer:
                 self._count(1)
                 pending.settle()
                 return
+
+    def _stored_already(self, stored_events: list[Any]) -> bool:
+        """Whether the event store holds exactly these events (a commit reported as
+        failed, or never answered, that went through)."""
+        by_originator: dict[Any, list[Any]] = {}
+        for stored in stored_events:
+            by_originator.setdefault(stored.originator_id, []).append(stored)
+        for originator_id, ours in by_originator.items():
+            versions = [event.originator_version for event in ours]
+            found = self._select(originator_id, gt=min(versions) - 1, lte=max(versions))
+            if _contents(found) != _contents(ours):
+                return False
+        return True
 
     def _timed_insert(self, stored_events: list[Any]) -> None:
         started = time.perf_counter()
@@ -162,3 +187,7 @@ class Committer:
                 self.batches,
                 1000 * self.seconds / self.batches,
             )
+
+
+def _contents(stored_events: Any) -> set[tuple[int, str, bytes]]:
+    return {(event.originator_version, event.topic, bytes(event.state)) for event in stored_events}

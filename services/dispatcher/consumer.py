@@ -17,6 +17,8 @@ holds the original message: it is acked without sending. A *redelivered* message
 (its dispatcher died) resumes the delivery. The embedded broker serves one
 dispatcher and loses unacked messages when that process dies, so there the
 dispatcher resumes every pending delivery from the event store when it starts.
+Whatever else leaves a delivery pending with nobody working on it, the sweeper
+(sweeper.py, on a thread of its own) finds it once it is stalled, and it is resumed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from services.dispatcher.payloads import interview_completed_body
 from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
 from services.dispatcher.relay import Backoff
 from services.dispatcher.sender import DeliveryPolicy, WebhookSender
+from services.dispatcher.sweeper import StalledDeliveries
 from services.dispatcher.topology import declare_topology, is_rabbitmq
 from services.settings import Settings
 
@@ -74,7 +77,6 @@ WORK_EVENT_TYPES = {"DeliveryScheduled", "DeliveryRedeliveryRequested"}
 def delivery_policy(settings: Settings) -> DeliveryPolicy:
     return DeliveryPolicy(
         timeout=settings.webhook_timeout,
-        retry_delays=settings.webhook_retry_delays,
         allow_private_networks=settings.webhook_allow_private_networks,
         ca_bundle=settings.webhook_ca_bundle,
     )
@@ -103,21 +105,24 @@ class Dispatcher:
         self.drain_seconds = drain_seconds  # for attempts in progress when stopping
         self.defer_seconds = defer_seconds  # how long a slow organization's surplus waits
         self.tools = tools
-        self.policy = delivery_policy(settings)
-        self.sender = WebhookSender(self.policy)
+        self.sender = WebhookSender(delivery_policy(settings))
         self.projection = DispatchProjection(tools)
         self.committer = Committer(tools)
         self.pool = FairPool(settings.dispatcher_workers, settings.dispatcher_per_org_concurrency)
+        schedule = settings.retry_schedule
         self.runner = DeliveryRunner(
             tools,
             self.projection,
             self.sender,
             self.committer,
             self.pool,
-            self.policy,
+            schedule,
             package_version(),
             on_done=self._job_done,
         )
+        self.stalled = StalledDeliveries(tools.recorder, self.runner.load, schedule)
+        self.sweep_seconds = min(max(schedule.stalled_after / 3, 0.5), 10.0)
+        self._found_stalled: queue.SimpleQueue[tuple[UUID, UUID]] = queue.SimpleQueue()
         # Touched by the consumer thread only, except _finished (a thread-safe queue).
         self._in_flight: dict[UUID, DeliveryJob] = {}
         self._arrived: list[tuple[dict[str, Any], DeliveryJob]] = []
@@ -134,8 +139,12 @@ class Dispatcher:
 
     def run(self, stop: threading.Event) -> None:
         backoff = Backoff()
+        sweeper = threading.Thread(
+            target=self._sweep, args=(stop,), name="tenzo-sweeper", daemon=True
+        )
         try:
             self._start_projection()
+            sweeper.start()
             while not stop.is_set():
                 try:
                     with broker_connection(self.settings.broker_url) as connection:
@@ -153,6 +162,8 @@ class Dispatcher:
                     )
                     stop.wait(delay)
         finally:
+            if sweeper.is_alive():
+                sweeper.join(timeout=self.sweep_seconds + 5)
             self.close()
 
     def close(self) -> None:
@@ -201,6 +212,7 @@ class Dispatcher:
             self.ready.set()
             while not stop.is_set():
                 self._settle_finished()
+                self._resume_stalled()
                 self._housekeeping()
                 try:
                     connection.drain_events(timeout=POLL_SECONDS)
@@ -227,12 +239,17 @@ class Dispatcher:
             message.ack()
             return
         org_id: UUID = parsed["org_id"]
-        redelivered = bool(message.delivery_info.get("redelivered"))
+        if message.delivery_info.get("redelivered"):
+            resume_reason: str | None = "redelivered by the broker: its dispatcher stopped"
+        elif self.exclusive:
+            resume_reason = "no other dispatcher runs on the embedded broker"
+        else:
+            resume_reason = None  # whoever holds the original message runs it
         job = DeliveryJob(
             delivery_id=delivery_id(org_id, parsed["event_id"]),
             org_id=org_id,
             messages=[message],
-            resume=redelivered or self.exclusive,
+            resume_reason=resume_reason,
             record_before_sending=self.exclusive,
         )
         if job.delivery_id not in self._in_flight and self._should_defer(org_id):
@@ -356,9 +373,11 @@ class Dispatcher:
         if applied:
             log.debug("projection: applied %s v%s", item.get("type"), item.get("version"))
         if self._is_work(item):
-            delivery = self.runner._load(UUID(item["aggregate_id"]))
+            delivery = self.runner.load(UUID(item["aggregate_id"]))
             if delivery is not None:
-                job = DeliveryJob(delivery.id, delivery.org_id, [message], delivery=delivery)
+                job = DeliveryJob(
+                    delivery.id, delivery.org_id, [message], owned=True, delivery=delivery
+                )
                 self._claim(job)
                 return
         message.ack()
@@ -374,7 +393,7 @@ class Dispatcher:
     def _claim(self, job: DeliveryJob) -> None:
         running = self._in_flight.get(job.delivery_id)
         if running is not None:
-            if job.create is None and job.delivery is not None:  # a test or a redelivery
+            if job.owned:  # a test event or a redelivery: a new run after this one
                 self._after.setdefault(job.delivery_id, []).append(job)
                 return
             running.messages.extend(job.messages)  # acked when that run ends
@@ -389,10 +408,35 @@ class Dispatcher:
         for pending_id in self.tools.catalog.pending_deliveries():
             if pending_id in self._in_flight:
                 continue
-            delivery = self.runner._load(pending_id)
+            delivery = self.runner.load(pending_id)
             if delivery is not None and delivery.status == "pending":
                 log.info("resuming delivery %s", pending_id)
-                self._claim(DeliveryJob(delivery.id, delivery.org_id, delivery=delivery))
+                reason = "the dispatcher restarted (embedded broker)"
+                self._claim(DeliveryJob(delivery.id, delivery.org_id, resume_reason=reason))
+
+    # -- stalled deliveries --------------------------------------------------------------
+
+    def _sweep(self, stop: threading.Event) -> None:
+        """Find stalled deliveries every ``sweep_seconds`` (its own thread: the first
+        pass reads the whole log); the consumer thread resumes them."""
+        while not stop.wait(self.sweep_seconds):
+            try:
+                for delivery in self.stalled.find():
+                    self._found_stalled.put((delivery.id, delivery.org_id))
+            except Exception as error:  # noqa: BLE001 - tried again at the next sweep
+                log.warning("sweeper: %s: %s", type(error).__name__, error)
+
+    def _resume_stalled(self) -> None:
+        after = self.settings.retry_schedule.stalled_after
+        while True:
+            try:
+                found, org_id = self._found_stalled.get_nowait()
+            except queue.Empty:
+                return
+            if found in self._in_flight:
+                continue  # running here (and recording nothing for that long: it is slow)
+            reason = f"stalled: nothing recorded for {after:g} s after its next step was due"
+            self._claim(DeliveryJob(found, org_id, resume_reason=reason, only_if_stalled=True))
 
     # -- acknowledging -------------------------------------------------------------------
 

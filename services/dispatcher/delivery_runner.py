@@ -18,7 +18,19 @@ saved before the first attempt instead, so that a restart finds the delivery pen
 
 Resuming after a crash: the Delivery in the event store says how many attempts the
 current series has had and when the last one ended, so the next attempt is numbered
-after them and starts once the rest of its delay has passed.
+after them and starts once the rest of its delay has passed. A dispatcher that takes
+over a pending delivery it did not start (a redelivered message, a restart on the
+embedded broker, the sweeper's stalled deliveries) first records ``DeliveryResumed``:
+the history then says an attempt may have been sent unrecorded, and, saved with
+optimistic concurrency, the event is the claim that one dispatcher wins.
+
+Conflicts: a save refused because the store holds other events for the delivery
+(ambiguous commits are resolved by the Committer, so these are another writer's) is
+read, not guessed at. The delivery is loaded again; an attempt this job POSTed that is
+not recorded there is recorded on top of it; if another dispatcher recorded that
+attempt or a later step, it works on the delivery (it wrote moments ago) and this job
+ends. Should that one die too, the sweeper (services/dispatcher/sweeper.py) resumes
+the delivery once it is stalled: nothing is left pending for good.
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -38,12 +50,12 @@ from eventsourcing.persistence import IntegrityError
 from contracts.webhook_payload import webhook_headers
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
-from domain.deliveries import Delivery
+from domain.deliveries import Delivery, RetrySchedule
 from services import metrics
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection, WebhookTarget
-from services.dispatcher.sender import AttemptResult, DeliveryPolicy, WebhookSender
+from services.dispatcher.sender import AttemptResult, WebhookSender
 
 log = logging.getLogger("tenzo.dispatcher")
 
@@ -63,18 +75,24 @@ def is_fresh(read_at: float) -> bool:
 class DeliveryJob:
     """One delivery in progress in this process, and the broker messages it answers.
 
-    ``create`` builds a new Delivery (interview messages); ``resume`` says whether a
-    pending delivery found in the event store is continued here (True unless another
-    dispatcher may be running it: see Dispatcher). ``record_before_sending`` stores a
-    new delivery's ``DeliveryScheduled`` before its first attempt; otherwise it goes
-    into the save of the first attempt (see the module's docstring).
+    ``create`` builds a new Delivery (interview messages). ``owned``: this job runs the
+    delivery (it created it, claimed it, or was asked to by a test event or a
+    redelivery), so what is stored is simply continued after a transient error.
+    Otherwise a pending delivery found in the event store is continued only when
+    ``resume_reason`` says why this job may take it over (see Dispatcher), and then
+    claimed with ``DeliveryResumed``; ``only_if_stalled`` (the sweeper) claims it only
+    while nobody works on it. ``record_before_sending`` stores a new delivery's
+    ``DeliveryScheduled`` before its first attempt; otherwise it goes into the save of
+    the first attempt (see the module's docstring).
     """
 
     delivery_id: UUID
     org_id: UUID
     messages: list[Any] = field(default_factory=list)
     create: Callable[[], Delivery | None] | None = None
-    resume: bool = True
+    owned: bool = False
+    resume_reason: str | None = None
+    only_if_stalled: bool = False
     record_before_sending: bool = True
     delivery: Delivery | None = None
     target: WebhookTarget | None = None
@@ -100,7 +118,7 @@ class DeliveryRunner:
         sender: WebhookSender,
         committer: Committer,
         pool: FairPool,
-        policy: DeliveryPolicy,
+        schedule: RetrySchedule,
         version: str,
         on_done: Callable[[DeliveryJob, str | None], None],
     ):
@@ -109,7 +127,7 @@ class DeliveryRunner:
         self.sender = sender
         self.committer = committer
         self.pool = pool
-        self.policy = policy
+        self.schedule = schedule
         self.version = version
         self.on_done = on_done
 
@@ -141,12 +159,11 @@ class DeliveryRunner:
         if delivery.status != "pending":
             self.on_done(job, None)
             return
-        delays = self.policy.retry_delays
         made = delivery.attempts_in_series
-        if made >= len(delays):  # attempts made, outcome not stored before a crash
+        if made >= self.schedule.attempts:  # attempts made, outcome not stored before a crash
             self._end(job, failure=f"{made} attempts failed")
             return
-        wait = self._remaining_delay(delivery, delays[made])
+        wait = (delivery.next_attempt_due(self.schedule) - datetime.now(UTC)).total_seconds()
         if wait > 0.005:
             self.pool.call_later(wait, job.org_id, partial(self._step, job))
             return
@@ -170,6 +187,31 @@ class DeliveryRunner:
         )
         result = self.sender.send(delivery.url, body, headers)
         self._observe(job.org_id, result)
+        self._record(delivery, result)
+        while not self._save(job, delivery):
+            # Another writer recorded something first: record this attempt on top of
+            # what is stored, unless that writer recorded attempt ``number`` itself.
+            stored = self.load(delivery.id)
+            if not _may_record(stored, number, delivery.series):
+                log.info(
+                    "delivery %s: attempt %d was also made by another dispatcher, which "
+                    "carries on with it",
+                    delivery.id,
+                    number,
+                )
+                self.on_done(job, None)
+                return
+            assert stored is not None
+            job.delivery = delivery = stored
+            self._record(delivery, result)
+        if delivery.status != "pending":
+            metrics.DELIVERIES.labels(delivery.status).inc()
+            self.on_done(job, None)
+            return
+        self._advance(job)  # schedules the next attempt after its delay
+
+    def _record(self, delivery: Delivery, result: AttemptResult) -> None:
+        """The attempt and, when it settles the delivery, its outcome (not saved yet)."""
         delivery.record_attempt(
             started_at=result.started_at,
             status_code=result.status_code,
@@ -180,17 +222,10 @@ class DeliveryRunner:
         )
         if result.succeeded:
             delivery.succeed(actor=DISPATCHER)
-        elif delivery.attempts_in_series >= len(self.policy.retry_delays):
+        elif delivery.attempts_in_series >= self.schedule.attempts:
             reason = f"{delivery.attempts_in_series} attempts failed; last: {result.error}"
             log.warning("delivery %s (organization %s): %s", delivery.id, delivery.org_id, reason)
             delivery.fail(reason=reason, actor=DISPATCHER)
-        if not self._save(job, delivery):
-            return
-        if delivery.status != "pending":
-            metrics.DELIVERIES.labels(delivery.status).inc()
-            self.on_done(job, None)
-            return
-        self._advance(job)  # schedules the next attempt after its delay
 
     def _end(self, job: DeliveryJob, failure: str) -> None:
         delivery = job.delivery
@@ -199,17 +234,24 @@ class DeliveryRunner:
         if self._save(job, delivery):
             metrics.DELIVERIES.labels("failed").inc()
             self.on_done(job, None)
+        else:
+            self._carried_on_elsewhere(job)
 
     def _save(self, job: DeliveryJob, delivery: Delivery) -> bool:
-        """Store the delivery's new events; False (and the job is done) when another
-        dispatcher recorded this step first: it owns the delivery now."""
+        """Store the delivery's new events; False when the store holds other events for
+        it (another dispatcher's: the Committer tells an ambiguous commit of ours apart)."""
         try:
             self.committer.save(delivery)
         except IntegrityError:
-            log.info("delivery %s advanced by another dispatcher", delivery.id)
-            self.on_done(job, None)
             return False
+        job.owned = True
         return True
+
+    def _carried_on_elsewhere(self, job: DeliveryJob) -> None:
+        """After a conflict with no attempt of ours to record: what is stored is newer
+        than what this job knew, written by a dispatcher that is working on it."""
+        log.info("delivery %s: another dispatcher recorded a later step first", job.delivery_id)
+        self.on_done(job, None)
 
     def _observe(self, org_id: UUID, result: AttemptResult) -> None:
         seconds = result.duration_ms / 1000
@@ -222,34 +264,55 @@ class DeliveryRunner:
     # -- creating and resuming ---------------------------------------------------------
 
     def _load_or_create(self, job: DeliveryJob) -> Delivery | None:
+        if job.owned:  # this job runs it: go on from what is stored
+            return self.load(job.delivery_id)
         created = job.create() if job.create is not None else None
         if created is not None:
             if not job.record_before_sending:
                 return created  # DeliveryScheduled is saved with the first attempt
-            try:
-                self.committer.save(created)
-            except IntegrityError:
-                pass  # it exists already: a duplicate or redelivered message
-            else:
+            if self._save(job, created):
                 return created
-        existing = self._load(job.delivery_id)
-        if existing is None:
-            return None  # not scheduled: the webhook is missing or disabled
-        if existing.status == "pending" and not job.resume:
-            return None  # another dispatcher holds the message that runs it
-        return existing
+            # it exists already: a duplicate or redelivered message
+        existing = self.load(job.delivery_id)
+        if existing is None or existing.status != "pending":
+            return existing  # not scheduled (no enabled webhook), or ended: nothing to do
+        if job.resume_reason is None:
+            return None  # a dispatcher holding the message that runs it is alive
+        return self._claim(job, existing, job.resume_reason)
 
-    def _load(self, delivery_id: UUID) -> Delivery | None:
+    def _claim(self, job: DeliveryJob, delivery: Delivery, reason: str) -> Delivery | None:
+        """Take over a pending delivery with ``DeliveryResumed``; None when another
+        dispatcher recorded something of it meanwhile (it is working on it)."""
+        if job.only_if_stalled and not delivery.is_stalled(self.schedule, datetime.now(UTC)):
+            return None
+        delivery.resume(reason=f"{reason}; {UNRECORDED_ATTEMPT_NOTE}", actor=DISPATCHER)
+        if not self._save(job, delivery):
+            log.info("delivery %s: resumed by another dispatcher first", delivery.id)
+            return None
+        log.info("delivery %s resumed (%s)", delivery.id, reason)
+        metrics.DELIVERIES_RESUMED.labels("stalled" if job.only_if_stalled else "handover").inc()
+        return delivery
+
+    def load(self, delivery_id: UUID) -> Delivery | None:
+        """The delivery as stored, or None when there is none."""
         try:
             found = self.tools.repository.get(delivery_id)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, Delivery) else None
 
-    @staticmethod
-    def _remaining_delay(delivery: Delivery, delay: float) -> float:
-        """Seconds until the next attempt is due: ``delay`` after the previous attempt of
-        the series ended, or after the series began (scheduled, or redelivery asked)."""
-        since = delivery.last_attempt_ended_at() or delivery.modified_on
-        due = since + timedelta(seconds=delay)
-        return (due - datetime.now(UTC)).total_seconds()
+
+UNRECORDED_ATTEMPT_NOTE = (
+    "an attempt after the last recorded one may have been sent without being recorded"
+)
+
+
+def _may_record(stored: Delivery | None, number: int, series: int) -> bool:
+    """Whether attempt ``number`` of ``series``, made by this job, can still be recorded
+    on the stored delivery: it is pending in that series and no one recorded it."""
+    return (
+        stored is not None
+        and stored.status == "pending"
+        and stored.series == series
+        and stored.next_attempt_number == number
+    )

@@ -1,7 +1,7 @@
 """One webhook delivery attempt over HTTPS (SPEC 7), with the send-time SSRF guard (SPEC 5.2).
 
 The sender owns no retry loop: the dispatcher schedules attempts from
-``DeliveryPolicy.retry_delays`` and records each ``AttemptResult`` as an event.
+``RetrySchedule`` (domain/deliveries.py) and records each ``AttemptResult`` as an event.
 
 Why the HTTP plumbing below is not a plain ``requests.post``:
 
@@ -66,19 +66,12 @@ class DeliveryPolicy:
 
     timeout: float = 30.0
     """Total seconds per attempt: DNS, connect, TLS, send and the whole response."""
-    retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
-    """Delay before each attempt; its length is the number of attempts."""
     allow_private_networks: bool = False
     ca_bundle: str | None = None
     """An extra CA file trusted in addition to the default trust store."""
     max_response_bytes: int = 65536
     kept_response_bytes: int = 1024
     success_statuses: frozenset[int] = frozenset({200, 201, 202, 204})
-
-    @property
-    def attempts(self) -> int:
-        """The number of attempts a delivery gets."""
-        return len(self.retry_delays)
 
 
 @dataclass(frozen=True)

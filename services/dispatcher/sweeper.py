@@ -1,0 +1,126 @@
+"""Finds pending deliveries that no dispatcher works on any more (SPEC 11).
+
+Normally a pending delivery has an owner: the dispatcher holding its broker message,
+which records an event at every attempt. A dispatcher can lose a delivery without
+dying (a bug, an error it could not record) or die where nothing hands the delivery
+on. The sweeper is the safety net for every such case: a delivery whose next step is
+overdue by more than ``RetrySchedule.stalled_after`` (longer than an attempt may take)
+has no live owner, and any dispatcher resumes it, claiming it with ``DeliveryResumed``.
+
+It follows the event store's notification log, asking only for Delivery events and
+reading only their topics and versions (no decryption): a delivery is pending from its
+``Scheduled`` or ``RedeliveryRequested`` until its ``Succeeded`` or ``Failed``. Only a
+delivery that has been quiet here for ``stalled_after`` is loaded, to check its
+schedule. Cost: the log's Delivery rows once, in pages; memory: the pending ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.deliveries import Delivery, RetrySchedule
+from services import metrics
+
+log = logging.getLogger("tenzo.sweeper")
+
+PAGE = 1000
+ENDED_TOPICS = frozenset(get_topic(cls) for cls in (Delivery.Succeeded, Delivery.Failed))
+DELIVERY_TOPICS = sorted(
+    ENDED_TOPICS
+    | {
+        get_topic(cls)
+        for cls in (
+            Delivery.Scheduled,
+            Delivery.Attempted,
+            Delivery.Resumed,
+            Delivery.RedeliveryRequested,
+        )
+    }
+)
+
+
+@dataclass
+class _Pending:
+    version: int
+    first_seen: float  # monotonic: when it became pending (approximately)
+    check_at: float  # monotonic: when to load it and look at its schedule
+
+
+class StalledDeliveries:
+    """Which pending deliveries are stalled; ``find()`` is called from one thread."""
+
+    def __init__(
+        self,
+        recorder: Any,
+        load: Any,
+        schedule: RetrySchedule,
+        clock: Any = time.monotonic,
+    ):
+        self.recorder = recorder
+        self.load = load  # delivery id -> Delivery | None
+        self.schedule = schedule
+        self.clock = clock
+        self.position = 0
+        self.pending: dict[UUID, _Pending] = {}
+
+    def find(self) -> list[Delivery]:
+        """The stalled deliveries, each returned once per ``stalled_after``."""
+        self._follow_log()
+        now = self.clock()
+        stalled = []
+        for delivery_id, seen in list(self.pending.items()):
+            if now < seen.check_at:
+                continue
+            delivery = self.load(delivery_id)
+            if delivery is None or delivery.status != "pending":
+                del self.pending[delivery_id]  # the log will say so too
+                continue
+            wall_now = datetime.now(UTC)
+            seen.first_seen = now - (wall_now - delivery.created_on).total_seconds()
+            if delivery.is_stalled(self.schedule, wall_now):
+                stalled.append(delivery)
+                seen.check_at = now + self.schedule.stalled_after
+            else:
+                due = max(delivery.next_attempt_due(self.schedule), delivery.modified_on)
+                quiet_until = (due - wall_now).total_seconds() + self.schedule.stalled_after
+                seen.check_at = now + max(quiet_until, 0.0) + 0.1
+        self._measure(now)
+        return stalled
+
+    def _follow_log(self) -> None:
+        while True:
+            notifications = self.recorder.select_notifications(
+                start=self.position + 1, limit=PAGE, topics=DELIVERY_TOPICS
+            )
+            now = self.clock()
+            for notification in notifications:
+                delivery_id = UUID(str(notification.originator_id))
+                self._see(delivery_id, notification.originator_version, notification.topic, now)
+                self.position = notification.id
+            if len(notifications) < PAGE:
+                return
+
+    def _see(self, delivery_id: UUID, version: int, topic: str, now: float) -> None:
+        if topic in ENDED_TOPICS:
+            self.pending.pop(delivery_id, None)
+            return
+        seen = self.pending.get(delivery_id)
+        if seen is None:
+            self.pending[delivery_id] = _Pending(
+                version, first_seen=now, check_at=now + self.schedule.stalled_after
+            )
+        elif version > seen.version:
+            seen.version = version
+            seen.check_at = max(seen.check_at, now + self.schedule.stalled_after)
+
+    def _measure(self, now: float) -> None:
+        metrics.PENDING_DELIVERIES.set(len(self.pending))
+        oldest = min((seen.first_seen for seen in self.pending.values()), default=now)
+        metrics.OLDEST_PENDING_SECONDS.set(max(now - oldest, 0.0))
