@@ -144,6 +144,6 @@ COMMANDS = [relay, dispatcher, publish_interview, verify_signature, projections]
 
 
 def _tools(settings: Settings) -> DeveloperTools:
-    from services.bootstrap import build_application
+    from services.cli import _application
 
-    return build_application(settings)
+    return _application(settings)
