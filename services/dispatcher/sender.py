@@ -41,7 +41,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from domain.webhook_urls import has_percent_in_host, is_public_address
+from domain.webhook_urls import has_percent_in_host, is_allowed_target
 
 Resolver = Callable[[str], Iterable[str]]
 
@@ -69,6 +69,7 @@ class DeliveryPolicy:
     retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
     """Delay before each attempt; its length is the number of attempts."""
     allow_private_networks: bool = False
+    """Loopback and private targets too (tests, local development); never link-local."""
     ca_bundle: str | None = None
     """An extra CA file trusted in addition to the default trust store."""
     max_response_bytes: int = 65536
@@ -196,10 +197,11 @@ class WebhookSender:
         """Resolve the URL's host once and pick the checked address to connect to."""
         host, port, netloc = _https_host(url)
         addresses = self._addresses(host)
-        if not self._policy.allow_private_networks:
-            for address in addresses:
-                if not is_public_address(address):
-                    raise _Refused(f"target address {address} is not public")
+        allow_private = self._policy.allow_private_networks
+        for address in addresses:
+            if not is_allowed_target(address, allow_private_networks=allow_private):
+                kind = "link-local" if allow_private else "not public"
+                raise _Refused(f"target address {address} is {kind}")
         return _Target(host, port, addresses[0], netloc)
 
     def _addresses(self, host: str) -> list[str]:
