@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import idna
+
 from domain.errors import InvalidWebhookUrl
 
 MAX_URL_LENGTH = 2048
@@ -87,6 +89,35 @@ def is_allowed_target(address: str, *, allow_private_networks: bool) -> bool:
     return is_public_address(address)
 
 
+def host_name_error(host: str) -> str | None:
+    """Why ``host`` (a URL's host, without brackets) is not a name DNS can carry, or
+    None when it is, or is an IP address.
+
+    Every label is 1 to 63 characters (the standard library's IDNA codec checks it).
+    An internationalised name, one with a label that is not ASCII or is an ``xn--``
+    A-label, must be valid IDNA 2008 after UTS 46 mapping, as the ``idna`` package
+    (which requests encodes such names with) decides: ``xn--`` alone, or Punycode that
+    decodes to nothing valid, is refused. Plain ASCII labels keep what browsers accept.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"{host!r} has an empty label or one over 63 characters"
+    labels = host.lower().split(".")
+    if host.isascii() and not any(label.startswith("xn--") for label in labels):
+        return None
+    try:
+        idna.encode(host, uts46=True)
+    except idna.IDNAError as error:
+        return f"{host!r} is not valid IDNA ({error})"
+    return None
+
+
 def has_percent_in_host(url: str) -> bool:
     """True when the URL's host holds a '%' (percent-encoding or an IPv6 zone id). Clients
     decode it (urllib3 reads ``%31%32%37.0.0.1`` as ``127.0.0.1``), so the host checked
@@ -127,10 +158,9 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must not contain white space or control characters")
         if parts.port == 0:
             raise InvalidWebhookUrl("must not use port 0")
-        try:
-            parts.hostname.encode("idna")
-        except UnicodeError:
-            raise InvalidWebhookUrl("must name a valid host") from None
+        problem = host_name_error(parts.hostname)
+        if problem is not None:
+            raise InvalidWebhookUrl(f"must name a valid host: {problem}")
         self.refuse_special_use(parts.hostname)
         addresses = self.addresses_of(parts.hostname)
         # A name that does not resolve yet is accepted (as Stripe does); the

@@ -41,7 +41,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from domain.webhook_urls import has_percent_in_host, is_allowed_target
+from domain.webhook_urls import has_percent_in_host, host_name_error, is_allowed_target
 
 Resolver = Callable[[str], Iterable[str]]
 
@@ -308,6 +308,9 @@ def _https_host(url: str) -> tuple[str, int, str]:
     if not parts.host:
         raise _Refused("URL has no host")
     host = parts.host.strip("[]")
+    problem = host_name_error(host)
+    if problem is not None:  # the rule of configuration time, before any DNS query
+        raise _Refused(f"URL must name a valid host: {problem}")
     return host, parts.port or 443, parts.netloc or host
 
 

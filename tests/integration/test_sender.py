@@ -267,6 +267,19 @@ def test_a_percent_encoded_host_is_refused_before_connecting(
     assert receiver.connections == 0
 
 
+@pytest.mark.parametrize("host", ["xn--", "hooks.xn--zz.tenzo.test"])
+def test_a_host_that_is_not_valid_idna_is_refused_before_any_lookup(receiver, make_sender, host):
+    resolver = RecordingResolver({host: ["127.0.0.1"]})
+    sender = make_sender(resolve=resolver)
+
+    result = sender.send(receiver.url_for(host), BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.error.startswith(f"URL must name a valid host: {host!r} is not valid IDNA (")
+    assert resolver.calls == []
+    assert receiver.connections == 0
+
+
 def test_unresolvable_host_is_a_failed_attempt(make_sender):
     sender = make_sender(resolve=RecordingResolver({}))
 

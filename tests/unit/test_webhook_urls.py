@@ -38,6 +38,7 @@ def fake_dns(host: str) -> list[str]:
 
 
 policy = WebhookUrlPolicy(resolve=fake_dns)
+permissive = WebhookUrlPolicy(resolve=fake_dns, allow_private_networks=True)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,33 @@ policy = WebhookUrlPolicy(resolve=fake_dns)
     ],
 )
 def test_public_https_urls_are_accepted_unchanged(url):
+    assert policy.check(url) == url
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "xn--",
+        "xn--.example.com",
+        "hooks.xn--zz.example.com",
+        "xn--a.com",
+        "XN--ZZ.example.com",
+        "\u2603.example.com",  # a snowman: not a letter, refused by IDNA 2008
+        "b\u00fccher.example\u2603.com",
+    ],
+)
+def test_a_host_that_is_not_valid_idna_is_refused(host):
+    for checking in (policy, permissive):
+        with pytest.raises(InvalidWebhookUrl, match="must name a valid host: .* is not valid IDNA"):
+            checking.check(f"https://{host}/hook")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["xn--bcher-kva.example", "b\u00fccher.example", "B\u00dcCHER.example", "hooks.example.com."],
+)
+def test_valid_internationalised_names_are_accepted(host):
+    url = f"https://{host}/hook"
     assert policy.check(url) == url
 
 
@@ -182,9 +210,6 @@ def test_allow_private_networks_lets_loopback_and_private_targets_through():
         permissive.check("http://127.0.0.1/")
     with pytest.raises(InvalidWebhookUrl):
         permissive.check("https://u:p@127.0.0.1/")
-
-
-permissive = WebhookUrlPolicy(resolve=fake_dns, allow_private_networks=True)
 
 
 @pytest.mark.parametrize(
