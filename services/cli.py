@@ -18,6 +18,7 @@ from domain.actors import OPERATOR, SYSTEM
 from domain.application import DeveloperTools
 from services.bootstrap import build_application
 from services.broker import broker_display
+from services.log_redaction import RedactCredentials
 from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger("tenzo")
@@ -47,6 +48,8 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # no credential reaches a log line
+        handler.addFilter(RedactCredentials())
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """Serving the WSGI app: werkzeug's threaded server in `tenzo serve`, gunicorn in `tenzo api`.
 
-Both log requests without their query strings: a credential pasted into a URL must
-not reach a log line.
+A credential pasted into a URL must not reach a log line: both log paths without their
+query strings and with credentials masked (services/log_redaction.py), and pass their
+error lines, which may quote a malformed request line, through the same masking.
 """
 
 from __future__ import annotations
@@ -10,18 +11,55 @@ import logging
 from typing import Any
 
 from flask import Flask
+from gunicorn.glogging import Logger as GunicornLogger
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from services.log_redaction import RedactCredentials, redact_path
 
 log = logging.getLogger("tenzo.http")
 
-# gunicorn access log: %(U)s is the path without its query string.
+# gunicorn access log: %(U)s is the path without its query string (masked below).
 GUNICORN_ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
 class PathOnlyRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler logging ``redact_path`` of each request's target."""
+
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        log.info('%s "%s %s" %s', self.address_string(), self.command, path, code)
+        words = self.requestline.split()
+        # No path when the request line was malformed: log what it named.
+        target = getattr(self, "path", None) or (words[1] if len(words) > 1 else "")
+        command = self.command or (words[0] if words else "-")
+        log.info(
+            '%s "%s %s" %s',
+            self.address_string(),
+            redact_path(command),
+            redact_path(target),
+            code,
+        )
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # werkzeug's own lines ("code 400, message Bad request syntax (…)") quote the
+        # request line.
+        super().log(type, "%s", redact_path(message % args if args else message))
+
+
+class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger, its access lines logging ``redact_path`` of the path and its
+    error lines (which quote malformed request lines) masked as well."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+                logger.addFilter(RedactCredentials())
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = redact_path(atoms["U"] or "")
+        atoms["r"] = f"{atoms['m']} {atoms['U']} {atoms['H']}"  # the request line, no query
+        atoms["q"] = ""
+        return atoms
 
 
 def embedded_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
@@ -41,6 +79,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
         "threads": 8,
         "accesslog": "-",
         "access_log_format": GUNICORN_ACCESS_LOG_FORMAT,
+        "logger_class": RedactingGunicornLogger,
         "graceful_timeout": 10,
         "worker_exit": _flush_usage_counts,
     }
