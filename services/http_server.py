@@ -7,14 +7,20 @@ error lines, which may quote a malformed request line, through the same masking.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+import socket
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from gunicorn.glogging import Logger as GunicornLogger
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from services.log_redaction import RedactCredentials, redact_path
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("tenzo.http")
 
@@ -62,9 +68,71 @@ class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]
         return atoms
 
 
+class CloseAfterRefusedBody:
+    """WSGI middleware: a 413 answer (a body over the limit, never read to its end)
+    closes its connection, which cannot carry another request.
+
+    A WSGI application may not send hop-by-hop headers such as ``Connection``, so each
+    server is asked in its own way. gunicorn writes ``Connection: close`` and closes
+    gracefully when its response is told to (``force_close``, on the object whose
+    ``start_response`` we are given); it used to say keep-alive, then drop the
+    connection. werkzeug's server says ``Connection: close`` on every answer, but then
+    reads the rest of the body until the client hangs up: half-closing the socket
+    once the answer is written tells the client it is over.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        half_close = False
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal half_close
+            if status.startswith("413"):
+                _ask_gunicorn_to_close(start_response)
+                # Nothing follows a body of known length (a chunked one ends with a
+                # last chunk werkzeug writes after it).
+                half_close = any(name.lower() == "content-length" for name, _ in headers)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, start)
+        sock = environ.get("werkzeug.socket")
+        if not half_close or sock is None:
+            return body
+        return _half_close_after(body, sock)
+
+
+def _ask_gunicorn_to_close(start_response: StartResponse) -> None:
+    """gunicorn's ``start_response`` is a method of its Response, whose ``force_close``
+    makes it answer ``Connection: close`` and close gracefully; other servers have none."""
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
+
+
+def _half_close_after(body: Iterable[bytes], sock: socket.socket) -> Iterator[bytes]:
+    """Yield the body, then shut the socket's sending side (the client reads the end of
+    the answer and the connection); a body of known length has nothing after it."""
+    try:
+        yield from body
+        with contextlib.suppress(OSError):  # the client may be gone already
+            sock.shutdown(socket.SHUT_WR)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
 def embedded_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
     """A threaded HTTP server for `tenzo serve` (call ``serve_forever``/``shutdown``)."""
-    return make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
+    return make_server(
+        host,
+        port,
+        CloseAfterRefusedBody(app),
+        threaded=True,
+        request_handler=PathOnlyRequestHandler,
+    )
 
 
 def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
@@ -96,7 +164,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
-            return import_app(app_factory_spec)
+            return CloseAfterRefusedBody(import_app(app_factory_spec))
 
     TenzoGunicorn().run()
 
