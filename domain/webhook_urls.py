@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import idna
+
 from domain.errors import InvalidWebhookUrl
 
 MAX_URL_LENGTH = 2048
@@ -62,6 +64,60 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def may_be_link_local(address: str) -> bool:
+    """True for a link-local address (169.254.0.0/16, fe80::/10: where cloud metadata
+    services answer), also when an IPv6 form carries it (see ``embedded_ipv4``), and
+    for a network's own NAT64 prefix (64:ff9b:1::/48), which could carry one where
+    it cannot be read back."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return True
+        embedded = embedded_ipv4(ip)
+        if embedded is not None and embedded.is_link_local:
+            return True
+    return ip.is_link_local
+
+
+def is_allowed_target(address: str, *, allow_private_networks: bool) -> bool:
+    """Whether a webhook may be delivered to this IP address: a public one always;
+    with ``allow_private_networks`` (tests, local development) also loopback and
+    private ones, but never a link-local one (``may_be_link_local``). The one rule
+    for configuration and delivery time (services/dispatcher/sender.py)."""
+    if allow_private_networks:
+        return not may_be_link_local(address)
+    return is_public_address(address)
+
+
+def host_name_error(host: str) -> str | None:
+    """Why ``host`` (a URL's host, without brackets) is not a name DNS can carry, or
+    None when it is, or is an IP address.
+
+    Every label is 1 to 63 characters (the standard library's IDNA codec checks it).
+    An internationalised name, one with a label that is not ASCII or is an ``xn--``
+    A-label, must be valid IDNA 2008 after UTS 46 mapping, as the ``idna`` package
+    (which requests encodes such names with) decides: ``xn--`` alone, or Punycode that
+    decodes to nothing valid, is refused. Plain ASCII labels keep what browsers accept.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"{host!r} has an empty label or one over 63 characters"
+    labels = host.lower().split(".")
+    if host.isascii() and not any(label.startswith("xn--") for label in labels):
+        return None
+    try:
+        idna.encode(host, uts46=True)
+    except idna.IDNAError as error:
+        return f"{host!r} is not valid IDNA ({error})"
+    return None
+
+
 def has_percent_in_host(url: str) -> bool:
     """True when the URL's host holds a '%' (percent-encoding or an IPv6 zone id). Clients
     decode it (urllib3 reads ``%31%32%37.0.0.1`` as ``127.0.0.1``), so the host checked
@@ -102,16 +158,14 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must not contain white space or control characters")
         if parts.port == 0:
             raise InvalidWebhookUrl("must not use port 0")
-        try:
-            parts.hostname.encode("idna")
-        except UnicodeError:
-            raise InvalidWebhookUrl("must name a valid host") from None
-        if not self.allow_private_networks:
-            self.refuse_special_use(parts.hostname)
-            addresses = self.addresses_of(parts.hostname)
-            # A name that does not resolve yet is accepted (as Stripe does); the
-            # delivery fails until it resolves, and is checked again then.
-            self.refuse_private(addresses or [])
+        problem = host_name_error(parts.hostname)
+        if problem is not None:
+            raise InvalidWebhookUrl(f"must name a valid host: {problem}")
+        self.refuse_special_use(parts.hostname)
+        addresses = self.addresses_of(parts.hostname)
+        # A name that does not resolve yet is accepted (as Stripe does); the
+        # delivery fails until it resolves, and is checked again then.
+        self.refuse_private(addresses or [])
         return url
 
     def addresses_of(self, host: str) -> list[str] | None:
@@ -132,14 +186,17 @@ class WebhookUrlPolicy:
             raise InvalidWebhookUrl("must not point to a private, loopback or link-local address")
 
     def refuse_private(self, addresses: Iterable[str]) -> None:
-        """Raise InvalidWebhookUrl when any address is not public (unless allowed)."""
-        if self.allow_private_networks:
-            return
+        """Raise InvalidWebhookUrl when any address is not an allowed target: not
+        public, or link-local even where private networks are allowed."""
         for address in addresses:
-            if not is_public_address(address):
+            if is_allowed_target(address, allow_private_networks=self.allow_private_networks):
+                continue
+            if self.allow_private_networks:
                 raise InvalidWebhookUrl(
-                    "must not point to a private, loopback or link-local address"
+                    "must not point to a link-local address (169.254.0.0/16, fe80::/10), "
+                    "even where private networks are allowed"
                 )
+            raise InvalidWebhookUrl("must not point to a private, loopback or link-local address")
 
     def check_host(self, host: str) -> list[str]:
         """Resolve the host for a delivery: its addresses, all public unless allowed."""

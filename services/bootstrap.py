@@ -12,6 +12,7 @@ from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
 from services.catalog import Catalog
 from services.dispatcher.payloads import test_event_body
+from services.encryption_check import check_encryption_key
 from services.event_versions import has_newer_events_probe
 from services.settings import Settings
 
@@ -32,13 +33,22 @@ SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key, not used by another loc
 
 
 def build_application(settings: Settings) -> DeveloperTools:
-    """The DeveloperTools application on the configured event store, with its catalog."""
+    """The DeveloperTools application on the configured event store, with its catalog.
+
+    Raises EncryptionKeyMismatch (a ConfigurationError) when the encryption key cannot
+    read the events already stored: no process starts with a key that cannot read them.
+    """
     with _one_schema_writer(settings):
         app = DeveloperTools(
             settings.eventsourcing_env(),
             url_policy=url_policy(settings),
             retry_schedule=settings.retry_schedule,
         )
+        try:
+            check_encryption_key(app)
+        except Exception:
+            app.close()
+            raise
         app.catalog = Catalog(app)
     app.key_reads.has_newer_events = has_newer_events_probe(app) or app.key_reads.has_newer_events
     app.render_test_event = test_event_body

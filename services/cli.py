@@ -15,8 +15,10 @@ from contracts.admin import OrganizationCreateSchema
 from contracts.audit import audit_item
 from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
+from domain.application import DeveloperTools
 from services.bootstrap import build_application
 from services.broker import broker_display
+from services.log_redaction import RedactCredentials
 from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger("tenzo")
@@ -29,6 +31,15 @@ def _settings() -> Settings:
         raise click.ClickException(str(error)) from None
 
 
+def _application(settings: Settings) -> DeveloperTools:
+    """The application on the configured event store. A configuration it cannot run
+    with (a key that cannot read the store, say) is a message and exit status 1."""
+    try:
+        return build_application(settings)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 def main(verbose: bool) -> None:
@@ -37,6 +48,8 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # no credential reaches a log line
+        handler.addFilter(RedactCredentials())
 
 
 @main.command()
@@ -47,7 +60,7 @@ def serve() -> None:
     from services.http_server import embedded_server
 
     settings = _settings()
-    tools = build_application(settings)
+    tools = _application(settings)
     if not tools.has_organizations():
         organization, token = tools.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
@@ -76,7 +89,7 @@ def api(workers: int) -> None:
     from services.http_server import run_gunicorn
 
     settings = _settings()
-    build_application(settings).close()  # create the tables once, before the workers fork
+    _application(settings).close()  # create the tables once, before the workers fork
     _prepare_broker(settings)
     run_gunicorn(
         "services.api.wsgi:create()", f"{settings.http_host}:{settings.http_port}", workers
@@ -110,7 +123,7 @@ def orgs_create(name: str) -> None:
     except ValidationError as error:
         messages = error.messages_dict.get("name", [])
         raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
-    tools = build_application(_settings())
+    tools = _application(_settings())
     organization, token = tools.create_organization(name, OPERATOR)
     click.echo(
         json.dumps(
@@ -129,7 +142,7 @@ def orgs_create(name: str) -> None:
 @click.option("--after", default=0, show_default=True, help="Start after this position.")
 def events(follow: bool, after: int) -> None:
     """Print the event history of all organizations as JSON lines (secrets redacted)."""
-    tools = build_application(_settings())
+    tools = _application(_settings())
     position = after
     while True:
         notifications: list[Any] = tools.recorder.select_notifications(

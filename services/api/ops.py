@@ -10,6 +10,7 @@ from services import metrics
 from services.api.context import services
 from services.broker import broker_reachable
 from services.dispatcher.topology import prepare_broker
+from services.encryption_check import EncryptionKeyMismatch, check_encryption_key
 
 blp = Blueprint("ops", __name__)
 
@@ -21,10 +22,14 @@ def healthz() -> Any:
 
 @blp.get("/readyz")
 def readyz() -> Any:
+    """Ready when the event store answers, this process's encryption key decrypts its
+    newest event (services/encryption_check.py), and the broker answers."""
     ctx = services()
     checks = {"event_store": "ok", "broker": "ok"}
     try:
-        ctx.tools.recorder.max_notification_id()
+        check_encryption_key(ctx.tools)
+    except EncryptionKeyMismatch:
+        checks["event_store"] = "unreadable: TENZO_ENCRYPTION_KEY cannot decrypt its events"
     except Exception:  # noqa: BLE001 - readiness reports, it does not raise
         checks["event_store"] = "unreachable"
     if ctx.broker_prepared:

@@ -10,9 +10,11 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from contracts.broker import InvalidMessage
 from contracts.signing import verify
@@ -106,18 +108,75 @@ def publish_interview(source: Any) -> None:
     )
 
 
+SECRET_ENV = "TENZO_WEBHOOK_SECRET"
+
+
 @click.command("verify-signature")
-@click.option("--secret", required=True, help="The webhook secret.")
+@click.option(
+    "--secret",
+    envvar=SECRET_ENV,
+    show_envvar=True,
+    help="The webhook secret. Other users of the machine can read it in the process "
+    "list: prefer the environment variable or --secret-file.",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the webhook secret (a final line break is not part of it).",
+)
 @click.option("--signature", required=True, help="The X-Webhook-Signature header: sha256=<hex>.")
 @click.argument("body", type=click.File("rb"), default="-")
-def verify_signature(secret: str, signature: str, body: Any) -> None:
+@click.pass_context
+def verify_signature(
+    ctx: click.Context, secret: str | None, secret_file: Path | None, signature: str, body: Any
+) -> None:
     """Check a webhook body (a file of the raw bytes, or - for stdin) against its
-    X-Webhook-Signature. Prints "valid" (exit 0) or "invalid" (exit 1)."""
+    X-Webhook-Signature. Prints "valid" (exit 0) or "invalid" (exit 1).
+
+    The secret comes from exactly one of TENZO_WEBHOOK_SECRET, --secret-file PATH and
+    --secret."""
+    secret = _webhook_secret(ctx, secret, secret_file)
     if verify(secret, body.read(), signature):
         click.echo("valid")
         return
     click.echo("invalid")
     sys.exit(1)
+
+
+def _webhook_secret(ctx: click.Context, given: str | None, secret_file: Path | None) -> str:
+    """The secret of verify-signature, from the one source given; a usage error otherwise."""
+    option = next(param for param in ctx.command.params if param.name == "secret")
+    sources = [
+        name
+        for name, present in (
+            ("--secret", ctx.get_parameter_source("secret") is ParameterSource.COMMANDLINE),
+            (SECRET_ENV, bool(option.resolve_envvar_value(ctx))),
+            ("--secret-file", secret_file is not None),
+        )
+        if present
+    ]
+    if not sources:
+        raise click.UsageError(
+            f"Give the webhook secret in the environment ({SECRET_ENV}=…), in a file "
+            "(--secret-file PATH) or, visible in the process list, as --secret S."
+        )
+    if len(sources) > 1:
+        raise click.UsageError(
+            f"The webhook secret is given more than once ({', '.join(sources)}): give it once."
+        )
+    secret = given if secret_file is None else _read_secret(secret_file)
+    if not secret:
+        raise click.UsageError(f"The webhook secret from {sources[0]} is empty.")
+    return secret
+
+
+def _read_secret(path: Path) -> str:
+    """A secret file's text, without a final line break (``echo`` and editors add one)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.BadParameter(str(error), param_hint="--secret-file") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 @click.group()
@@ -144,6 +203,6 @@ COMMANDS = [relay, dispatcher, publish_interview, verify_signature, projections]
 
 
 def _tools(settings: Settings) -> DeveloperTools:
-    from services.bootstrap import build_application
+    from services.cli import _application
 
-    return build_application(settings)
+    return _application(settings)

@@ -41,7 +41,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from domain.webhook_urls import has_percent_in_host, is_public_address
+from domain.webhook_urls import has_percent_in_host, host_name_error, is_allowed_target
 
 Resolver = Callable[[str], Iterable[str]]
 
@@ -67,6 +67,7 @@ class DeliveryPolicy:
     timeout: float = 30.0
     """Total seconds per attempt: DNS, connect, TLS, send and the whole response."""
     allow_private_networks: bool = False
+    """Loopback and private targets too (tests, local development); never link-local."""
     ca_bundle: str | None = None
     """An extra CA file trusted in addition to the default trust store."""
     max_response_bytes: int = 65536
@@ -189,10 +190,11 @@ class WebhookSender:
         """Resolve the URL's host once and pick the checked address to connect to."""
         host, port, netloc = _https_host(url)
         addresses = self._addresses(host)
-        if not self._policy.allow_private_networks:
-            for address in addresses:
-                if not is_public_address(address):
-                    raise _Refused(f"target address {address} is not public")
+        allow_private = self._policy.allow_private_networks
+        for address in addresses:
+            if not is_allowed_target(address, allow_private_networks=allow_private):
+                kind = "link-local" if allow_private else "not public"
+                raise _Refused(f"target address {address} is {kind}")
         return _Target(host, port, addresses[0], netloc)
 
     def _addresses(self, host: str) -> list[str]:
@@ -299,6 +301,9 @@ def _https_host(url: str) -> tuple[str, int, str]:
     if not parts.host:
         raise _Refused("URL has no host")
     host = parts.host.strip("[]")
+    problem = host_name_error(host)
+    if problem is not None:  # the rule of configuration time, before any DNS query
+        raise _Refused(f"URL must name a valid host: {problem}")
     return host, parts.port or 443, parts.netloc or host
 
 

@@ -573,6 +573,8 @@ REFUSED_URLS = {
     "local-nat64": ("https://[64:ff9b:1::7f00:1]/", "private"),
     "6to4": ("https://[2002:7f00:1::]/", "private"),
     "percent-encoded": ("https://%31%32%37.0.0.1/", "percent-encoded"),
+    "idna-invalid": ("https://xn--/webhooks", "not valid IDNA"),
+    "idna-invalid-label": ("https://hooks.xn--zz.example.com/", "not valid IDNA"),
     # (NUL never gets here: the JSON reader refuses it, see test_request_bodies.py)
     "control-char": ("https://hooks.exa\x01mple.com/", "control characters"),
     "no-host": ("https:///webhooks", "host"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -212,6 +213,47 @@ def test_host_resolving_to_a_private_address_is_refused_before_connecting(
     assert receiver.connections == 0
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ["169.254.169.254"],
+        ["127.0.0.1", "169.254.169.254"],
+        ["fe80::1"],
+        ["::ffff:169.254.169.254"],  # IPv4-mapped
+        ["::a9fe:a9fe"],  # IPv4-compatible
+        ["64:ff9b::a9fe:a9fe"],  # NAT64
+        ["2002:a9fe:a9fe::"],  # 6to4
+    ],
+)
+def test_a_link_local_target_is_refused_even_when_private_networks_are_allowed(
+    receiver, make_sender, answer
+):
+    """Loopback (the receiver) is allowed; a name that also resolves to a link-local
+    address (cloud metadata) is refused before anything connects (SPEC 11)."""
+    resolver = RecordingResolver({NAMED_HOST: answer, "localhost": ["127.0.0.1"]})
+    sender = make_sender(resolve=resolver, allow_private_networks=True)
+
+    assert sender.send(receiver.url_for("localhost"), BODY, HEADERS).succeeded
+    result = sender.send(receiver.url_for(NAMED_HOST), BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.error == f"target address {answer[-1]} is link-local"
+    assert receiver.connections == 1  # the loopback delivery's only
+
+
+@pytest.mark.parametrize("literal", ["169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]"])
+def test_a_link_local_ip_literal_is_refused_even_when_private_networks_are_allowed(
+    receiver, make_sender, literal
+):
+    sender = make_sender(allow_private_networks=True)
+
+    result = sender.send(f"https://{literal}/webhook", BODY, HEADERS)
+
+    address = ipaddress.ip_address(literal.strip("[]"))  # as the URL parser normalises it
+    assert result.error == f"target address {address} is link-local"
+    assert receiver.connections == 0
+
+
 @pytest.mark.parametrize("allow_private_networks", [False, True])
 def test_a_percent_encoded_host_is_refused_before_connecting(
     receiver, make_sender, allow_private_networks
@@ -222,6 +264,19 @@ def test_a_percent_encoded_host_is_refused_before_connecting(
 
     assert not result.succeeded
     assert result.error == "URL host must not be percent-encoded"
+    assert receiver.connections == 0
+
+
+@pytest.mark.parametrize("host", ["xn--", "hooks.xn--zz.tenzo.test"])
+def test_a_host_that_is_not_valid_idna_is_refused_before_any_lookup(receiver, make_sender, host):
+    resolver = RecordingResolver({host: ["127.0.0.1"]})
+    sender = make_sender(resolve=resolver)
+
+    result = sender.send(receiver.url_for(host), BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.error.startswith(f"URL must name a valid host: {host!r} is not valid IDNA (")
+    assert resolver.calls == []
     assert receiver.connections == 0
 
 

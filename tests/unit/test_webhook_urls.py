@@ -25,6 +25,8 @@ DNS = {
     "rebind.example.com": ["93.184.215.14", "10.1.2.3"],
     "v6only.example.com": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
     "metadata.example.com": ["169.254.169.254"],
+    "metadata-v6.example.com": ["fe80::a9fe:a9fe"],
+    "mixed.example.com": ["10.0.0.1", "169.254.169.254"],
 }
 
 
@@ -36,6 +38,7 @@ def fake_dns(host: str) -> list[str]:
 
 
 policy = WebhookUrlPolicy(resolve=fake_dns)
+permissive = WebhookUrlPolicy(resolve=fake_dns, allow_private_networks=True)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +53,33 @@ policy = WebhookUrlPolicy(resolve=fake_dns)
     ],
 )
 def test_public_https_urls_are_accepted_unchanged(url):
+    assert policy.check(url) == url
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "xn--",
+        "xn--.example.com",
+        "hooks.xn--zz.example.com",
+        "xn--a.com",
+        "XN--ZZ.example.com",
+        "\u2603.example.com",  # a snowman: not a letter, refused by IDNA 2008
+        "b\u00fccher.example\u2603.com",
+    ],
+)
+def test_a_host_that_is_not_valid_idna_is_refused(host):
+    for checking in (policy, permissive):
+        with pytest.raises(InvalidWebhookUrl, match="must name a valid host: .* is not valid IDNA"):
+            checking.check(f"https://{host}/hook")
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["xn--bcher-kva.example", "b\u00fccher.example", "B\u00dcCHER.example", "hooks.example.com."],
+)
+def test_valid_internationalised_names_are_accepted(host):
+    url = f"https://{host}/hook"
     assert policy.check(url) == url
 
 
@@ -183,6 +213,38 @@ def test_allow_private_networks_lets_loopback_and_private_targets_through():
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://169.254.0.1/",
+        "https://169.254.255.255:8443/",
+        "https://[fe80::1]/",
+        "https://[febf:ffff::1]/",
+        "https://[::ffff:169.254.169.254]/",  # IPv4-mapped
+        "https://[::169.254.169.254]/",  # IPv4-compatible
+        "https://[::ffff:0:169.254.169.254]/",  # IPv4-translated (SIIT)
+        "https://[64:ff9b::a9fe:a9fe]/",  # NAT64
+        "https://[2002:a9fe:a9fe::1]/",  # 6to4
+        "https://[64:ff9b:1::a9fe:a9fe]/",  # a network's own NAT64: could wrap anything
+        "https://metadata.example.com/",
+        "https://metadata-v6.example.com/",
+        "https://mixed.example.com/",  # one of its addresses is link-local
+    ],
+)
+def test_link_local_targets_are_refused_even_when_private_networks_are_allowed(url):
+    with pytest.raises(InvalidWebhookUrl, match="link-local"):
+        permissive.check(url)
+    with pytest.raises(InvalidWebhookUrl, match="link-local"):
+        policy.check(url)
+
+
+@pytest.mark.parametrize("host", ["metadata.example.com", "metadata-v6.example.com", "169.254.1.2"])
+def test_the_delivery_time_check_refuses_link_local_even_when_private_networks_are_allowed(host):
+    with pytest.raises(InvalidWebhookUrl, match="link-local"):
+        permissive.check_host(host)
+
+
+@pytest.mark.parametrize(
     ("address", "public"),
     [
         ("93.184.215.14", True),
@@ -254,3 +316,18 @@ def test_a_percent_outside_the_host_is_fine():
     url = "https://hooks.example.com/a%20b?q=%2F"
     assert not has_percent_in_host(url)
     assert policy.check(url) == url
+
+
+@pytest.mark.parametrize("form", ["plain", *IPV4_CARRIERS])
+@given(v4=st.ip_addresses(v=4, network="169.254.0.0/16"))
+def test_any_carried_link_local_address_is_refused_when_private_networks_are_allowed(form, v4):
+    address = v4 if form == "plain" else IPV4_CARRIERS[form](v4)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    with pytest.raises(InvalidWebhookUrl, match="link-local"):
+        permissive.check(f"https://{host}/hook")
+
+
+@given(ip=st.ip_addresses(v=6, network="fe80::/10"))
+def test_any_ipv6_link_local_address_is_refused_when_private_networks_are_allowed(ip):
+    with pytest.raises(InvalidWebhookUrl, match="link-local"):
+        permissive.check(f"https://[{ip}]/hook")
