@@ -536,16 +536,17 @@ class Injector:
     def _drop_commit_reply(proxy: TcpProxy, timeout: float = 15.0) -> str:
         before = proxy.counts.dropped_replies
         # Reads end in ROLLBACK (eventsourcing's force_rollback): a COMMIT is a write, a
-        # save of events nearly always. (An ``after=`` marker would not work here: the
-        # statements are prepared, their text crosses the wire once per connection.)
-        proxy.drop_reply_to(b"COMMIT")
+        # save of events nearly always; the reply dropped is the server's "COMMIT" (it
+        # did commit). (An ``after=`` marker would not work here: the statements are
+        # prepared, their text crosses the wire once per connection.)
+        proxy.drop_reply_to(b"COMMIT", b"COMMIT")
         deadline = time.time() + timeout
         while proxy.counts.dropped_replies == before and time.time() < deadline:
             time.sleep(0.05)
         proxy.disarm()
         if proxy.counts.dropped_replies == before:
             return f"no COMMIT within {timeout:.0f} s (the trap was removed)"
-        return "a COMMIT reached PostgreSQL; its reply was dropped, the connection reset"
+        return "PostgreSQL committed; its COMMIT reply was dropped, the connection reset"
 
     @staticmethod
     def _kill(process: TenzoProcess, down: float) -> str:
