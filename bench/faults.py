@@ -82,6 +82,7 @@ from bench.dispatch import (  # noqa: E402
 )
 from contracts.broker import DEAD_LETTER_QUEUE, DEFERRED_QUEUE, INTERVIEWS_QUEUE  # noqa: E402
 from services.dispatcher.sweeper import DELIVERY_TOPICS  # noqa: E402
+from tests.support.fault_runs import proxy_for, through  # noqa: E402
 from tests.support.tcp_proxy import TcpProxy  # noqa: E402
 
 DOCS = ROOT / "docs" / "reliability.md"
@@ -296,20 +297,6 @@ class Dispatcher:
     process: TenzoProcess
     pg: TcpProxy
     amqp: TcpProxy
-
-
-def proxy_for(url: str) -> TcpProxy:
-    parts = urlsplit(url)
-    default = 5432 if parts.scheme.startswith("postgres") else 5672
-    return TcpProxy((parts.hostname or "127.0.0.1", parts.port or default))
-
-
-def through(proxy: TcpProxy, url: str) -> str:
-    """``url`` with its host and port those of ``proxy``."""
-    parts = urlsplit(url)
-    credentials = parts.netloc.rpartition("@")[0]
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}" if credentials else host))
 
 
 def set_up_processes(
