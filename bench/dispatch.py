@@ -969,18 +969,25 @@ def reading(
     )
 
 
-def write_docs(report: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
-    section = f"{START}\n{report}\n{END}"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
+def write_docs(
+    report: str,
+    docs: Path = DOCS,
+    markers: tuple[str, str] = (START, END),
+    title: str = "# Benchmarks",
+) -> None:
+    """Replace a benchmark's section of ``docs`` (between its ``markers``), keeping the
+    rest of the file; a file that does not exist yet starts with ``title``."""
+    start, end = markers
+    section = f"{start}\n{report}\n{end}"
+    text = docs.read_text() if docs.exists() else f"{title}\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
-    print(f"wrote {DOCS.relative_to(ROOT)}")
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(text)
+    print(f"wrote {docs.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

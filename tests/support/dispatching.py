@@ -22,7 +22,7 @@ import pika
 import pytest
 from kombu import Queue
 
-from contracts.broker import DEAD_LETTER_QUEUE, INTERVIEWS_QUEUE, PROJECTION_QUEUE
+from contracts.broker import DEAD_LETTER_QUEUE, DEFERRED_QUEUE, INTERVIEWS_QUEUE, PROJECTION_QUEUE
 from domain.actors import DISPATCHER, OPERATOR
 from domain.application import DeveloperTools
 from services.bootstrap import build_application
@@ -62,7 +62,7 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 def delete_topology(url: str) -> None:
     parameters = pika.URLParameters(url)
     with _pika(parameters) as channel:
-        for name in (INTERVIEWS_QUEUE, PROJECTION_QUEUE, DEAD_LETTER_QUEUE):
+        for name in (INTERVIEWS_QUEUE, PROJECTION_QUEUE, DEAD_LETTER_QUEUE, DEFERRED_QUEUE):
             channel.queue_delete(name)
         channel.exchange_delete("tenzo.events")
 

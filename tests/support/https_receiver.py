@@ -2,7 +2,9 @@
 
 It records every request (method, path, headers, raw body), every TLS connection and
 the SNI name each one asked for, and answers with scripted responses: a status, a
-body, a delay before answering, and optionally a trickle of N bytes per second.
+body, a delay before answering, and optionally a trickle of N bytes per second; or,
+once the script has run out, with what a ``respond`` function says for each request
+(e.g. 500 to every first attempt, 200 to the others).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +57,8 @@ class HttpsReceiver:
     """A ThreadingHTTPServer wrapped in TLS on 127.0.0.1 with a certificate from a trustme CA.
 
     Use as a context manager; ``url`` points at ``/webhook`` by IP, ``url_for(host)`` by
-    name, and ``ca_pem_path`` is the CA file a client must trust.
+    name, and ``ca_pem_path`` is the CA file a client must trust. Requests the script
+    does not answer get ``respond(request)``, or 200 ``ok`` without it.
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class HttpsReceiver:
         ca: trustme.CA | None = None,
         directory: Path | str | None = None,
         hostnames: Iterable[str] = DEFAULT_HOSTNAMES,
+        respond: Callable[[ReceivedRequest], ScriptedResponse] | None = None,
     ) -> None:
         self.ca = ca or trustme.CA()
+        self.respond = respond
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if directory is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="https-receiver-")
@@ -116,9 +121,11 @@ class HttpsReceiver:
 
     # -- called from the server's threads --
 
-    def _next_response(self) -> ScriptedResponse:
+    def _next_response(self, request: ReceivedRequest) -> ScriptedResponse:
         with self._lock:
-            return self._script.popleft() if self._script else ScriptedResponse()
+            if self._script:
+                return self._script.popleft()
+        return self.respond(request) if self.respond is not None else ScriptedResponse()
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
@@ -179,16 +186,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         receiver = self.server.receiver
-        receiver._record(
-            ReceivedRequest(
-                method=self.command,
-                path=self.path,
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-                client_port=int(self.client_address[1]),
-            )
+        request = ReceivedRequest(
+            method=self.command,
+            path=self.path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            client_port=int(self.client_address[1]),
         )
-        self._answer(receiver._next_response())
+        receiver._record(request)
+        self._answer(receiver._next_response(request))
 
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
 
