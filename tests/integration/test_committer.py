@@ -1,0 +1,83 @@
+"""The dispatcher's group Committer on a real PostgreSQL behind a fault proxy: a commit
+whose reply is lost (it went through; the client cannot know) is resolved by reading
+the store, never taken for another dispatcher's write (SPEC 11); a real conflict is
+still reported."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain.actors import DISPATCHER
+from domain.application import DeveloperTools
+from domain.deliveries import Delivery
+from services.bootstrap import build_application
+from services.dispatcher.committer import Committer
+from tests.support.dispatching import make_settings
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(postgres_url)
+    with TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)) as running:
+        yield running
+
+
+@pytest.fixture
+def tools(tmp_path, postgres_url: str, proxy: TcpProxy) -> Iterator[DeveloperTools]:
+    parts = urlsplit(postgres_url)
+    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    settings = make_settings(
+        tmp_path, f"filesystem://{tmp_path}/broker", None, database_url=through_proxy
+    )
+    application = build_application(settings)
+    yield application
+    application.close()
+
+
+def new_delivery(org_id: uuid.UUID, event_id: str) -> Delivery:
+    return Delivery(
+        org_id=org_id,
+        event_id=event_id,
+        event_type="interview.completed",
+        url="https://hooks.example.com/a",
+        body="{}",
+        actor=DISPATCHER,
+    )
+
+
+def test_a_commit_whose_reply_was_lost_is_found_stored(tools, proxy):
+    committer = Committer(tools)
+    try:
+        org_id = uuid.uuid4()
+        deliveries = [new_delivery(org_id, f"evt-{n}") for n in range(3)]
+        proxy.drop_reply_to(b"COMMIT", b"COMMIT")
+
+        committer.save(deliveries[0])  # no error: its events are in the store
+        committer.save(*deliveries[1:])
+
+        assert proxy.counts.dropped_replies == 1
+        for delivery in deliveries:
+            stored = tools.repository.get(delivery.id)
+            assert (stored.version, stored.event_id) == (1, delivery.event_id)
+    finally:
+        committer.close()
+
+
+def test_a_real_conflict_is_still_reported(tools, proxy):
+    committer = Committer(tools)
+    try:
+        org_id = uuid.uuid4()
+        committer.save(new_delivery(org_id, "evt-1"))
+
+        with pytest.raises(IntegrityError):
+            committer.save(new_delivery(org_id, "evt-1"))  # other bytes at version 1
+    finally:
+        committer.close()
