@@ -240,7 +240,9 @@ class Dispatcher:
             return
         org_id: UUID = parsed["org_id"]
         if message.delivery_info.get("redelivered"):
-            resume_reason: str | None = "redelivered by the broker: its dispatcher stopped"
+            resume_reason: str | None = (
+                "redelivered by the broker: its dispatcher stopped or lost its connection"
+            )
         elif self.exclusive:
             resume_reason = "no other dispatcher runs on the embedded broker"
         else:
