@@ -57,8 +57,8 @@ class Settings:
     webhook_retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
     webhook_allow_private_networks: bool = False
     webhook_ca_bundle: str | None = None
-    rate_limit_per_second: float = 100.0
-    rate_limit_burst: int = 200
+    rate_limit_per_second: float = 1000.0
+    rate_limit_burst: int = 2000
     # The dispatcher (docs/dispatcher.md): worker threads, messages held unacknowledged,
     # concurrent attempts per organization, and the port of /metrics in `tenzo relay`
     # and `tenzo dispatcher` (0: none; `tenzo serve` and `tenzo api` serve /metrics).
@@ -89,8 +89,10 @@ class Settings:
             webhook_retry_delays=_delays(env.get("TENZO_WEBHOOK_RETRY_DELAYS") or "0,2,4"),
             webhook_allow_private_networks=_flag(env.get("TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
             webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
-            rate_limit_per_second=float(env.get("TENZO_RATE_LIMIT_PER_SECOND") or 1000),
-            rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or 2000),
+            rate_limit_per_second=float(
+                env.get("TENZO_RATE_LIMIT_PER_SECOND") or defaults.rate_limit_per_second
+            ),
+            rate_limit_burst=int(env.get("TENZO_RATE_LIMIT_BURST") or defaults.rate_limit_burst),
             dispatcher_workers=int(env.get("TENZO_DISPATCHER_WORKERS") or 256),
             dispatcher_prefetch=int(env.get("TENZO_DISPATCHER_PREFETCH") or 1000),
             dispatcher_per_org_concurrency=int(

@@ -19,7 +19,6 @@ import functools
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -447,17 +446,3 @@ def _decrypted(cipher: Any, stored: str) -> str:
     """A stored secret in plain text; each stored value is decrypted once (every
     delivery of an organization reads the same one)."""
     return str(cipher.decrypt(base64.b64decode(stored)).decode("utf-8"))
-
-
-def wait_until_current(
-    projection: DispatchProjection, timeout: float = 10.0, interval: float = 0.05
-) -> bool:
-    """Wait until the projection has seen every event recorded so far (tests, tooling)."""
-    deadline = time.monotonic() + timeout
-    target = projection.tools.recorder.max_notification_id() or 0
-    while projection.position() < target:
-        projection.flush_position()
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
