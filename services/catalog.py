@@ -158,18 +158,6 @@ class Catalog:
 
     # -- queries ------------------------------------------------------------------------
 
-    def pending_deliveries(self, limit: int = 100_000) -> list[UUID]:
-        """Every organization's pending deliveries, oldest first (the dispatcher resumes
-        them when it starts on the embedded broker)."""
-        self.catch_up()
-        with self.tables.transaction(commit=False) as cursor:
-            rows = cursor.execute(
-                "SELECT aggregate_id FROM tenzo_catalog WHERE aggregate_type = 'Delivery' "
-                "AND status = 'pending' ORDER BY position LIMIT :limit",
-                {"limit": limit},
-            ).fetchall()
-        return [UUID(row["aggregate_id"]) for row in rows]
-
     def aggregate_ids(
         self,
         org_id: UUID,

@@ -15,7 +15,6 @@ from contracts.admin import OrganizationCreateSchema
 from contracts.audit import audit_item
 from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
-from domain.application import DeveloperTools
 from services.bootstrap import build_application
 from services.broker import broker_display
 from services.log_redaction import RedactCredentials
@@ -24,23 +23,18 @@ from services.settings import ConfigurationError, Settings
 log = logging.getLogger("tenzo")
 
 
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
+class TenzoCommands(click.Group):
+    """The commands; a configuration a command cannot run with (an invalid environment,
+    a key that cannot read the store) is a message and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(str(error)) from None
 
 
-def _application(settings: Settings) -> DeveloperTools:
-    """The application on the configured event store. A configuration it cannot run
-    with (a key that cannot read the store, say) is a message and exit status 1."""
-    try:
-        return build_application(settings)
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from None
-
-
-@click.group()
+@click.group(cls=TenzoCommands)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 def main(verbose: bool) -> None:
     """Tenzo Developer Tools: API keys, Public API and signed webhooks."""
@@ -59,8 +53,8 @@ def serve() -> None:
     from services.dispatcher.cli import start_in_background
     from services.http_server import embedded_server
 
-    settings = _settings()
-    tools = _application(settings)
+    settings = Settings.from_env()
+    tools = build_application(settings)
     if not tools.has_organizations():
         organization, token = tools.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
@@ -88,8 +82,8 @@ def api(workers: int) -> None:
     """Run the HTTP API under gunicorn (production)."""
     from services.http_server import run_gunicorn
 
-    settings = _settings()
-    _application(settings).close()  # create the tables once, before the workers fork
+    settings = Settings.from_env()
+    build_application(settings).close()  # create the tables once, before the workers fork
     _prepare_broker(settings)
     run_gunicorn(
         "services.api.wsgi:create()", f"{settings.http_host}:{settings.http_port}", workers
@@ -123,7 +117,7 @@ def orgs_create(name: str) -> None:
     except ValidationError as error:
         messages = error.messages_dict.get("name", [])
         raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
-    tools = _application(_settings())
+    tools = build_application(Settings.from_env())
     organization, token = tools.create_organization(name, OPERATOR)
     click.echo(
         json.dumps(
@@ -142,7 +136,7 @@ def orgs_create(name: str) -> None:
 @click.option("--after", default=0, show_default=True, help="Start after this position.")
 def events(follow: bool, after: int) -> None:
     """Print the event history of all organizations as JSON lines (secrets redacted)."""
-    tools = _application(_settings())
+    tools = build_application(Settings.from_env())
     position = after
     while True:
         notifications: list[Any] = tools.recorder.select_notifications(

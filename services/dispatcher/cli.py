@@ -69,10 +69,9 @@ def _run_until_signalled(settings: Settings, target: Callable[[threading.Event],
 @click.command()
 def relay() -> None:
     """Relay every domain event from the event store to the broker (exchange tenzo.events)."""
-    from services.cli import _settings
     from services.dispatcher.relay import Relay
 
-    settings = _settings()
+    settings = Settings.from_env()
     tools = _tools(settings)
     _run_until_signalled(settings, Relay(tools, settings.broker_url).run)
 
@@ -80,10 +79,9 @@ def relay() -> None:
 @click.command()
 def dispatcher() -> None:
     """Consume interview.completed and relayed events; deliver signed webhooks."""
-    from services.cli import _settings
     from services.dispatcher.consumer import Dispatcher
 
-    settings = _settings()
+    settings = Settings.from_env()
     tools = _tools(settings)
     _run_until_signalled(settings, Dispatcher(settings, tools).run)
 
@@ -93,10 +91,9 @@ def dispatcher() -> None:
 def publish_interview(source: Any) -> None:
     """Validate an interview.completed message (a JSON file, or - for stdin) and publish
     it to TENZO_BROKER_URL: exchange tenzo.events, routing key interview.completed."""
-    from services.cli import _settings
     from services.dispatcher.publish import publish_interview as publish
 
-    settings = _settings()
+    settings = Settings.from_env()
     body = source.read()
     try:
         message = publish(settings.broker_url, body)
@@ -187,10 +184,9 @@ def projections() -> None:
 @projections.command("rebuild")
 def rebuild() -> None:
     """Rebuild the dispatcher's projection from the event store."""
-    from services.cli import _settings
     from services.dispatcher.projection import DispatchProjection
 
-    settings = _settings()
+    settings = Settings.from_env()
     tools = _tools(settings)
     projection = DispatchProjection(tools)
     total = tools.recorder.max_notification_id() or 0
@@ -203,6 +199,6 @@ COMMANDS = [relay, dispatcher, publish_interview, verify_signature, projections]
 
 
 def _tools(settings: Settings) -> DeveloperTools:
-    from services.cli import _application
+    from services.bootstrap import build_application
 
-    return _application(settings)
+    return build_application(settings)

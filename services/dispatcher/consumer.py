@@ -407,7 +407,7 @@ class Dispatcher:
     def _resume_pending(self) -> None:
         """Continue every pending delivery (embedded broker: lost messages are not
         redelivered, but the event store knows what is unfinished)."""
-        for pending_id in self.tools.catalog.pending_deliveries():
+        for pending_id in self.stalled.pending_ids():
             if pending_id in self._in_flight:
                 continue
             delivery = self.runner.load(pending_id)

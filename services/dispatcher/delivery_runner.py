@@ -296,7 +296,7 @@ class DeliveryRunner:
     def load(self, delivery_id: UUID) -> Delivery | None:
         """The delivery as stored, or None when there is none."""
         try:
-            found = self.tools.repository.get(delivery_id)
+            found: object = self.tools.repository.get(delivery_id)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, Delivery) else None

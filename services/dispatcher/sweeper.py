@@ -17,7 +17,9 @@ schedule. Cost: the log's Delivery rows once, in pages; memory: the pending ones
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,18 +33,11 @@ from services import metrics
 log = logging.getLogger("tenzo.sweeper")
 
 PAGE = 1000
-ENDED_TOPICS = frozenset(get_topic(cls) for cls in (Delivery.Succeeded, Delivery.Failed))
+ENDED_EVENTS = ("Succeeded", "Failed")
+PENDING_EVENTS = ("Scheduled", "Attempted", "Resumed", "RedeliveryRequested")
+ENDED_TOPICS = frozenset(get_topic(getattr(Delivery, name)) for name in ENDED_EVENTS)
 DELIVERY_TOPICS = sorted(
-    ENDED_TOPICS
-    | {
-        get_topic(cls)
-        for cls in (
-            Delivery.Scheduled,
-            Delivery.Attempted,
-            Delivery.Resumed,
-            Delivery.RedeliveryRequested,
-        )
-    }
+    ENDED_TOPICS | {get_topic(getattr(Delivery, name)) for name in PENDING_EVENTS}
 )
 
 
@@ -54,24 +49,35 @@ class _Pending:
 
 
 class StalledDeliveries:
-    """Which pending deliveries are stalled; ``find()`` is called from one thread."""
+    """Which deliveries are pending, and which of them are stalled (thread-safe)."""
 
     def __init__(
         self,
         recorder: Any,
-        load: Any,
+        load: Callable[[UUID], Delivery | None],
         schedule: RetrySchedule,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.recorder = recorder
-        self.load = load  # delivery id -> Delivery | None
+        self.load = load
         self.schedule = schedule
         self.clock = clock
         self.position = 0
         self.pending: dict[UUID, _Pending] = {}
+        self._lock = threading.Lock()
+
+    def pending_ids(self) -> list[UUID]:
+        """Every pending delivery in the event store, oldest first."""
+        with self._lock:
+            self._follow_log()
+            return list(self.pending)
 
     def find(self) -> list[Delivery]:
         """The stalled deliveries, each returned once per ``stalled_after``."""
+        with self._lock:
+            return self._find()
+
+    def _find(self) -> list[Delivery]:
         self._follow_log()
         now = self.clock()
         stalled = []

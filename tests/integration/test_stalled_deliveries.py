@@ -9,11 +9,11 @@ import time
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
 from domain.actors import DISPATCHER, OPERATOR
 from domain.deliveries import Delivery
 from domain.errors import Conflict
-from services import metrics
 from tests.support.dispatching import *  # noqa: F403 - fixtures
 from tests.support.dispatching import Stack, make_settings, wait_for
 from tests.support.https_receiver import ScriptedResponse
@@ -58,7 +58,10 @@ def history_types(stack: Stack, org_id: uuid.UUID, delivery: Delivery) -> list[s
 
 
 def resumed_count() -> float:
-    return metrics.DELIVERIES_RESUMED.labels("stalled")._value.get()
+    sample = REGISTRY.get_sample_value(
+        "tenzo_webhook_deliveries_resumed_total", {"reason": "stalled"}
+    )
+    return sample or 0.0
 
 
 def test_a_stranded_pending_delivery_is_resumed_and_finished(tmp_path, broker_url, receiver):
