@@ -10,25 +10,13 @@ request line of a malformed request, which the servers' error logs would quote.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import OPERATOR_TOKEN
-from tests.support.servers import COMMANDS, Server
+from tests.support.servers import *  # noqa: F403 - the server fixture
+from tests.support.servers import Server
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 RANDOM_TOKEN = secrets.token_hex(32)  # as `openssl rand -hex 32` makes an operator token
-
-
-@pytest.fixture(params=["serve", "api"])
-def server(request: pytest.FixtureRequest, tmp_path: Path, encryption_key: str) -> Iterator[Server]:
-    running = Server(COMMANDS[request.param], tmp_path, encryption_key)
-    try:
-        yield running
-    finally:
-        print(running.stop()[-6000:])  # pytest shows it when the test fails
 
 
 def percent_encoded(text: str) -> str:

@@ -6,67 +6,18 @@ embedded broker (the dispatcher resumes pending deliveries from the event store)
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 from domain.actors import OPERATOR
 from domain.errors import NotFound
 from services.bootstrap import build_application
 from tests.support import dispatching
 from tests.support.dispatching import ENCRYPTION_KEY, interview_message, publish, wait_for
+from tests.support.fault_runs import TenzoProcess
 from tests.support.https_receiver import ScriptedResponse
 
 broker_url = dispatching.broker_url  # fixtures: on both brokers
 receiver = dispatching.receiver
-
-TENZO = str(Path(sys.executable).with_name("tenzo"))
-
-
-class DispatcherProcess:
-    """`tenzo dispatcher` in a subprocess, with its log collected."""
-
-    def __init__(self, env: dict[str, str]):
-        self.env = env
-        self.lines: list[str] = []
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.lines = []
-        self.process = subprocess.Popen(
-            [TENZO, "dispatcher"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
-        wait_for(
-            lambda: any("dispatcher: consuming" in line for line in self.lines),
-            20,
-            "the dispatcher to start consuming",
-        )
-
-    def _collect(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            self.lines.append(line)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
@@ -87,7 +38,7 @@ def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
     organization, _ = tools.create_organization("Acme", OPERATOR)
     tools.configure_webhook(organization.id, receiver.url, "whsec-e2e-secret", True, OPERATOR)
     receiver.script(ScriptedResponse(status=500, body=b"try again"))
-    dispatcher = DispatcherProcess(env)
+    dispatcher = TenzoProcess("dispatcher", env)
     try:
         dispatcher.start()
         message = interview_message(organization.id)

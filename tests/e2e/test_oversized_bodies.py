@@ -12,25 +12,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import OPERATOR_TOKEN
-from tests.support.servers import COMMANDS, Server
+from tests.support.servers import *  # noqa: F403 - the server fixture
+from tests.support.servers import Server
 
 MIB = 1024 * 1024
 SECONDS = 10
-
-
-@pytest.fixture(params=["serve", "api"])
-def server(request: pytest.FixtureRequest, tmp_path: Path, encryption_key: str) -> Iterator[Server]:
-    running = Server(COMMANDS[request.param], tmp_path, encryption_key)
-    try:
-        yield running
-    finally:
-        print(running.stop()[-6000:])  # pytest shows it when the test fails
 
 
 def chunked(body: bytes, size: int = 64 * 1024) -> bytes:

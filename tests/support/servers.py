@@ -10,11 +10,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import OPERATOR_TOKEN
 from tests.e2e.test_serve import free_port, tenzo_executable
+
+__all__ = ["COMMANDS", "Server", "server"]
 
 COMMANDS = {"serve": ["serve"], "api": ["api", "--workers", "1"]}
 
@@ -89,3 +94,13 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
         return self.log.read_text()
+
+
+@pytest.fixture(params=["serve", "api"])
+def server(request: pytest.FixtureRequest, tmp_path: Path, encryption_key: str) -> Iterator[Server]:
+    """Each test using this runs against `tenzo serve` and against `tenzo api`."""
+    running = Server(COMMANDS[request.param], tmp_path, encryption_key)
+    try:
+        yield running
+    finally:
+        print(running.stop()[-6000:])  # pytest shows it when the test fails
