@@ -10,10 +10,10 @@ import psycopg
 
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
-from services.catalog import Catalog
 from services.dispatcher.payloads import test_event_body
-from services.encryption_check import check_encryption_key
-from services.event_versions import has_newer_events_probe
+from services.infrastructure.catalog import Catalog
+from services.infrastructure.encryption_check import check_encryption_key
+from services.infrastructure.event_versions import has_newer_events_probe
 from services.settings import Settings
 
 

@@ -159,7 +159,7 @@ class Settings:
             # PyCryptodome one, about 25 times faster per event (docs/dispatcher.md).
             "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
             "CIPHER_KEY": self.encryption_key,
-            "COMPRESSOR_TOPIC": "services.compression:SmallEventCompressor",
+            "COMPRESSOR_TOPIC": "services.infrastructure.compression:SmallEventCompressor",
             "CREATE_TABLE": "true",
         }
         if self.uses_sqlite:

@@ -12,14 +12,15 @@ from flask_smorest import Api
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.application import DeveloperTools
 from domain.errors import Unauthorized
-from services import metrics
-from services.api import admin, dashboard, deliveries, ops, public
+from services.api import admin, delivery_routes, ops, public
 from services.api.context import Services
+from services.api.dashboard import views as dashboard
 from services.api.problems import problem, register_problem_handlers
 from services.api.request_bodies import StrictJSONProvider
+from services.api.usage import UsageCounter
 from services.bootstrap import build_application
+from services.infrastructure import metrics
 from services.settings import Settings
-from services.usage import UsageCounter
 
 MAX_BODY_BYTES = 1024 * 1024
 CREDENTIAL_PREFIX = "tenzo_"
@@ -54,7 +55,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
 
     api = ProblemApi(app)
     api.register_blueprint(admin.blp)
-    api.register_blueprint(deliveries.blp)
+    api.register_blueprint(delivery_routes.blp)
     api.register_blueprint(public.blp)
     app.register_blueprint(ops.blp)
     app.register_blueprint(dashboard.blp)

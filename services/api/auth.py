@@ -19,10 +19,10 @@ from flask import g, request
 from domain import credentials
 from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
-from services import metrics
 from services.api.context import services
 from services.api.problems import problem, unauthorized
-from services.rate_limit import TokenBuckets
+from services.api.rate_limit import TokenBuckets
+from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.api.auth")
 _buckets_lock = threading.Lock()

@@ -8,8 +8,8 @@ from typing import Any
 from flask import current_app
 
 from domain.application import DeveloperTools
+from services.api.usage import UsageCounter
 from services.settings import Settings
-from services.usage import UsageCounter
 
 
 @dataclass

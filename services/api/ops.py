@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from services import metrics
 from services.api.context import services
-from services.broker import broker_reachable
-from services.dispatcher.topology import prepare_broker
-from services.encryption_check import EncryptionKeyMismatch, check_encryption_key
+from services.infrastructure import metrics
+from services.infrastructure.broker import broker_reachable
+from services.infrastructure.encryption_check import EncryptionKeyMismatch, check_encryption_key
+from services.infrastructure.topology import prepare_broker
 
 blp = Blueprint("ops", __name__)
 
@@ -23,7 +23,7 @@ def healthz() -> Any:
 @blp.get("/readyz")
 def readyz() -> Any:
     """Ready when the event store answers, this process's encryption key decrypts its
-    newest event (services/encryption_check.py), and the broker answers."""
+    newest event (services/infrastructure/encryption_check.py), and the broker answers."""
     ctx = services()
     checks = {"event_store": "ok", "broker": "ok"}
     try:

@@ -18,9 +18,9 @@ from domain.errors import InvalidInput
 from domain.recruiting import Candidate, Job
 from services.api.auth import require_api_key
 from services.api.context import Services, services
+from services.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from services.api.idempotency import IdempotencyStore
 from services.api.request_bodies import Blueprint
-from services.idempotency import HEADER as IDEMPOTENCY_HEADER
-from services.idempotency import IdempotencyStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -49,17 +49,17 @@ from contracts.broker import (
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import TEST_EVENT_TYPE, Delivery, delivery_id
-from services import metrics
-from services.broker import broker_connection, broker_display
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
 from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner, is_fresh
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.payloads import interview_completed_body
 from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
-from services.dispatcher.relay import Backoff
 from services.dispatcher.sender import DeliveryPolicy, WebhookSender
 from services.dispatcher.sweeper import StalledDeliveries
-from services.dispatcher.topology import declare_topology, is_rabbitmq
+from services.infrastructure import metrics
+from services.infrastructure.broker import broker_connection, broker_display
+from services.infrastructure.topology import declare_topology, is_rabbitmq
+from services.relay.relay import Backoff
 from services.settings import Settings
 
 log = logging.getLogger("tenzo.dispatcher")

@@ -27,8 +27,8 @@ from uuid import UUID
 
 from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
-from services import metrics
-from services.storage import SqlTables
+from services.infrastructure import metrics
+from services.infrastructure.storage import SqlTables
 
 log = logging.getLogger("tenzo.projection")
 

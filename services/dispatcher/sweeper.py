@@ -28,7 +28,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.deliveries import Delivery, RetrySchedule
-from services import metrics
+from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.sweeper")
 

@@ -394,7 +394,7 @@ def test_the_audit_log_shows_filters_and_exports_this_organizations_events(
 
 
 def test_the_audit_log_pages_forward(signed_in, tools, org, monkeypatch):
-    from services.api import dashboard
+    from services.api.dashboard import views as dashboard
 
     monkeypatch.setattr(dashboard, "AUDIT_PAGE_SIZE", 2)
     for number in range(3):
@@ -482,7 +482,7 @@ def test_delivery_filters_are_checked_as_the_api_checks_them(signed_in, client, 
 
 
 def test_deliveries_page_back_in_time(signed_in, tools, org, monkeypatch):
-    from services.api import dashboard
+    from services.api.dashboard import views as dashboard
 
     monkeypatch.setattr(dashboard, "DELIVERY_PAGE_SIZE", 2)
     tools.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)

@@ -17,7 +17,7 @@ from contracts.broker import INTERVIEWS_QUEUE
 from contracts.signing import standard_webhooks_secret, verify
 from domain.actors import OPERATOR
 from domain.errors import NotFound
-from services.cli import main
+from services.cli.main import main
 from tests.support import dispatching
 from tests.support.dispatching import (
     Stack,

@@ -1,4 +1,4 @@
-"""The newer-events probe of authentication (services/event_versions.py), on PostgreSQL."""
+"""The newer-events probe of authentication (infrastructure/event_versions.py), on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from domain.actors import OPERATOR
 from domain.api_keys import ApiKey
 from services.bootstrap import build_application
-from services.event_versions import has_newer_events_probe
+from services.infrastructure.event_versions import has_newer_events_probe
 from services.settings import Settings
 
 pytestmark = pytest.mark.postgres

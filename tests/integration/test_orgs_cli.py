@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from services.cli import main
+from services.cli.main import main
 from tests.conftest import history
 
 

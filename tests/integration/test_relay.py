@@ -15,9 +15,9 @@ from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
 from services.bootstrap import build_application
-from services.broker import EVENTS_EXCHANGE, broker_connection
-from services.dispatcher.relay import Relay
-from services.dispatcher.topology import declare_topology
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
+from services.infrastructure.topology import declare_topology
+from services.relay.relay import Relay
 from tests.support import dispatching
 from tests.support.dispatching import make_settings, wait_for
 from tests.support.tcp_proxy import TcpProxy

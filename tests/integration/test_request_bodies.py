@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from contracts.json_text import MAX_DEPTH
-from services.http_server import embedded_server
+from services.api.http_server import embedded_server
 from tests.conftest import history
 from tests.support.problems import problem_of
 

@@ -26,9 +26,9 @@ from contracts.broker import DEAD_LETTER_QUEUE, DEFERRED_QUEUE, INTERVIEWS_QUEUE
 from domain.actors import DISPATCHER, OPERATOR
 from domain.application import DeveloperTools
 from services.bootstrap import build_application
-from services.broker import broker_connection
 from services.dispatcher.consumer import Dispatcher
-from services.dispatcher.relay import Relay
+from services.infrastructure.broker import broker_connection
+from services.relay.relay import Relay
 from services.settings import Settings
 from tests.support.https_receiver import HttpsReceiver
 
@@ -213,7 +213,7 @@ def publish(broker_url: str, *messages: dict[str, Any] | bytes) -> None:
                     properties=properties,
                 )
         return
-    from services.dispatcher.publish import publish_interview
+    from services.cli.publish import publish_interview
 
     for body in bodies:
         publish_interview(broker_url, body, validate=False)

@@ -10,7 +10,7 @@ import click
 import pytest
 import yaml
 
-from services.cli import main
+from services.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -8,7 +8,7 @@ from eventsourcing.compressor import ZlibCompressor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.compression import SmallEventCompressor
+from services.infrastructure.compression import SmallEventCompressor
 
 small, default = SmallEventCompressor(), ZlibCompressor()
 

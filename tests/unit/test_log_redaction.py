@@ -1,4 +1,4 @@
-"""What a log line may say about a request target (services/log_redaction.py)."""
+"""What a log line may say about a request target (services/infrastructure/log_redaction.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from domain.credentials import ADMIN_TOKEN_PREFIX, API_KEY_PREFIX, mint
-from services.log_redaction import RedactCredentials, redact_credentials, redact_path
+from services.infrastructure.log_redaction import RedactCredentials, redact_credentials, redact_path
 
 KEY = mint(API_KEY_PREFIX)
 TOKEN = mint(ADMIN_TOKEN_PREFIX)

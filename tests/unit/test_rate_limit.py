@@ -1,10 +1,10 @@
-"""Per-key token buckets of the Public API (services/rate_limit.py)."""
+"""Per-key token buckets of the Public API (services/api/rate_limit.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.rate_limit import TokenBuckets
+from services.api.rate_limit import TokenBuckets
 
 
 class Clock:

@@ -17,7 +17,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
 
 from contracts.audit import audit_item, event_type_names
-from services.storage import SqlCursor, SqlTables
+from services.infrastructure.storage import SqlCursor, SqlTables
 
 TRACKING_NAME = "catalog"
 BATCH_SIZE = 500

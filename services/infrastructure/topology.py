@@ -24,7 +24,7 @@ from contracts.broker import (
     PROJECTION_QUEUE,
     RELAY_POSITION_KEY,
 )
-from services.broker import EVENTS_EXCHANGE, broker_connection
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
 
 log = logging.getLogger("tenzo.broker")
 

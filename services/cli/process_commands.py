@@ -1,6 +1,6 @@
 """The `tenzo` commands of the relay and the dispatcher, and their receiver/producer helpers.
 
-Registered on the main group in services/cli.py.
+Registered on the main group in services/cli/main.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from contracts.broker import InvalidMessage
 from contracts.signing import verify
 from domain.application import DeveloperTools
-from services.broker import broker_display
+from services.infrastructure.broker import broker_display
 from services.settings import Settings
 
 log = logging.getLogger("tenzo")
@@ -28,7 +28,7 @@ log = logging.getLogger("tenzo")
 def start_in_background(settings: Settings, tools: DeveloperTools) -> Callable[[], None]:
     """Start the relay and the dispatcher as threads (`tenzo serve`); return a stopper."""
     from services.dispatcher.consumer import Dispatcher
-    from services.dispatcher.relay import Relay
+    from services.relay.relay import Relay
 
     stop = threading.Event()
     relay = Relay(tools, settings.broker_url)
@@ -69,7 +69,7 @@ def _run_until_signalled(settings: Settings, target: Callable[[threading.Event],
 @click.command()
 def relay() -> None:
     """Relay every domain event from the event store to the broker (exchange tenzo.events)."""
-    from services.dispatcher.relay import Relay
+    from services.relay.relay import Relay
 
     settings = Settings.from_env()
     tools = _tools(settings)
@@ -91,7 +91,7 @@ def dispatcher() -> None:
 def publish_interview(source: Any) -> None:
     """Validate an interview.completed message (a JSON file, or - for stdin) and publish
     it to TENZO_BROKER_URL: exchange tenzo.events, routing key interview.completed."""
-    from services.dispatcher.publish import publish_interview as publish
+    from services.cli.publish import publish_interview as publish
 
     settings = Settings.from_env()
     body = source.read()

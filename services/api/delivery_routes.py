@@ -7,7 +7,7 @@ from uuid import UUID
 
 from flask import g
 
-from contracts import deliveries as schemas
+from contracts import delivery_schemas as schemas
 from domain.deliveries import Delivery
 from services.api.auth import require_admin
 from services.api.context import services

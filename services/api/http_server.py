@@ -1,7 +1,7 @@
 """Serving the WSGI app: werkzeug's threaded server in `tenzo serve`, gunicorn in `tenzo api`.
 
 A credential pasted into a URL must not reach a log line: both log paths without their
-query strings and with credentials masked (services/log_redaction.py), and pass their
+query strings and with credentials masked (services/infrastructure/log_redaction.py), and pass their
 error lines, which may quote a malformed request line, through the same masking.
 """
 
@@ -17,7 +17,7 @@ from flask import Flask
 from gunicorn.glogging import Logger as GunicornLogger
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from services.log_redaction import RedactCredentials, redact_path
+from services.infrastructure.log_redaction import RedactCredentials, redact_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -171,6 +171,6 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
 
 def _flush_usage_counts(server: Any, worker: Any) -> None:
     """A worker that exits writes its batched API key usage first."""
-    from services.usage import flush_all
+    from services.api.usage import flush_all
 
     flush_all()

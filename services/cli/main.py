@@ -16,8 +16,8 @@ from contracts.audit import audit_item
 from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
 from services.bootstrap import build_application
-from services.broker import broker_display
-from services.log_redaction import RedactCredentials
+from services.infrastructure.broker import broker_display
+from services.infrastructure.log_redaction import RedactCredentials
 from services.settings import ConfigurationError, Settings
 
 log = logging.getLogger("tenzo")
@@ -50,8 +50,8 @@ def main(verbose: bool) -> None:
 def serve() -> None:
     """Run the API, the relay and the dispatcher in one process (embedded defaults)."""
     from services.api.app import create_app
-    from services.dispatcher.cli import start_in_background
-    from services.http_server import embedded_server
+    from services.api.http_server import embedded_server
+    from services.cli.process_commands import start_in_background
 
     settings = Settings.from_env()
     tools = build_application(settings)
@@ -80,7 +80,7 @@ def serve() -> None:
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
 def api(workers: int) -> None:
     """Run the HTTP API under gunicorn (production)."""
-    from services.http_server import run_gunicorn
+    from services.api.http_server import run_gunicorn
 
     settings = Settings.from_env()
     build_application(settings).close()  # create the tables once, before the workers fork
@@ -92,7 +92,7 @@ def api(workers: int) -> None:
 
 def _prepare_broker(settings: Settings) -> None:
     """Declare the broker's exchange and queues before serving (see prepare_broker)."""
-    from services.dispatcher.topology import prepare_broker
+    from services.infrastructure.topology import prepare_broker
 
     if not prepare_broker(settings.broker_url):
         log.warning(
@@ -154,7 +154,7 @@ def events(follow: bool, after: int) -> None:
 
 
 def _register_dispatcher_commands() -> None:
-    from services.dispatcher.cli import COMMANDS
+    from services.cli.process_commands import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

@@ -32,14 +32,14 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from contracts import admin as schemas
-from contracts.deliveries import DeliveryQuerySchema
+from contracts.delivery_schemas import DeliveryQuerySchema
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from services.api import dashboard_session as auth
 from services.api.admin import present_key, present_webhook
 from services.api.context import services
-from services.api.dashboard_audit import KNOWN_EVENT_TYPES, AuditFilter
-from services.api.dashboard_format import end_of_day, exact, field_errors, relative
-from services.api.deliveries import present_delivery
+from services.api.dashboard import session as auth
+from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
+from services.api.dashboard.format import end_of_day, exact, field_errors, relative
+from services.api.delivery_routes import present_delivery
 
 log = logging.getLogger("tenzo.dashboard")
 

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from contracts import admin as schemas
 from services.api.context import services
-from services.api.dashboard_format import (
+from services.api.dashboard.format import (
     Errors,
     as_datetime,
     end_of_day,

@@ -22,8 +22,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from services import metrics
-from services.storage import SqlTables
+from services.infrastructure import metrics
+from services.infrastructure.storage import SqlTables
 
 log = logging.getLogger("tenzo.usage")
 

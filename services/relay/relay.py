@@ -26,10 +26,10 @@ from kombu import Connection, Producer
 from contracts.audit import audit_item
 from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
-from services import metrics
-from services.broker import EVENTS_EXCHANGE, broker_connection, broker_display
-from services.dispatcher.topology import declare_topology, is_rabbitmq
-from services.storage import SqlTables
+from services.infrastructure import metrics
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection, broker_display
+from services.infrastructure.storage import SqlTables
+from services.infrastructure.topology import declare_topology, is_rabbitmq
 
 log = logging.getLogger("tenzo.relay")
 

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq, sql
 
 from domain.fast_forward import HasNewerEvents
-from services.storage import dialect_of
+from services.infrastructure.storage import dialect_of
 
 STATEMENT = b"tenzo_has_newer_events"
 UNDEFINED_PREPARED_STATEMENT = b"26000"

@@ -20,7 +20,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from domain.errors import Conflict, InvalidInput
-from services.storage import SqlTables
+from services.infrastructure.storage import SqlTables
 
 TTL_SECONDS = 24 * 3600
 HEADER = "Idempotency-Key"

@@ -7,8 +7,8 @@ from typing import Any
 from kombu import Producer
 
 from contracts.broker import INTERVIEW_COMPLETED, parse_interview_completed
-from services.broker import EVENTS_EXCHANGE, broker_connection
-from services.dispatcher.topology import declare_topology
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
+from services.infrastructure.topology import declare_topology
 
 
 def publish_interview(broker_url: str, body: bytes, *, validate: bool = True) -> dict[str, Any]:
