@@ -6,12 +6,15 @@ import base64
 import binascii
 import os
 import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from domain.deliveries import RetrySchedule
+
+IN_MEMORY_DATABASE_URL = "sqlite:///:memory:"
 
 
 class ConfigurationError(Exception):
@@ -47,6 +50,13 @@ def _optional_seconds(env: Mapping[str, str], name: str) -> float | None:
 
 @dataclass(frozen=True)
 class Settings:
+    """How a process is configured. ``database_url`` is ``sqlite:///relative/path``,
+    ``sqlite:////absolute/path``, ``postgresql://user:password@host:port/dbname``, or
+    ``sqlite:///:memory:`` — an in-memory SQLite database, for tests: each application
+    built from these settings gets a database of its own that ends when it closes (so
+    no other process shares it), and with no encryption key one is made up for it.
+    """
+
     database_url: str = "sqlite:///var/tenzo.sqlite3"
     broker_url: str = "filesystem://var/broker"
     operator_token: str | None = None
@@ -118,6 +128,11 @@ class Settings:
         return self.database_url.startswith("sqlite:")
 
     @property
+    def in_memory(self) -> bool:
+        """``sqlite:///:memory:``: an SQLite database in this process's memory (tests)."""
+        return self.database_url == IN_MEMORY_DATABASE_URL
+
+    @property
     def sqlite_path(self) -> Path:
         # sqlite:///relative/path or sqlite:////absolute/path
         return Path(self.database_url.removeprefix("sqlite:").removeprefix("//").removeprefix("/"))
@@ -134,6 +149,8 @@ class Settings:
     def with_encryption_key(self) -> Settings:
         """Check the encryption key, or in embedded mode generate one once into var/."""
         key = self.encryption_key
+        if not key and self.in_memory:
+            key = base64.b64encode(secrets.token_bytes(32)).decode()  # nothing outlives it
         if not key:
             if not self.is_embedded:
                 raise ConfigurationError(
@@ -153,7 +170,9 @@ class Settings:
         return _replace(self, encryption_key=key)
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The environment of the eventsourcing Application: persistence and cipher."""
+        """The environment of the eventsourcing Application: persistence and cipher.
+
+        In memory, each call names a new database (see the class docstring)."""
         env = {
             # AES-GCM from `cryptography`: the same stored format as eventsourcing.cipher's
             # PyCryptodome one, about 25 times faster per event (docs/dispatcher.md).
@@ -162,7 +181,14 @@ class Settings:
             "COMPRESSOR_TOPIC": "services.infrastructure.compression:SmallEventCompressor",
             "CREATE_TABLE": "true",
         }
-        if self.uses_sqlite:
+        if self.in_memory:
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                # Shared cache: every connection of the application's pool (and so the
+                # catalog's tables) sees the one database; a unique name per application.
+                "SQLITE_DBNAME": f"file:tenzo-{uuid.uuid4().hex}?mode=memory&cache=shared",
+            }
+        elif self.uses_sqlite:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             env |= {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
