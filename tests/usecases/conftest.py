@@ -1,0 +1,52 @@
+"""The use cases of DeveloperTools, called directly, on each event store.
+
+Every test here runs in memory (the default: milliseconds), and on an SQLite file and
+PostgreSQL like the integration tests (``pytest -m "not postgres"`` leaves PostgreSQL
+out; ``pytest -k memory`` keeps only the fast runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from domain.actors import OPERATOR, Actor
+from domain.application import DeveloperTools
+from tests.support.applications import in_memory_tools, tools_on
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def tools(
+    request: pytest.FixtureRequest, tmp_path: Any, encryption_key: str
+) -> Iterator[DeveloperTools]:
+    if request.param == "memory":
+        app = in_memory_tools(encryption_key=encryption_key)
+    elif request.param == "sqlite":
+        app = tools_on(f"sqlite:///{tmp_path}/events.sqlite3", encryption_key=encryption_key)
+    else:
+        app = tools_on(request.getfixturevalue("postgres_url"), encryption_key=encryption_key)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+class Org:
+    """An organization created for a test: its id, admin token and the actor it records."""
+
+    def __init__(self, tools: DeveloperTools, name: str):
+        organization, self.admin_token = tools.create_organization(name, OPERATOR)
+        self.id = organization.id
+        self.admin: Actor = tools.authenticate_admin(self.admin_token)[1]
+
+
+@pytest.fixture
+def org(tools: DeveloperTools) -> Org:
+    return Org(tools, "Acme")
+
+
+@pytest.fixture
+def other_org(tools: DeveloperTools) -> Org:
+    return Org(tools, "Globex")

@@ -1,0 +1,128 @@
+"""Jobs and candidates pushed by an organization's ATS: upsert by external id, list, get."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from domain.errors import InvalidInput, NotFound
+from tests.support.applications import position, recorded_since, records_nothing
+
+
+@pytest.fixture
+def job(tools, org):
+    job, _ = tools.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
+    return job
+
+
+def candidate_fields(job, **changes):
+    fields = {"job_id": job.id, "first_name": "Ada", "last_name": "L", "email": "ada@x.example"}
+    return fields | changes
+
+
+def test_a_job_is_created_then_updated_by_its_external_id(tools, org):
+    before = position(tools)
+
+    job, created = tools.upsert_job(
+        org.id, {"external_id": "J-1", "title": " Engineer ", "location": "Lyon"}, org.admin
+    )
+
+    assert created and recorded_since(tools, before) == ["Job.Created"]
+    assert (job.title, job.status, job.location) == ("Engineer", "open", "Lyon")
+    before = position(tools)
+    same, created = tools.upsert_job(
+        org.id, {"external_id": "J-1", "title": "Engineer", "status": "closed"}, org.admin
+    )
+    assert not created and same.id == job.id
+    assert recorded_since(tools, before) == ["Job.Updated"]
+    shown = tools.get_job(org.id, job.id)
+    assert (shown.status, shown.location) == ("closed", "Lyon")  # not given: kept
+    with records_nothing(tools):
+        tools.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
+
+
+def test_jobs_without_an_external_id_are_always_new(tools, org):
+    first, _ = tools.upsert_job(org.id, {"title": "Designer"}, org.admin)
+    second, created = tools.upsert_job(org.id, {"title": "Designer"}, org.admin)
+    assert created and first.id != second.id
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "  "}, "title"),
+        ({"title": "x", "status": "x"}, "status"),
+    ],
+)
+def test_a_bad_job_is_refused_and_records_nothing(tools, org, job, fields, field):
+    with records_nothing(tools), pytest.raises(InvalidInput) as refused:
+        tools.upsert_job(org.id, {"external_id": "J-1"} | fields, org.admin)
+    assert refused.value.field == field
+    assert tools.get_job(org.id, job.id).title == "Engineer"
+
+
+def test_jobs_are_listed_newest_first_and_paged(tools, org):
+    jobs = [tools.upsert_job(org.id, {"title": f"Job {n}"}, org.admin)[0] for n in range(3)]
+
+    first, cursor = tools.list_jobs(org.id, limit=2)
+    rest, last = tools.list_jobs(org.id, limit=2, cursor=cursor)
+
+    assert [j.id for j in first + rest] == [j.id for j in reversed(jobs)] and last is None
+
+
+def test_candidates_are_upserted_and_listed_by_job(tools, org, job):
+    other_job, _ = tools.upsert_job(org.id, {"title": "Other"}, org.admin)
+    before = position(tools)
+
+    ada, created = tools.upsert_candidate(
+        org.id, candidate_fields(job, external_id="C-1"), org.admin
+    )
+    bob, _ = tools.upsert_candidate(
+        org.id, candidate_fields(other_job, first_name="Bob"), org.admin
+    )
+
+    assert created and recorded_since(tools, before) == ["Candidate.Created", "Candidate.Created"]
+    assert [c.id for c in tools.list_candidates(org.id, job_id=job.id)[0]] == [ada.id]
+    assert [c.id for c in tools.list_candidates(org.id)[0]] == [bob.id, ada.id]
+    moved, created = tools.upsert_candidate(
+        org.id, {"external_id": "C-1", "job_id": other_job.id}, org.admin
+    )
+    assert not created and moved.first_name == "Ada"
+    assert [c.id for c in tools.list_candidates(org.id, job_id=job.id)[0]] == []
+    assert {c.id for c in tools.list_candidates(org.id, job_id=other_job.id)[0]} == {
+        ada.id,
+        bob.id,
+    }
+    assert tools.get_candidate(org.id, ada.id).job_id == other_job.id
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"job_id": uuid.uuid4()}, "job_id"),
+        ({"job_id": "J-1"}, "job_id"),
+        ({"first_name": " "}, "first_name"),
+        ({"email": None}, "email"),
+    ],
+)
+def test_a_bad_candidate_is_refused_and_records_nothing(tools, org, job, changes, field):
+    with records_nothing(tools), pytest.raises(InvalidInput) as refused:
+        tools.upsert_candidate(org.id, candidate_fields(job, **changes), org.admin)
+    assert refused.value.field == field
+
+
+def test_another_organizations_jobs_and_candidates_do_not_exist(tools, org, other_org, job):
+    ada, _ = tools.upsert_candidate(org.id, candidate_fields(job), org.admin)
+
+    with records_nothing(tools):
+        with pytest.raises(NotFound):
+            tools.get_job(other_org.id, job.id)
+        with pytest.raises(NotFound):
+            tools.get_candidate(other_org.id, ada.id)
+        with pytest.raises(NotFound):
+            tools.list_candidates(other_org.id, job_id=job.id)
+        with pytest.raises(InvalidInput):
+            tools.upsert_candidate(other_org.id, candidate_fields(job), other_org.admin)
+    assert tools.list_jobs(other_org.id) == ([], None)
