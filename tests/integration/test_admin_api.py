@@ -201,6 +201,47 @@ def test_organizations_see_only_their_own_keys(client, org, other_org, tools):
     assert still.json["status"] == "active"
 
 
+def usage_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement on the usage table from now on, as sent to the driver: our
+    tables reach the database only through SqlCursor.execute and SqlTables.read."""
+    from services.infrastructure.storage import SqlCursor, SqlTables
+
+    seen: list[str] = []
+    execute, read = SqlCursor.execute, SqlTables.read
+
+    def counting_execute(self: Any, sql: str, params: Any = None) -> Any:
+        if "tenzo_api_key_usage" in sql:
+            seen.append(sql)
+        return execute(self, sql, params)
+
+    def counting_read(self: Any, sql: str, params: Any = None) -> Any:
+        if "tenzo_api_key_usage" in sql:
+            seen.append(sql)
+        return read(self, sql, params)
+
+    monkeypatch.setattr(SqlCursor, "execute", counting_execute)
+    monkeypatch.setattr(SqlTables, "read", counting_read)
+    return seen
+
+
+def test_listing_keys_reads_their_usage_in_one_query(flask_app, client, org, monkeypatch):
+    keys = [create_key(client, org, f"key {n}") for n in range(6)]
+    for uses, key in enumerate(keys[:4]):
+        for _ in range(uses):  # 0, 1, 2, 3 uses; the last two keys never used
+            client.get("/v1/jobs", headers={"Authorization": f"Bearer {key['key']}"})
+    flask_app.extensions["tenzo"].usage.flush()
+
+    statements = usage_statements(monkeypatch)
+    listed = client.get(f"{ADMIN}/api-keys", headers=org.headers).json["items"]
+    assert len(statements) == 1, statements
+    counts = {item["id"]: item["usage_count"] for item in listed}
+    assert counts == {key["id"]: n if n < 4 else 0 for n, key in enumerate(keys)}
+    used = {item["id"] for item in listed if item["last_used_at"] is not None}
+    assert used == {key["id"] for key in keys[1:4]}
+    shown = client.get(f"{ADMIN}/api-keys/{keys[3]['id']}", headers=org.headers).json
+    assert shown["usage_count"] == 3 and shown["last_used_at"] is not None
+
+
 @pytest.mark.parametrize("key_id", [str(uuid.uuid4()), "not-a-uuid"])
 def test_an_unknown_key_id_is_404(client, org, tools, key_id):
     before = history(tools)

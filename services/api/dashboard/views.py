@@ -34,7 +34,7 @@ from marshmallow import ValidationError
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from services.api.admin import present_key, present_webhook
+from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
@@ -149,7 +149,7 @@ def sign_out() -> ResponseReturnValue:
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     tools = services().tools
     now = tools.clock()
-    keys = [present_key(key, now) for key in tools.list_api_keys(g.org_id)]
+    keys = present_keys(tools.list_api_keys(g.org_id), now)
     return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
 
 
