@@ -13,7 +13,9 @@ from kombu import Connection, Exchange
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps
 
-EVENTS_EXCHANGE = Exchange("tenzo.events", type="topic", durable=True)
+from contracts import broker as contract
+
+EVENTS_EXCHANGE = Exchange(contract.EVENTS_EXCHANGE, type="topic", durable=True)
 _SEQUENCE = count()
 
 
