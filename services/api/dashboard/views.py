@@ -13,11 +13,12 @@ import logging
 import secrets
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     flash,
@@ -44,7 +45,8 @@ from services.api.delivery_routes import present_delivery
 log = logging.getLogger("tenzo.dashboard")
 
 blp = Blueprint("dashboard", __name__)
-blp.record_once(lambda state: auth.configure_sessions(state.app))
+# The app factory builds a Flask app (BlueprintSetupState types it as flask.sansio's App).
+blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 
 DELIVERY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
