@@ -18,6 +18,7 @@ from domain.actors import OPERATOR
 from domain.credentials import ADMIN_TOKEN_PREFIX, API_KEY_PREFIX, mint
 from tests.conftest import history
 from tests.support.problems import problem_of
+from tests.support.sql_statements import usage_statements
 
 ADMIN = "/admin/v1"
 WEBHOOK_URL = "https://93.184.215.14/webhooks/tenzo"
@@ -199,29 +200,6 @@ def test_organizations_see_only_their_own_keys(client, org, other_org, tools):
     assert history(tools) == before
     still = client.get(f"{ADMIN}/api-keys/{theirs['id']}", headers=other_org.headers)
     assert still.json["status"] == "active"
-
-
-def usage_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every SQL statement on the usage table from now on, as sent to the driver: our
-    tables reach the database only through SqlCursor.execute and SqlTables.read."""
-    from services.infrastructure.storage import SqlCursor, SqlTables
-
-    seen: list[str] = []
-    execute, read = SqlCursor.execute, SqlTables.read
-
-    def counting_execute(self: Any, sql: str, params: Any = None) -> Any:
-        if "tenzo_api_key_usage" in sql:
-            seen.append(sql)
-        return execute(self, sql, params)
-
-    def counting_read(self: Any, sql: str, params: Any = None) -> Any:
-        if "tenzo_api_key_usage" in sql:
-            seen.append(sql)
-        return read(self, sql, params)
-
-    monkeypatch.setattr(SqlCursor, "execute", counting_execute)
-    monkeypatch.setattr(SqlTables, "read", counting_read)
-    return seen
 
 
 def test_listing_keys_reads_their_usage_in_one_query(flask_app, client, org, monkeypatch):
