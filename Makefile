@@ -19,7 +19,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain contracts
+	$(BIN)/mypy domain contracts services
 
 # The browser tests drive Debian's chromium, never a downloaded browser.
 browser:

@@ -1,13 +1,14 @@
 """What API-key authentication costs the Public API (issue 3's benchmark).
 
-Starts `tenzo api` (gunicorn, 2 workers) on a fresh PostgreSQL database holding
-100,000 API keys, then drives it from this process with a thread pool of keep-alive
-``requests.Session``s, in alternating rounds of
+Starts the API as `tenzo api` does (gunicorn, 2 workers, the same app factory and
+server settings) on a fresh PostgreSQL database holding 100,000 API keys, then drives
+it from this process with a thread pool of keep-alive ``requests.Session``s, in
+alternating rounds of
 
   (a) ``GET /v1/jobs/{id}`` with an API key: authentication (one indexed SELECT of
       the key's events), usage counting and the rate limit, then the handler;
-  (b) the same handler without authentication, on the benchmark-only route that
-      exists only when the server runs with TENZO_BENCH_UNAUTHENTICATED_ROUTE=1.
+  (b) the same handler without authentication, on a baseline route this script adds
+      to the app it serves (``app_with_baseline``); the product has no such route.
 
 It reports requests/s and p50/p99 latency of both, checks the targets (a/b >= 0.85,
 p99(a) <= 2 x p99(b)) and that the usage counts in the admin API equal the requests
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import os
 import platform
 import re
@@ -39,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -53,9 +56,13 @@ from domain.api_keys import ApiKey  # noqa: E402
 from services.bootstrap import build_application  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- public_api:start -->", "<!-- public_api:end -->"
 COMMAND = ".venv/bin/python bench/public_api.py"
+BASELINE = "/bench-baseline/<uuid:org_id>/jobs/<uuid:job_id>"
 
 
 @dataclass
@@ -70,6 +77,9 @@ class Round:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["serve"]:  # the server process start_server runs
+        serve()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--postgres-url",
@@ -97,13 +107,13 @@ def main() -> None:
     server = None
     try:
         org_id, admin_token, keys, job_id = populate(Settings.from_env(env), args)
-        server = start_server(env | {"TENZO_BENCH_UNAUTHENTICATED_ROUTE": "1"}, workdir)
+        server = start_server(env, workdir)
         base = f"http://127.0.0.1:{env['TENZO_HTTP_PORT']}"
         authenticated = (
             f"{base}/v1/jobs/{job_id}",
             [{"Authorization": f"Bearer {k}"} for _, k in keys],
         )
-        unauthenticated = (f"{base}/v1/bench-unauthenticated/{org_id}/jobs/{job_id}", [{}])
+        unauthenticated = (f"{base}/bench-baseline/{org_id}/jobs/{job_id}", [{}])
 
         sent_with_keys = 0
         print("warming up")
@@ -199,10 +209,11 @@ def populate(settings: Settings, args):
 
 
 def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:
-    tenzo = Path(sys.executable).with_name("tenzo")
+    """This script's ``serve`` in a process of its own: gunicorn's master, whose
+    children are the 2 workers."""
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(
-        [str(tenzo), "api", "--workers", "2"],
+        [sys.executable, str(Path(__file__).resolve()), "serve"],
         cwd=workdir,
         env=env,
         stdout=log,
@@ -221,6 +232,46 @@ def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:
             pass
         time.sleep(0.2)
     sys.exit("the server did not answer within 60 s")
+
+
+def serve() -> None:
+    """What `tenzo api --workers 2` does (services/cli/main.py), serving
+    ``app_with_baseline`` instead of ``services.api.wsgi:create()``."""
+    from services.api.http_server import run_gunicorn
+    from services.infrastructure.log_redaction import RedactCredentials
+    from services.infrastructure.topology import prepare_broker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactCredentials())
+    settings = Settings.from_env()
+    build_application(settings).close()  # create the tables once, before the workers fork
+    prepare_broker(settings.broker_url)
+    run_gunicorn(
+        "bench.public_api:app_with_baseline()", f"{settings.http_host}:{settings.http_port}", 2
+    )
+
+
+def app_with_baseline() -> Flask:
+    """The API's app, as ``services.api.wsgi:create()`` builds it, plus the baseline:
+    the very handler of ``GET /v1/jobs/{id}`` (schema, response), minus
+    ``require_api_key``, the organization taken from the path."""
+    from flask import g
+
+    from services.api import public
+    from services.api.wsgi import create
+
+    app = create()
+    handler = public.get_job.__wrapped__  # the view under require_api_key
+
+    def baseline(org_id: uuid.UUID, **kwargs: Any) -> Any:
+        g.org_id, g.actor = org_id, actor("system")
+        return handler(**kwargs)
+
+    app.add_url_rule(BASELINE, "bench_baseline_get_job", baseline)
+    return app
 
 
 # -- load -------------------------------------------------------------------------------
@@ -360,7 +411,8 @@ def summarize(rounds: list[Round], sent: int, counted: int, args, load: tuple[fl
             f"Reproduce: `{COMMAND}` (or `make bench`; needs the PostgreSQL server of "
             "`TENZO_BENCH_POSTGRES_URL`, default `postgresql://postgres@127.0.0.1:5432/postgres`).",
             "",
-            f"Set-up: `tenzo api --workers 2` (gunicorn, gthread, 8 threads each) on a fresh "
+            f"Set-up: the API served as `tenzo api --workers 2` serves it (gunicorn, gthread, "
+            f"8 threads each; the benchmark's own process, for its baseline route) on a fresh "
             f"PostgreSQL database holding {args.keys:,} API keys; the load comes from a separate "
             f"process, {args.threads} threads each with a keep-alive `requests.Session` (one API "
             f"key per thread); after a 2 s warm-up of each mode, {args.rounds} pairs of "
@@ -377,8 +429,9 @@ def summarize(rounds: list[Round], sent: int, counted: int, args, load: tuple[fl
             "prepared, indexed `SELECT 1 … LIMIT 1`: a revoked key is refused on the very "
             "next request), counts the use in memory and takes a token from the key's "
             "bucket; then runs the handler, which reads the job's events. No catalog "
-            "catch-up is on this path. (b) runs the same handler on a route that exists "
-            "only when the server has `TENZO_BENCH_UNAUTHENTICATED_ROUTE=1`.",
+            "catch-up is on this path. (b) runs the same handler on a route the benchmark "
+            "adds to the app it serves (`bench/public_api.py`'s `app_with_baseline`; the "
+            "product has no such route).",
             "",
             "| mode | req/s (per round) | p50 ms | p99 ms | server CPU µs/request | "
             "client CPU (cores) | requests | non-200 |",

@@ -37,7 +37,7 @@ def _text(maximum: int, *, required: bool = False, **kwargs: Any) -> fields.Stri
 
 
 _PHONE = validate.Regexp(
-    r"^\+?[0-9 ()./-]{3,50}$", error="Not a phone number (digits, spaces, + ( ) . / -)."
+    rf"^\+?[0-9 ()./-]{{3,{PHONE_MAX}}}$", error="Not a phone number (digits, spaces, + ( ) . / -)."
 )
 
 

@@ -197,12 +197,3 @@ class WebhookUrlPolicy:
                     "even where private networks are allowed"
                 )
             raise InvalidWebhookUrl("must not point to a private, loopback or link-local address")
-
-    def check_host(self, host: str) -> list[str]:
-        """Resolve the host for a delivery: its addresses, all public unless allowed."""
-        self.refuse_special_use(host)
-        addresses = self.addresses_of(host)
-        if not addresses:
-            raise InvalidWebhookUrl(f"host {host!r} does not resolve")
-        self.refuse_private(addresses)
-        return addresses

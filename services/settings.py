@@ -79,9 +79,6 @@ class Settings:
     # resumes it (its own died or lost it); None: the webhook timeout + 30 s.
     dispatcher_stalled_after: float | None = None
     metrics_port: int = 0
-    # Benchmark only (bench/public_api.py): serve GET /v1/jobs/{id}'s handler without
-    # authentication too, to measure what authentication costs. Never set it elsewhere.
-    bench_unauthenticated_route: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,7 +107,6 @@ class Settings:
             ),
             dispatcher_stalled_after=_optional_seconds(env, "TENZO_DISPATCHER_STALLED_AFTER"),
             metrics_port=int(env.get("TENZO_METRICS_PORT") or 0),
-            bench_unauthenticated_route=_flag(env.get("TENZO_BENCH_UNAUTHENTICATED_ROUTE")),
         )
         return settings.with_encryption_key()
 

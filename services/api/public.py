@@ -13,7 +13,6 @@ from flask import Response, g, make_response, request
 from flask.blueprints import BlueprintSetupState
 
 from contracts import public as schemas
-from domain.actors import actor
 from domain.errors import InvalidInput
 from domain.recruiting import Candidate, Job
 from services.api.auth import require_api_key
@@ -198,21 +197,3 @@ def get_candidate(candidate_id: UUID) -> dict[str, Any]:
 def _set_up(state: BlueprintSetupState) -> None:
     ctx: Services = state.app.extensions["tenzo"]
     ctx.extras["idempotency"] = IdempotencyStore(ctx.tools)
-    if ctx.settings.bench_unauthenticated_route:
-        # bench/public_api.py measures what authentication costs against this: the
-        # very handler of GET /v1/jobs/{id} (schema, response), minus require_api_key.
-        state.app.add_url_rule(
-            "/v1/bench-unauthenticated/<uuid:org_id>/jobs/<uuid:job_id>",
-            "bench_unauthenticated_get_job",
-            _without_authentication(get_job),
-        )
-
-
-def _without_authentication(view: Callable[..., Any]) -> Callable[..., Any]:
-    handler = view.__wrapped__  # the view under require_api_key
-
-    def bench_view(org_id: UUID, **kwargs: Any) -> Any:
-        g.org_id, g.actor = org_id, actor("system")
-        return handler(**kwargs)
-
-    return bench_view

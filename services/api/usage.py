@@ -15,6 +15,7 @@ import atexit
 import logging
 import threading
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from services.infrastructure.storage import SqlTables
 log = logging.getLogger("tenzo.usage")
 
 FLUSH_INTERVAL_SECONDS = 0.5
+# Keys per SELECT in read_many: well under SQLite's bound on parameters (999 before 3.32).
+READ_MANY_CHUNK = 500
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_api_key_usage (
@@ -52,6 +55,8 @@ ON CONFLICT (key_id) DO UPDATE SET
     END
 """
 
+READ_MANY = "SELECT key_id, usage_count, last_used_at FROM tenzo_api_key_usage WHERE key_id IN"
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -61,6 +66,11 @@ class Usage:
 
 def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _usage(row: Any) -> Usage:
+    last = row["last_used_at"]
+    return Usage(int(row["usage_count"]), datetime.fromisoformat(last) if last else None)
 
 
 class UsageCounter:
@@ -123,10 +133,23 @@ class UsageCounter:
                 "SELECT usage_count, last_used_at FROM tenzo_api_key_usage WHERE key_id = :id",
                 {"id": str(key_id)},
             ).fetchone()
-        if row is None:
-            return Usage()
-        last = row["last_used_at"]
-        return Usage(int(row["usage_count"]), datetime.fromisoformat(last) if last else None)
+        return Usage() if row is None else _usage(row)
+
+    def read_many(self, key_ids: Iterable[UUID]) -> dict[UUID, Usage]:
+        """The flushed usage of each key, as ``read`` gives it, in one query per
+        ``READ_MANY_CHUNK`` keys (a list of keys reads its counts at once)."""
+        wanted = list(dict.fromkeys(key_ids))
+        found: dict[UUID, Usage] = {}
+        with self.tables.transaction(commit=False) as cursor:
+            for first in range(0, len(wanted), READ_MANY_CHUNK):
+                chunk = wanted[first : first + READ_MANY_CHUNK]
+                params = {f"k{n}": str(key_id) for n, key_id in enumerate(chunk)}
+                placeholders = ", ".join(f":{name}" for name in params)  # :k0, :k1, …
+                sql = f"{READ_MANY} ({placeholders})"  # noqa: S608 (names only, no values)
+                rows = cursor.execute(sql, params).fetchall()
+                for row in rows:
+                    found[UUID(row["key_id"])] = _usage(row)
+        return {key_id: found.get(key_id, Usage()) for key_id in wanted}
 
     def _store_closed(self) -> bool:
         return bool(getattr(self.tables.datastore.pool, "closed", False))

@@ -41,7 +41,12 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from domain.webhook_urls import has_percent_in_host, host_name_error, is_allowed_target
+from domain.webhook_urls import (
+    has_percent_in_host,
+    host_name_error,
+    is_allowed_target,
+    is_special_use_name,
+)
 
 Resolver = Callable[[str], Iterable[str]]
 
@@ -189,8 +194,10 @@ class WebhookSender:
     def _target(self, url: str) -> _Target:
         """Resolve the URL's host once and pick the checked address to connect to."""
         host, port, netloc = _https_host(url)
-        addresses = self._addresses(host)
         allow_private = self._policy.allow_private_networks
+        if not allow_private and is_special_use_name(host):  # as at configuration time
+            raise _Refused(f"host {host!r} is a special-use name, never a public host")
+        addresses = self._addresses(host)
         for address in addresses:
             if not is_allowed_target(address, allow_private_networks=allow_private):
                 kind = "link-local" if allow_private else "not public"

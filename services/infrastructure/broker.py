@@ -13,7 +13,9 @@ from kombu import Connection, Exchange
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps
 
-EVENTS_EXCHANGE = Exchange("tenzo.events", type="topic", durable=True)
+from contracts import broker as contract
+
+EVENTS_EXCHANGE = Exchange(contract.EVENTS_EXCHANGE, type="topic", durable=True)
 _SEQUENCE = count()
 
 
@@ -22,7 +24,9 @@ class AtomicChannel(filesystem.Channel):  # type: ignore[misc]
     consumer polling the folder never reads a message half written (kombu writes the
     final file in place), and names messages in the order they were published."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's filesystem Channel names the argument payload, its base message; kombu
+    # passes it by position.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # Consumers take files in name order: nanoseconds and a counter keep the order
         # of publication (kombu's milliseconds and a random uuid do not).
         name = f"{monotonic_ns():020d}_{next(_SEQUENCE):012d}_{uuid.uuid4().hex}.{queue}.msg"

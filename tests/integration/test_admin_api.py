@@ -18,6 +18,7 @@ from domain.actors import OPERATOR
 from domain.credentials import ADMIN_TOKEN_PREFIX, API_KEY_PREFIX, mint
 from tests.conftest import history
 from tests.support.problems import problem_of
+from tests.support.sql_statements import usage_statements
 
 ADMIN = "/admin/v1"
 WEBHOOK_URL = "https://93.184.215.14/webhooks/tenzo"
@@ -199,6 +200,24 @@ def test_organizations_see_only_their_own_keys(client, org, other_org, tools):
     assert history(tools) == before
     still = client.get(f"{ADMIN}/api-keys/{theirs['id']}", headers=other_org.headers)
     assert still.json["status"] == "active"
+
+
+def test_listing_keys_reads_their_usage_in_one_query(flask_app, client, org, monkeypatch):
+    keys = [create_key(client, org, f"key {n}") for n in range(6)]
+    for uses, key in enumerate(keys[:4]):
+        for _ in range(uses):  # 0, 1, 2, 3 uses; the last two keys never used
+            client.get("/v1/jobs", headers={"Authorization": f"Bearer {key['key']}"})
+    flask_app.extensions["tenzo"].usage.flush()
+
+    statements = usage_statements(monkeypatch)
+    listed = client.get(f"{ADMIN}/api-keys", headers=org.headers).json["items"]
+    assert len(statements) == 1, statements
+    counts = {item["id"]: item["usage_count"] for item in listed}
+    assert counts == {key["id"]: n if n < 4 else 0 for n, key in enumerate(keys)}
+    used = {item["id"] for item in listed if item["last_used_at"] is not None}
+    assert used == {key["id"] for key in keys[1:4]}
+    shown = client.get(f"{ADMIN}/api-keys/{keys[3]['id']}", headers=org.headers).json
+    assert shown["usage_count"] == 3 and shown["last_used_at"] is not None
 
 
 @pytest.mark.parametrize("key_id", [str(uuid.uuid4()), "not-a-uuid"])

@@ -21,6 +21,7 @@ from domain.actors import OPERATOR
 from domain.organizations import AdminToken
 from tests.conftest import history
 from tests.support.dispatching import record_outcome
+from tests.support.sql_statements import usage_statements
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 FIELD_ERROR = re.compile(r'<p class="error" id="([\w-]+)-error">([^<]*)</p>')
@@ -231,6 +232,22 @@ def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
     listed = signed_in.get("/api-keys").get_data(as_text=True)
     assert plaintext not in listed
     assert key.key_hint in listed and "never" in listed and "Active" in listed
+
+
+def test_the_key_list_reads_usage_in_one_query(flask_app, signed_in, tools, org, monkeypatch):
+    keys = [tools.create_api_key(org.id, f"key {n}", None, OPERATOR)[0] for n in range(5)]
+    usage = flask_app.extensions["tenzo"].usage
+    for _ in range(7):
+        usage.record(keys[2].id, tools.clock())
+    usage.flush()
+
+    statements = usage_statements(monkeypatch)
+    listed = signed_in.get("/api-keys")
+    assert listed.status_code == 200
+    assert len(statements) == 1, statements
+    rows = re.findall(r"<tr\b.*?</tr>", listed.get_data(as_text=True), re.DOTALL)
+    counted = [row for row in rows if keys[2].key_hint in row]
+    assert len(counted) == 1 and re.search(r">\s*7\s*<", counted[0]), counted
 
 
 def test_expired_and_revoked_keys_are_marked(signed_in, tools, org):

@@ -241,6 +241,24 @@ def test_a_link_local_target_is_refused_even_when_private_networks_are_allowed(
     assert receiver.connections == 1  # the loopback delivery's only
 
 
+@pytest.mark.parametrize(
+    "host", ["localhost", "hooks.localhost", "printer.local", "nas.home.arpa", "svc.internal."]
+)
+def test_a_special_use_name_is_refused_before_any_lookup(receiver, make_sender, host):
+    """The configuration-time rule (domain/webhook_urls.py, SPECIAL_USE_NAMES) holds at
+    send time too: a name reserved for local use is refused whatever DNS answers, here
+    a public address."""
+    resolver = RecordingResolver({host: ["93.184.216.34"], host.rstrip("."): ["93.184.216.34"]})
+    sender = make_sender(resolve=resolver, allow_private_networks=False)
+
+    result = sender.send(receiver.url_for(host), BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.error == f"host {host!r} is a special-use name, never a public host"
+    assert resolver.calls == []
+    assert receiver.connections == 0
+
+
 @pytest.mark.parametrize("literal", ["169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]"])
 def test_a_link_local_ip_literal_is_refused_even_when_private_networks_are_allowed(
     receiver, make_sender, literal

@@ -54,8 +54,11 @@ class AuditFilter:
     """The audit log's filters from the query string: event type and a range of days (UTC)."""
 
     def __init__(self, args: Any):
-        self.values = {name: (args.get(name) or "").strip() for name in ("type", "from", "to")}
-        self.query = {name: value for name, value in self.values.items() if value}
+        self.values: dict[str, str] = {
+            name: (args.get(name) or "").strip() for name in ("type", "from", "to")
+        }
+        # The filters given, as url_for's keyword arguments (typed as its values are).
+        self.query: dict[str, Any] = {name: value for name, value in self.values.items() if value}
         self.errors: Errors = {}
         given = {name: args[name] for name in ("type", "after") if args.get(name)}
         try:  # the admin API's rules, and so its messages

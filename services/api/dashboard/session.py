@@ -22,7 +22,6 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
-from domain.actors import Actor
 from domain.errors import Unauthorized
 from services.api.context import services
 
@@ -110,7 +109,3 @@ def signed_in() -> bool:
         return False
     g.org_id, g.actor = org_id, actor
     return True
-
-
-def current_actor() -> tuple[UUID, Actor]:
-    return g.org_id, g.actor

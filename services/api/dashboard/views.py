@@ -13,11 +13,12 @@ import logging
 import secrets
 from collections.abc import Iterator
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     flash,
@@ -34,7 +35,7 @@ from marshmallow import ValidationError
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from services.api.admin import present_key, present_webhook
+from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
@@ -44,7 +45,8 @@ from services.api.delivery_routes import present_delivery
 log = logging.getLogger("tenzo.dashboard")
 
 blp = Blueprint("dashboard", __name__)
-blp.record_once(lambda state: auth.configure_sessions(state.app))
+# The app factory builds a Flask app (BlueprintSetupState types it as flask.sansio's App).
+blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 
 DELIVERY_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
@@ -149,7 +151,7 @@ def sign_out() -> ResponseReturnValue:
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     tools = services().tools
     now = tools.clock()
-    keys = [present_key(key, now) for key in tools.list_api_keys(g.org_id)]
+    keys = present_keys(tools.list_api_keys(g.org_id), now)
     return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
 
 
