@@ -14,9 +14,9 @@ from eventsourcing.persistence import RecordConflictError
 from domain import credentials
 from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
-from domain.deliveries import DeliveryUseCases, RetrySchedule
+from domain.deliveries import DeliveryUseCases, RetrySchedule, TestEventRenderer
 from domain.errors import InvalidInput, NotFound, Unauthorized
-from domain.fast_forward import FastForwardReads
+from domain.fast_forward import FastForwardReads, HasNewerEvents
 from domain.organizations import AdminToken, Organization
 from domain.ports import Catalog
 from domain.recruiting import RecruitingUseCases
@@ -44,17 +44,24 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         env: dict[str, str] | None = None,
         *,
         url_policy: WebhookUrlPolicy,
+        catalog: Callable[[Application[UUID]], Catalog],
+        newer_events_probe: Callable[[Application[UUID]], HasNewerEvents | None],
+        render_test_event: TestEventRenderer,
         clock: Callable[[], datetime] = utc_now,
         retry_schedule: RetrySchedule | None = None,
     ):
+        """``catalog`` and ``newer_events_probe`` are factories given this application,
+        built once its event store is open: the catalog indexes that store, and the
+        probe is a lean query on it (None keeps the library's own query)."""
         super().__init__(env)
         self.url_policy = url_policy
         self.clock = clock
         self.retry_schedule = retry_schedule or RetrySchedule()
-        self.catalog: Catalog  # attached by the composition root
+        self.render_test_event = render_test_event
+        self.catalog = catalog(self)
         # API keys are read on every Public API request: decoded once, checked for
         # newer events on every read (see domain/fast_forward.py).
-        self.key_reads = FastForwardReads(self)
+        self.key_reads = FastForwardReads(self, has_newer_events=newer_events_probe(self))
 
     # -- organizations and admin tokens -------------------------------------------
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 TEST_EVENT_TYPE = "webhook.test"
 
+TestEventRenderer = Callable[[UUID, str, datetime], str]
+"""Renders a ``webhook.test`` body from (org_id, event_id, created_at); the body's shape
+is a contracts/ concern, given to DeveloperTools by the composition root."""
+
 
 def delivery_id(org_id: UUID, event_id: str) -> UUID:
     """The one id a delivery of ``event_id`` to ``org_id`` can have.
@@ -245,11 +249,8 @@ class DeliveryUseCases:
     saving many at once; these are the commands and queries of the admin API.
     """
 
-    render_test_event: Callable[[UUID, str, datetime], str]
-    """Renders a ``webhook.test`` body from (org_id, event_id, created_at); the body is a
-    contracts/ concern, attached by the composition root."""
-
     if TYPE_CHECKING:  # provided by DeveloperTools
+        render_test_event: TestEventRenderer
         catalog: Catalog
         clock: Callable[[], datetime]
         retry_schedule: RetrySchedule

@@ -1,20 +1,28 @@
-"""The composition root: builds the applications and adapters from Settings."""
+"""The composition root: builds every long-lived object from Settings, once, and hands
+each its collaborators through its constructor."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
+from services.api.idempotency import IdempotencyStore
+from services.api.rate_limit import TokenBuckets
+from services.api.usage import UsageCounter
 from services.dispatcher.payloads import test_event_body
 from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
 from services.settings import Settings
+
+log = logging.getLogger("tenzo.bootstrap")
 
 
 def resolve_host(host: str) -> list[str]:
@@ -33,7 +41,8 @@ SCHEMA_LOCK = 7243191  # a PostgreSQL advisory lock key, not used by another loc
 
 
 def build_application(settings: Settings) -> DeveloperTools:
-    """The DeveloperTools application on the configured event store, with its catalog.
+    """The DeveloperTools application on the configured event store, with its catalog,
+    its newer-events probe and its test-event renderer.
 
     Raises EncryptionKeyMismatch (a ConfigurationError) when the encryption key cannot
     read the events already stored: no process starts with a key that cannot read them.
@@ -42,6 +51,9 @@ def build_application(settings: Settings) -> DeveloperTools:
         app = DeveloperTools(
             settings.eventsourcing_env(),
             url_policy=url_policy(settings),
+            catalog=Catalog,
+            newer_events_probe=has_newer_events_probe,
+            render_test_event=test_event_body,
             retry_schedule=settings.retry_schedule,
         )
         try:
@@ -49,10 +61,42 @@ def build_application(settings: Settings) -> DeveloperTools:
         except Exception:
             app.close()
             raise
-        app.catalog = Catalog(app)
-    app.key_reads.has_newer_events = has_newer_events_probe(app) or app.key_reads.has_newer_events
-    app.render_test_event = test_event_body
     return app
+
+
+@dataclass
+class ApiServices:
+    """What the routes of one API process share (``current_app.extensions["tenzo"]``):
+    settings, the application and the API's own stores. Built by ``build_api``; whoever
+    built it calls ``close`` when the process stops serving."""
+
+    settings: Settings
+    tools: DeveloperTools
+    usage: UsageCounter
+    idempotency: IdempotencyStore
+    rate_limit: TokenBuckets
+    # Whether /readyz has declared the broker's exchange and queues (once is enough:
+    # they are durable; later probes only check that the broker answers).
+    broker_prepared: bool = False
+
+    def close(self) -> None:
+        """Write the batched API key usage (the process is about to stop); never raises."""
+        try:
+            self.usage.flush()
+        except Exception:
+            log.exception("flushing API key usage at exit failed")
+
+
+def build_api(settings: Settings, tools: DeveloperTools | None = None) -> ApiServices:
+    """The API's services; ``tools`` lets a process share one application with others."""
+    tools = tools or build_application(settings)
+    return ApiServices(
+        settings=settings,
+        tools=tools,
+        usage=UsageCounter(tools),
+        idempotency=IdempotencyStore(tools),
+        rate_limit=TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
 
 
 @contextmanager
@@ -69,3 +113,6 @@ def _one_schema_writer(settings: Settings) -> Iterator[None]:
     with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as lock:
         lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         yield  # closing the connection releases the lock
+
+
+# -- dispatcher and relay ---

@@ -22,7 +22,7 @@ import pytest
 
 from domain.actors import OPERATOR
 from domain.application import DeveloperTools
-from services.bootstrap import build_application
+from services.bootstrap import build_api, build_application
 from services.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -103,10 +103,15 @@ def tools(settings: Settings) -> Iterator[DeveloperTools]:
 
 
 @pytest.fixture
-def flask_app(settings: Settings, tools: DeveloperTools) -> Any:
+def flask_app(settings: Settings, tools: DeveloperTools) -> Iterator[Any]:
+    """The API as a process builds it (services/bootstrap.py), closed after the test."""
     from services.api.app import create_app
 
-    return create_app(settings, tools)
+    api_services = build_api(settings, tools)
+    try:
+        yield create_app(api_services)
+    finally:
+        api_services.close()
 
 
 @pytest.fixture

@@ -10,26 +10,21 @@ from flask import Flask, Response, g, request, send_from_directory
 from flask_smorest import Api
 
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
-from domain.application import DeveloperTools
 from domain.errors import Unauthorized
 from services.api import admin, delivery_routes, ops, public
-from services.api.context import Services
 from services.api.dashboard import views as dashboard
 from services.api.problems import problem, register_problem_handlers
 from services.api.request_bodies import StrictJSONProvider
-from services.api.usage import UsageCounter
-from services.bootstrap import build_application
+from services.bootstrap import ApiServices
 from services.infrastructure import metrics
-from services.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 CREDENTIAL_PREFIX = "tenzo_"
 JSON_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask:
-    """Build the WSGI app; ``tools`` lets a process share one application with others."""
-    tools = tools or build_application(settings)
+def create_app(services: ApiServices) -> Flask:
+    """Build the WSGI app on the services of this API process (services/bootstrap.py)."""
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)  # request.get_json refuses what no store can keep
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -51,7 +46,7 @@ def create_app(settings: Settings, tools: DeveloperTools | None = None) -> Flask
             },
         },
     )
-    app.extensions["tenzo"] = Services(settings=settings, tools=tools, usage=UsageCounter(tools))
+    app.extensions["tenzo"] = services
 
     api = ProblemApi(app)
     api.register_blueprint(admin.blp)

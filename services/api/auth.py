@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -21,11 +20,9 @@ from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
 from services.api.context import services
 from services.api.problems import problem, unauthorized
-from services.api.rate_limit import TokenBuckets
 from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.api.auth")
-_buckets_lock = threading.Lock()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,7 +82,7 @@ def require_api_key(view: F) -> F:
             metrics.API_KEY_REFUSALS.labels(_reason(refusal)).inc()
             return unauthorized()
         ctx.usage.record(key.id, ctx.tools.clock())
-        wait = _rate_limit().take(str(key.id))
+        wait = ctx.rate_limit.take(str(key.id))
         if wait > 0:
             metrics.RATE_LIMITED.inc()
             return problem(
@@ -99,19 +96,6 @@ def require_api_key(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _rate_limit() -> TokenBuckets:
-    """This process's token buckets (one per API key), made on first use."""
-    ctx = services()
-    buckets: TokenBuckets | None = ctx.extras.get("rate_limit")
-    if buckets is None:
-        with _buckets_lock:
-            buckets = ctx.extras.setdefault(
-                "rate_limit",
-                TokenBuckets(ctx.settings.rate_limit_per_second, ctx.settings.rate_limit_burst),
-            )
-    return buckets
 
 
 def _presented_hint(token: str) -> str:

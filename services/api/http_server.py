@@ -149,7 +149,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
         "access_log_format": GUNICORN_ACCESS_LOG_FORMAT,
         "logger_class": RedactingGunicornLogger,
         "graceful_timeout": 10,
-        "worker_exit": _flush_usage_counts,
+        "worker_exit": _close_api_services,
     }
 
     # gunicorn's documented custom application: its settings come from here, not
@@ -169,8 +169,11 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
     TenzoGunicorn().run()
 
 
-def _flush_usage_counts(server: Any, worker: Any) -> None:
-    """A worker that exits writes its batched API key usage first."""
-    from services.api.usage import flush_all
-
-    flush_all()
+def _close_api_services(server: Any, worker: Any) -> None:
+    """A worker that exits closes the API services its app was built with (they write
+    the batched API key usage first: services/bootstrap.py, ``ApiServices.close``)."""
+    served = getattr(worker, "wsgi", None)  # what ``load`` returned, in this worker
+    flask_app = getattr(served, "app", None)
+    api_services = getattr(flask_app, "extensions", {}).get("tenzo")
+    if api_services is not None:
+        api_services.close()

@@ -10,15 +10,13 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from flask import Response, g, make_response, request
-from flask.blueprints import BlueprintSetupState
 
 from contracts import public as schemas
 from domain.errors import InvalidInput
 from domain.recruiting import Candidate, Job
 from services.api.auth import require_api_key
-from services.api.context import Services, services
+from services.api.context import services
 from services.api.idempotency import HEADER as IDEMPOTENCY_HEADER
-from services.api.idempotency import IdempotencyStore
 from services.api.request_bodies import Blueprint
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,7 +89,7 @@ def idempotent(view: F) -> F:
                 f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters.",
                 field=IDEMPOTENCY_HEADER,
             )
-        store: IdempotencyStore = services().extras["idempotency"]
+        store = services().idempotency
         org_id = g.org_id
         stored = store.claim(org_id, key, _fingerprint())
         if stored is not None:
@@ -189,11 +187,3 @@ def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
 def get_candidate(candidate_id: UUID) -> dict[str, Any]:
     return present_candidate(services().tools.get_candidate(g.org_id, candidate_id))
 
-
-# -- setup ------------------------------------------------------------------------------
-
-
-@blp.record_once
-def _set_up(state: BlueprintSetupState) -> None:
-    ctx: Services = state.app.extensions["tenzo"]
-    ctx.extras["idempotency"] = IdempotencyStore(ctx.tools)

@@ -2,19 +2,17 @@
 
 Counting must not add a write to every request, nor serialise requests: each process
 batches in memory (a lock-protected dict, key id → count and last use) and a daemon
-thread flushes the batch at least once a second, and again when the process exits
-(atexit, and gunicorn's worker_exit hook through ``flush_all``). A flush is one
-transaction of atomic ``INSERT … ON CONFLICT DO UPDATE`` increments, so counts from
-any number of threads and processes add up exactly; a flush that fails puts its
-counts back to be retried.
+thread flushes the batch at least once a second, and again when the process stops
+serving (``ApiServices.close`` in services/bootstrap.py: `tenzo serve` on exit,
+gunicorn's worker_exit hook). A flush is one transaction of atomic
+``INSERT … ON CONFLICT DO UPDATE`` increments, so counts from any number of threads
+and processes add up exactly; a flush that fails puts its counts back to be retried.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,7 +81,6 @@ class UsageCounter:
         self._lock = threading.Lock()  # guards _pending and _flusher
         self._flushing = threading.Lock()  # one flush at a time; exit waits for it
         self._flusher: threading.Thread | None = None
-        _LIVE.add(self)
 
     def record(self, key_id: UUID, at: datetime) -> None:
         """Count one use of a key (in memory; written by the next flush)."""
@@ -168,18 +165,3 @@ class UsageCounter:
                 if not self._pending:
                     self._flusher = None
                     return
-
-
-_LIVE: weakref.WeakSet[UsageCounter] = weakref.WeakSet()
-
-
-def flush_all() -> None:
-    """Flush every counter of this process (at exit; gunicorn's worker_exit hook)."""
-    for counter in list(_LIVE):
-        try:
-            counter.flush()
-        except Exception:
-            log.exception("flushing API key usage at exit failed")
-
-
-atexit.register(flush_all)

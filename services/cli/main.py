@@ -6,16 +6,18 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import click
+from eventsourcing.persistence import Notification
 from marshmallow import ValidationError
 
 from contracts.admin import OrganizationCreateSchema
 from contracts.audit import audit_item
 from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
-from services.bootstrap import build_application
+from services.bootstrap import build_api, build_application
 from services.infrastructure.broker import broker_display
 from services.infrastructure.log_redaction import RedactCredentials
 from services.settings import ConfigurationError, Settings
@@ -60,8 +62,8 @@ def serve() -> None:
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
         click.echo(f"Admin token (shown once, keep it): {token}")
     _prepare_broker(settings)
-    app = create_app(settings, tools)
-    server = embedded_server(app, settings.http_host, settings.http_port)
+    api_services = build_api(settings, tools)
+    server = embedded_server(create_app(api_services), settings.http_host, settings.http_port)
     stop_background = start_in_background(settings, tools)  # relay and dispatcher
     host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
     click.echo(f"Dashboard: http://{host}:{server.server_port}/")
@@ -74,6 +76,7 @@ def serve() -> None:
     finally:
         server.server_close()
         stop_background()
+        api_services.close()  # the API key usage counted since the last flush
 
 
 @main.command()
@@ -139,7 +142,7 @@ def events(follow: bool, after: int) -> None:
     tools = build_application(Settings.from_env())
     position = after
     while True:
-        notifications: list[Any] = tools.recorder.select_notifications(
+        notifications: Sequence[Notification] = tools.recorder.select_notifications(
             start=position + 1, limit=500
         )
         for notification in notifications:

@@ -516,10 +516,11 @@ def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_wi
 
 def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, receiver):
     from services.api.app import create_app
+    from services.bootstrap import build_api
 
     settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path)
     with Stack(settings) as stack:
-        client = create_app(settings, stack.tools).test_client()
+        client = create_app(build_api(settings, stack.tools)).test_client()
         org, token = stack.tools.create_organization("Acme", OPERATOR)
         headers = {"Authorization": f"Bearer {token}"}
         assert (
@@ -811,11 +812,12 @@ def test_once_the_api_is_ready_an_interview_published_before_any_dispatcher_is_k
     as the service is ready, before any dispatcher has connected, loses nothing (a topic
     exchange drops what no queue is bound to)."""
     from services.api.app import create_app
+    from services.bootstrap import build_api
     from services.settings import Settings
 
     dispatching.delete_topology(amqp_url)
     settings = Settings.from_env(settings_env | {"TENZO_BROKER_URL": amqp_url})
-    client = create_app(settings, tools).test_client()
+    client = create_app(build_api(settings, tools)).test_client()
     assert client.get("/readyz").status_code == 200
     publish(amqp_url, interview_message(uuid.uuid4()))
     assert queue_depth(amqp_url, INTERVIEWS_QUEUE) == 1

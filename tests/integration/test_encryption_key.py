@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from services.api.app import create_app
-from services.bootstrap import build_application
+from services.bootstrap import build_api, build_application
 from services.settings import ConfigurationError, Settings
 from tests.conftest import Org
 
@@ -55,7 +55,7 @@ def test_readyz_is_not_ready_while_the_key_cannot_decrypt(settings: Settings) ->
     own = build_application(own_settings)
     writer = build_application(settings)
     try:
-        client = create_app(own_settings, own).test_client()
+        client = create_app(build_api(own_settings, own)).test_client()
         assert client.get("/readyz").status_code == 200  # nothing stored yet
         Org(writer, "Acme")
         refused = client.get("/readyz")

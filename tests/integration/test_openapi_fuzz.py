@@ -30,7 +30,7 @@ from schemathesis.checks import (
 
 from domain.actors import OPERATOR
 from services.api.app import create_app
-from services.bootstrap import build_application
+from services.bootstrap import build_api, build_application
 from services.settings import Settings
 
 OPERATOR_TOKEN = "operator-fuzz-token"
@@ -49,7 +49,8 @@ SETTINGS = Settings.from_env(
     }
 )
 TOOLS = build_application(SETTINGS)
-APP = create_app(SETTINGS, TOOLS)
+API = build_api(SETTINGS, TOOLS)
+APP = create_app(API)
 ORGANIZATION, ADMIN_TOKEN = TOOLS.create_organization("Fuzz", OPERATOR)
 _, API_KEY = TOOLS.create_api_key(ORGANIZATION.id, "fuzz", None, OPERATOR)
 
@@ -59,7 +60,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex
 @pytest.fixture(scope="module", autouse=True)
 def _close_the_store() -> Iterator[None]:
     yield
-    APP.extensions["tenzo"].usage.flush()  # the Public API's counted uses, while it is open
+    API.close()  # the Public API's counted uses, written while the store is open
     TOOLS.close()
 
 

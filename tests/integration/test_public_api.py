@@ -13,6 +13,7 @@ import pytest
 
 from domain.credentials import API_KEY_PREFIX, mint
 from services.api.app import create_app
+from services.bootstrap import build_api
 from services.settings import Settings
 from tests.conftest import history
 from tests.support.problems import PROBLEM, problem_of
@@ -450,7 +451,7 @@ def test_over_the_rate_limit_is_429_with_retry_after(settings_env, tools, org):
     limited = Settings.from_env(
         settings_env | {"TENZO_RATE_LIMIT_PER_SECOND": "0.5", "TENZO_RATE_LIMIT_BURST": "3"}
     )
-    client = create_app(limited, tools).test_client()
+    client = create_app(build_api(limited, tools)).test_client()
     key = create_key(client, org)
     other = create_key(client, org)
     codes = [client.get("/v1/jobs", headers=bearer(key["key"])).status_code for _ in range(3)]

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
-from services.bootstrap import build_application
+from services.bootstrap import build_api, build_application
 from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
 from services.infrastructure.topology import declare_topology
 from services.relay.relay import Relay
@@ -142,7 +142,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
         settings = make_settings(tmp_path, through_proxy, None, TENZO_OPERATOR_TOKEN="op-token")
         tools = build_application(settings)
-        client = create_app(settings, tools).test_client()
+        client = create_app(build_api(settings, tools)).test_client()
         relay = Relay(tools, through_proxy, poll_interval=0.05)
         listen(broker_url)
         stop = threading.Event()
