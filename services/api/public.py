@@ -186,4 +186,3 @@ def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, schemas.CandidateSchema)
 def get_candidate(candidate_id: UUID) -> dict[str, Any]:
     return present_candidate(services().tools.get_candidate(g.org_id, candidate_id))
-
