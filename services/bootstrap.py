@@ -3,16 +3,15 @@ each its collaborators through its constructor."""
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import psycopg
 
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
+from services.api.context import ApiServices
 from services.api.idempotency import IdempotencyStore
 from services.api.rate_limit import TokenBuckets
 from services.api.usage import UsageCounter
@@ -21,8 +20,6 @@ from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
 from services.settings import Settings
-
-log = logging.getLogger("tenzo.bootstrap")
 
 
 def resolve_host(host: str) -> list[str]:
@@ -62,29 +59,6 @@ def build_application(settings: Settings) -> DeveloperTools:
             app.close()
             raise
     return app
-
-
-@dataclass
-class ApiServices:
-    """What the routes of one API process share (``current_app.extensions["tenzo"]``):
-    settings, the application and the API's own stores. Built by ``build_api``; whoever
-    built it calls ``close`` when the process stops serving."""
-
-    settings: Settings
-    tools: DeveloperTools
-    usage: UsageCounter
-    idempotency: IdempotencyStore
-    rate_limit: TokenBuckets
-    # Whether /readyz has declared the broker's exchange and queues (once is enough:
-    # they are durable; later probes only check that the broker answers).
-    broker_prepared: bool = False
-
-    def close(self) -> None:
-        """Write the batched API key usage (the process is about to stop); never raises."""
-        try:
-            self.usage.flush()
-        except Exception:
-            log.exception("flushing API key usage at exit failed")
 
 
 def build_api(settings: Settings, tools: DeveloperTools | None = None) -> ApiServices:

@@ -11,7 +11,8 @@ layers, from the bottom:
 - the processes, ``services.api``, ``services.dispatcher`` and ``services.relay``,
   import nothing of each other nor of ``services.cli``; only ``services.cli``, the
   WSGI entry point (``services.api.wsgi``) and the composition root
-  (``services.bootstrap``) may import across processes.
+  (``services.bootstrap``) may import across processes, and only the entry points
+  import the composition root.
 
 A failure lists every offending import as ``importer (file:line) -> imported: rule``.
 """
@@ -28,7 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("domain", "contracts", "services")
 PROCESSES = ("services.api", "services.dispatcher", "services.relay")
-MAY_IMPORT_ACROSS_PROCESSES = ("services.cli", "services.api.wsgi", "services.bootstrap")
+ENTRY_POINTS = ("services.cli", "services.api.wsgi")
+MAY_IMPORT_ACROSS_PROCESSES = (*ENTRY_POINTS, "services.bootstrap")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ def broken_rule(importer: str, imported: str) -> str | None:
         within(imported, upper) for upper in (*PROCESSES, "services.cli", "services.bootstrap")
     ):
         return "services.infrastructure imports no process and not the composition root"
+    if within(imported, "services.bootstrap") and not any(
+        within(importer, entry) for entry in ENTRY_POINTS
+    ):
+        return "only the entry points (services.cli, services.api.wsgi) import the composition root"
     if any(within(importer, allowed) for allowed in MAY_IMPORT_ACROSS_PROCESSES):
         return None
     for process in PROCESSES:
@@ -180,6 +186,7 @@ def test_the_rules_catch_what_they_should():
     assert broken_rule("services.infrastructure.catalog", "services.bootstrap")
     assert broken_rule("services.dispatcher.consumer", "services.relay.relay")
     assert broken_rule("services.api.app", "services.cli.main")
+    assert broken_rule("services.api.context", "services.bootstrap")
     assert not broken_rule("services.bootstrap", "services.dispatcher.payloads")
     assert not broken_rule("services.cli.main", "services.relay.relay")
     assert not broken_rule("services.api.wsgi", "services.bootstrap")
