@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from kombu import Connection, Exchange
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps
+from tenacity import RetryCallState, wait_exponential
 
 EVENTS_EXCHANGE = Exchange("tenzo.events", type="topic", durable=True)
 _SEQUENCE = count()
@@ -22,7 +23,7 @@ class AtomicChannel(filesystem.Channel):  # type: ignore[misc]
     consumer polling the folder never reads a message half written (kombu writes the
     final file in place), and names messages in the order they were published."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # Consumers take files in name order: nanoseconds and a counter keep the order
         # of publication (kombu's milliseconds and a random uuid do not).
         name = f"{monotonic_ns():020d}_{next(_SEQUENCE):012d}_{uuid.uuid4().hex}.{queue}.msg"
@@ -95,3 +96,23 @@ def broker_reachable(url: str, timeout: float = 2.0) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
+
+
+class ReconnectDelays:
+    """How long a process waits before reconnecting after a broker (or database)
+    failure: tenacity's ``wait_exponential``, 0.2 s doubling up to 10 s, and back to
+    0.2 s once connected (``reset``). Used by the relay and the dispatcher alike."""
+
+    def __init__(self, first: float = 0.2, longest: float = 10.0):
+        self.wait = wait_exponential(multiplier=first, max=longest)
+        self.failures = 0
+
+    def next(self) -> float:
+        """The delay before the next reconnection attempt (one more failure)."""
+        self.failures += 1
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = self.failures
+        return float(self.wait(state))
+
+    def reset(self) -> None:
+        self.failures = 0

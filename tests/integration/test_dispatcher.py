@@ -267,7 +267,7 @@ def test_a_disabled_webhook_gets_nothing_and_nothing_is_recorded(stack, receiver
     before = stack.tools.recorder.max_notification_id()
 
     publish(broker_url, message)
-    wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher._in_flight)
+    wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher.in_flight)
     time.sleep(0.3)
 
     assert receiver.requests == []
@@ -398,7 +398,7 @@ def test_the_same_event_id_twice_is_one_delivery_and_one_webhook(stack, receiver
     publish(broker_url, message)
     publish(broker_url, message)
     delivery = stack.wait_for_outcome(org_id, message["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="both messages to be handled")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="both messages to be handled")
     time.sleep(0.3)
 
     assert len(receiver.requests) == 1
@@ -414,12 +414,12 @@ def test_an_event_id_published_again_after_its_delivery_is_not_sent_again(
     message = interview_message(org_id)
     publish(broker_url, message)
     first = stack.wait_for_outcome(org_id, message["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="the first message to be acked")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="the first message to be acked")
 
     later = interview_message(org_id)
     publish(broker_url, message, later)  # the consumer claims them in this order
     stack.wait_for_outcome(org_id, later["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="the duplicate to be handled")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="the duplicate to be handled")
     time.sleep(0.3)
 
     assert [r.headers["x-webhook-id"] for r in receiver.requests] == [
@@ -679,7 +679,7 @@ def test_a_deleted_webhook_stops_deliveries(stack, receiver, broker_url):
     message = interview_message(org_id)
 
     publish(broker_url, message)
-    wait_for(lambda: not stack.dispatcher._in_flight and stack.dispatcher.pool.waiting() == 0)
+    wait_for(lambda: not stack.dispatcher.in_flight and stack.dispatcher.pool.waiting() == 0)
     time.sleep(0.3)
 
     assert receiver.requests == []

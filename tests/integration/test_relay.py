@@ -14,10 +14,9 @@ from prometheus_client import REGISTRY
 from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
-from services.bootstrap import build_application
+from services.bootstrap import build_application, build_relay
 from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
 from services.infrastructure.topology import declare_topology
-from services.relay.relay import Relay
 from tests.support import dispatching
 from tests.support.dispatching import make_settings, wait_for
 from tests.support.tcp_proxy import TcpProxy
@@ -26,8 +25,13 @@ broker_url = dispatching.broker_url  # fixture: every test on both brokers
 
 
 @pytest.fixture
-def tools(tmp_path, broker_url):
-    app = build_application(make_settings(tmp_path, broker_url, None))
+def settings(tmp_path, broker_url):
+    return make_settings(tmp_path, broker_url, None)
+
+
+@pytest.fixture
+def tools(settings):
+    app = build_application(settings)
     yield app
     app.close()
 
@@ -76,10 +80,10 @@ def make_history(tools):
     return organization.id
 
 
-def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_url):
+def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, tools, broker_url):
     make_history(tools)
     listen(broker_url)
-    relay = Relay(tools, broker_url)
+    relay = build_relay(settings, tools)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
@@ -108,18 +112,18 @@ def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_ur
     assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
 
 
-def test_a_new_relay_continues_from_the_saved_position(tools, broker_url):
+def test_a_new_relay_continues_from_the_saved_position(settings, tools, broker_url):
     make_history(tools)
     listen(broker_url)
     with broker_connection(broker_url) as connection:
-        first = Relay(tools, broker_url)
+        first = build_relay(settings, tools)
         producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
         while first.publish_batch(producer):
             pass
         relayed(broker_url, tools.recorder.max_notification_id())  # drain them
 
         organization, _ = tools.create_organization("Globex", OPERATOR)
-        restarted = Relay(tools, broker_url)
+        restarted = build_relay(settings, tools)
         assert restarted.lag() == 2
         while restarted.publish_batch(producer):
             pass
@@ -143,7 +147,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         settings = make_settings(tmp_path, through_proxy, None, TENZO_OPERATOR_TOKEN="op-token")
         tools = build_application(settings)
         client = create_app(settings, tools).test_client()
-        relay = Relay(tools, through_proxy, poll_interval=0.05)
+        relay = build_relay(settings, tools, poll_interval=0.05)
         listen(broker_url)
         stop = threading.Event()
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
