@@ -42,8 +42,6 @@ from services.infrastructure.topology import declare_topology, is_rabbitmq
 
 log = logging.getLogger("tenzo.relay")
 
-RELAY_NAME = "relay"  # its row in tenzo_relay_position
-
 
 class Relay:
     """Publishes the notification log to the broker. ``run(stop)`` until ``stop`` is set."""
