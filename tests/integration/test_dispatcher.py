@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 import trustme
@@ -534,10 +535,11 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
 
         sent = client.post("/admin/v1/webhook/test", headers=headers)
         assert sent.status_code == 202
-        delivery_id = sent.json["delivery_id"]
+        sent_body: Any = sent.json
+        delivery_id = sent_body["delivery_id"]
 
         def ended():
-            body = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=headers).json
+            body: Any = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=headers).json
             return body if body["status"] != "pending" else None
 
         first = wait_for(ended, 15, "the test delivery")
@@ -546,7 +548,8 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
         assert first["event_type"] == "webhook.test" and first["completed_at"]
 
         again = client.post(f"/admin/v1/deliveries/{delivery_id}/redeliver", headers=headers)
-        assert again.status_code == 202 and again.json["status"] == "pending"
+        again_body: Any = again.json
+        assert again.status_code == 202 and again_body["status"] == "pending"
         wait_for(lambda: len(receiver.requests) == 3 and ended(), 15, "the redelivery")
         final = ended()
         assert [a["number"] for a in final["attempts"]] == [1, 2, 3]
@@ -559,10 +562,12 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
             SECRET, receiver.requests[-1].body, receiver.requests[-1].headers["x-webhook-signature"]
         )
 
-        listed = client.get("/admin/v1/deliveries?status=succeeded", headers=headers).json
+        listed: Any = client.get("/admin/v1/deliveries?status=succeeded", headers=headers).json
         assert [item["id"] for item in listed["items"]] == [delivery_id]
         assert listed["next_cursor"] is None
-        history = client.get(f"/admin/v1/events?aggregate_id={delivery_id}", headers=headers).json
+        history: Any = client.get(
+            f"/admin/v1/events?aggregate_id={delivery_id}", headers=headers
+        ).json
         assert [item["type"] for item in history["items"]] == [
             "DeliveryScheduled",
             "DeliveryAttempted",
@@ -640,6 +645,7 @@ def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, recei
         stack.wait_for_projection()
         projection = stack.dispatcher.projection
         current = projection.webhook(org_id)
+        assert current is not None
         assert (current.url, current.secret) == (receiver.url_for("localhost"), "second-secret")
 
         # An old event relayed again (at-least-once) changes nothing.

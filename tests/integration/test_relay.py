@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -48,11 +49,14 @@ def listen(url: str) -> None:
         ).declare()
 
 
+position_markers: list[int] = []  # the relay's position markers taken by the last relayed()
+
+
 def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dict]]:
     """Take ``expected`` relayed events (routing key, body) from the test's queue; the
-    relay's position markers are set aside in ``relayed.markers``."""
+    relay's position markers are set aside in ``position_markers``."""
     found: list[tuple[str, dict]] = []
-    relayed.markers = []
+    position_markers.clear()
 
     def take() -> bool:
         with broker_connection(url) as connection:
@@ -61,7 +65,7 @@ def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dic
                 assert message.content_type == "application/json"
                 key, body = message.delivery_info["routing_key"], json.loads(message.body)
                 if key == RELAY_POSITION_KEY:
-                    relayed.markers.append(body["position"])
+                    position_markers.append(body["position"])
                 else:
                     found.append((key, body))
         return len(found) >= expected
@@ -107,7 +111,7 @@ def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, tools,
     text = json.dumps([body for _, body in events])
     assert "top-secret" not in text and '"[redacted]"' in text
     assert events[2][1]["data"]["key_hash"] == "[redacted]"
-    assert relayed.markers == [newest]  # one batch, then its position marker
+    assert position_markers == [newest]  # one batch, then its position marker
     assert relay.lag() == 0
     assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
 
@@ -153,7 +157,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
         thread.start()
         try:
-            org = client.post(
+            org: Any = client.post(
                 "/admin/v1/organizations",
                 json={"name": "Acme"},
                 headers={"Authorization": "Bearer op-token"},
