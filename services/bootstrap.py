@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 
@@ -15,10 +16,24 @@ from services.api.context import ApiServices
 from services.api.idempotency import IdempotencyStore
 from services.api.rate_limit import TokenBuckets
 from services.api.usage import UsageCounter
+from services.dispatcher.committer import Committer
+from services.dispatcher.dead_letters import DeadLetters
+from services.dispatcher.delivery_runner import DeliveryRunner
+from services.dispatcher.dispatcher import Dispatcher, DispatcherParts
+from services.dispatcher.fair_pool import FairPool
+from services.dispatcher.in_flight import FinishedJobs, InFlight
+from services.dispatcher.new_deliveries import NewDeliveries
 from services.dispatcher.payloads import test_event_body
+from services.dispatcher.projection import DispatchProjection
+from services.dispatcher.receiving import MessageReceiver
+from services.dispatcher.retry import RetryPolicy
+from services.dispatcher.sender import DeliveryPolicy, WebhookSender
+from services.dispatcher.sweeper import StalledDeliveries
 from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
+from services.infrastructure.positions import RELAY_TABLE, Position
+from services.relay.relay import Relay
 from services.settings import Settings
 
 
@@ -89,4 +104,96 @@ def _one_schema_writer(settings: Settings) -> Iterator[None]:
         yield  # closing the connection releases the lock
 
 
-# -- dispatcher and relay ---
+# -- the dispatcher and the relay ---------------------------------------------------------
+
+
+def package_version() -> str:
+    """This package's version, for the webhook User-Agent (SPEC 7)."""
+
+    try:
+        return version("tenzo-devtools")
+    except PackageNotFoundError:
+        return "0"
+
+
+def build_dispatcher(
+    settings: Settings,
+    tools: DeveloperTools,
+    *,
+    drain_seconds: float = 10.0,
+    defer_seconds: float = 30.0,
+) -> Dispatcher:
+    """The dispatcher (`tenzo dispatcher`, a thread of `tenzo serve`) and its parts.
+
+    ``drain_seconds``: how long attempts in progress may finish when it stops;
+    ``defer_seconds``: how long a slow organization's surplus messages wait aside.
+    """
+
+    sender = WebhookSender(
+        DeliveryPolicy(
+            timeout=settings.webhook_timeout,
+            allow_private_networks=settings.webhook_allow_private_networks,
+            ca_bundle=settings.webhook_ca_bundle,
+        )
+    )
+    projection = DispatchProjection(tools)
+    committer = Committer(tools)
+    pool = FairPool(settings.dispatcher_workers, settings.dispatcher_per_org_concurrency)
+    finished = FinishedJobs()
+    runner = DeliveryRunner(
+        tools,
+        projection,
+        sender,
+        committer,
+        pool,
+        RetryPolicy(settings.retry_schedule),
+        package_version(),
+        on_done=finished.put,
+    )
+    dead_letters = DeadLetters(settings.broker_url)
+    in_flight = InFlight(runner, finished, dead_letters)
+    receiver = MessageReceiver(
+        projection,
+        runner,
+        pool,
+        in_flight,
+        NewDeliveries(projection),
+        dead_letters,
+        defer_seconds=defer_seconds,
+    )
+    return Dispatcher(
+        DispatcherParts(
+            settings=settings,
+            tools=tools,
+            projection=projection,
+            sender=sender,
+            committer=committer,
+            pool=pool,
+            runner=runner,
+            in_flight=in_flight,
+            receiver=receiver,
+            dead_letters=dead_letters,
+            stalled=StalledDeliveries(tools.recorder, runner.load, settings.retry_schedule),
+            drain_seconds=drain_seconds,
+        )
+    )
+
+
+def build_relay(
+    settings: Settings,
+    tools: DeveloperTools,
+    *,
+    name: str = "relay",
+    batch_size: int = 500,
+    poll_interval: float = 0.1,
+) -> Relay:
+    """The relay (`tenzo relay`, a thread of `tenzo serve`), following the log from its
+    saved position (row ``name`` of tenzo_relay_position)."""
+
+    return Relay(
+        tools,
+        settings.broker_url,
+        Position(tools, RELAY_TABLE, name),
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+    )

@@ -27,12 +27,11 @@ log = logging.getLogger("tenzo")
 
 def start_in_background(settings: Settings, tools: DeveloperTools) -> Callable[[], None]:
     """Start the relay and the dispatcher as threads (`tenzo serve`); return a stopper."""
-    from services.dispatcher.consumer import Dispatcher
-    from services.relay.relay import Relay
+    from services.bootstrap import build_dispatcher, build_relay
 
     stop = threading.Event()
-    relay = Relay(tools, settings.broker_url)
-    dispatcher = Dispatcher(settings, tools)
+    relay = build_relay(settings, tools)
+    dispatcher = build_dispatcher(settings, tools)
     threads = [
         threading.Thread(target=relay.run, args=(stop,), name="tenzo-relay", daemon=True),
         threading.Thread(target=dispatcher.run, args=(stop,), name="tenzo-dispatcher", daemon=True),
@@ -69,21 +68,21 @@ def _run_until_signalled(settings: Settings, target: Callable[[threading.Event],
 @click.command()
 def relay() -> None:
     """Relay every domain event from the event store to the broker (exchange tenzo.events)."""
-    from services.relay.relay import Relay
+    from services.bootstrap import build_relay
 
     settings = Settings.from_env()
     tools = _tools(settings)
-    _run_until_signalled(settings, Relay(tools, settings.broker_url).run)
+    _run_until_signalled(settings, build_relay(settings, tools).run)
 
 
 @click.command()
 def dispatcher() -> None:
     """Consume interview.completed and relayed events; deliver signed webhooks."""
-    from services.dispatcher.consumer import Dispatcher
+    from services.bootstrap import build_dispatcher
 
     settings = Settings.from_env()
     tools = _tools(settings)
-    _run_until_signalled(settings, Dispatcher(settings, tools).run)
+    _run_until_signalled(settings, build_dispatcher(settings, tools).run)
 
 
 @click.command("publish-interview")

@@ -16,6 +16,9 @@ dispatchers holding duplicates of one message at the same moment may both send (
 embedded broker, whose unacked messages die with the process, ``DeliveryScheduled`` is
 saved before the first attempt instead, so that a restart finds the delivery pending.
 
+When the next attempt is due, and whether a series has one left, is decided by the
+``RetryPolicy`` (services/dispatcher/retry.py) alone; the runner only schedules it.
+
 Resuming after a crash: the Delivery in the event store says how many attempts the
 current series has had and when the last one ended, so the next attempt is numbered
 after them and starts once the rest of its delay has passed. A dispatcher that takes
@@ -50,10 +53,11 @@ from eventsourcing.persistence import IntegrityError
 from contracts.webhook_payload import webhook_headers
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
-from domain.deliveries import Delivery, RetrySchedule
+from domain.deliveries import Delivery
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection, WebhookTarget
+from services.dispatcher.retry import RetryPolicy
 from services.dispatcher.sender import AttemptResult, WebhookSender
 from services.infrastructure import metrics
 
@@ -118,7 +122,7 @@ class DeliveryRunner:
         sender: WebhookSender,
         committer: Committer,
         pool: FairPool,
-        schedule: RetrySchedule,
+        retry: RetryPolicy,
         version: str,
         on_done: Callable[[DeliveryJob, str | None], None],
     ):
@@ -127,7 +131,7 @@ class DeliveryRunner:
         self.sender = sender
         self.committer = committer
         self.pool = pool
-        self.schedule = schedule
+        self.retry = retry
         self.version = version
         self.on_done = on_done
 
@@ -160,10 +164,10 @@ class DeliveryRunner:
             self.on_done(job, None)
             return
         made = delivery.attempts_in_series
-        if made >= self.schedule.attempts:  # attempts made, outcome not stored before a crash
+        if self.retry.attempts_over(made):  # attempts made, outcome not stored before a crash
             self._end(job, failure=f"{made} attempts failed")
             return
-        wait = (delivery.next_attempt_due(self.schedule) - datetime.now(UTC)).total_seconds()
+        wait = (self.retry.next_attempt_due(delivery) - datetime.now(UTC)).total_seconds()
         if wait > 0.005:
             self.pool.call_later(wait, job.org_id, partial(self._step, job))
             return
@@ -222,7 +226,7 @@ class DeliveryRunner:
         )
         if result.succeeded:
             delivery.succeed(actor=DISPATCHER)
-        elif delivery.attempts_in_series >= self.schedule.attempts:
+        elif self.retry.attempts_over(delivery.attempts_in_series):
             reason = f"{delivery.attempts_in_series} attempts failed; last: {result.error}"
             log.warning("delivery %s (organization %s): %s", delivery.id, delivery.org_id, reason)
             delivery.fail(reason=reason, actor=DISPATCHER)
@@ -283,7 +287,7 @@ class DeliveryRunner:
     def _claim(self, job: DeliveryJob, delivery: Delivery, reason: str) -> Delivery | None:
         """Take over a pending delivery with ``DeliveryResumed``; None when another
         dispatcher recorded something of it meanwhile (it is working on it)."""
-        if job.only_if_stalled and not delivery.is_stalled(self.schedule, datetime.now(UTC)):
+        if job.only_if_stalled and not delivery.is_stalled(self.retry.schedule, datetime.now(UTC)):
             return None
         delivery.resume(reason=f"{reason}; {UNRECORDED_ATTEMPT_NOTE}", actor=DISPATCHER)
         if not self._save(job, delivery):

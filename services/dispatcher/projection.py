@@ -8,8 +8,9 @@ by a higher version, so an event delivered twice, late or out of order is applie
 most once and never moves a row back. Secrets are stored encrypted with the event
 store's own cipher (AES-GCM with TENZO_ENCRYPTION_KEY) and decrypted when sending.
 
-The position (the highest notification position seen) is kept for the lag gauges and
-for knowing whether the projection has ever been filled.
+The position (the highest notification position seen, ``tenzo_dispatch_position``:
+services/infrastructure/positions.py) is kept for the lag gauges and for knowing
+whether the projection has ever been filled.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from uuid import UUID
 from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
 from services.infrastructure import metrics
+from services.infrastructure.positions import DISPATCH_TABLE, Position
 from services.infrastructure.storage import SqlTables
 
 log = logging.getLogger("tenzo.projection")
@@ -59,10 +61,6 @@ CREATE_TABLES = [
         first_name TEXT,
         last_name TEXT,
         email TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS tenzo_dispatch_position (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL
     )""",
 ]
 
@@ -171,14 +169,9 @@ class DispatchProjection:
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
             "{wanted}", _WANTED[self.tables.dialect]
         ).replace("{events}", tools.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._position = Position(tools, DISPATCH_TABLE, POSITION_NAME)
         self._lock = threading.Lock()
         self._unwritten = 0
-        with self.tables.transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO tenzo_dispatch_position (name, position) VALUES (:name, 0) "
-                "ON CONFLICT (name) DO NOTHING",
-                {"name": POSITION_NAME},
-            )
 
     # -- applying relayed events ---------------------------------------------------------
 
@@ -196,10 +189,10 @@ class DispatchProjection:
         if self._stored_version(aggregate_type, key) >= version:
             self._note(position)
             return False  # already applied (or a newer state is)
-        aggregate = self.tools.repository.get(UUID(key), version=version)
+        aggregate: Any = self.tools.repository.get(UUID(key), version=version)
         with self.tables.transaction() as cursor:
             cursor.execute(_UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version))
-            self._advance(cursor, position)
+            self._position.advance(cursor, position)
         return True
 
     def _note(self, position: int) -> None:
@@ -214,14 +207,7 @@ class DispatchProjection:
             position, self._unwritten = self._unwritten, 0
         if position:
             with self.tables.transaction() as cursor:
-                self._advance(cursor, position)
-
-    def _advance(self, cursor: Any, position: int) -> None:
-        cursor.execute(
-            "UPDATE tenzo_dispatch_position SET position = :position "
-            "WHERE name = :name AND position < :position",
-            {"name": POSITION_NAME, "position": position},
-        )
+                self._position.advance(cursor, position)
 
     def _stored_version(self, aggregate_type: str, key: str) -> int:
         rows = self.tables.read(_VERSION_OF[aggregate_type], {"key": key})
@@ -254,6 +240,8 @@ class DispatchProjection:
     def _encrypt(self, secret: str | None) -> str | None:
         if secret is None:
             return None
+        if self._cipher is None:  # never: the event store is always encrypted
+            raise RuntimeError("secrets are kept only in an encrypted event store")
         return base64.b64encode(self._cipher.encrypt(secret.encode("utf-8"))).decode("ascii")
 
     def _decrypt(self, stored: str | None) -> str | None:
@@ -280,7 +268,7 @@ class DispatchProjection:
             for notification in notifications:
                 aggregate_type = notification.topic.rsplit(":", 1)[-1].split(".")[0]
                 if aggregate_type in PROJECTED_TYPES:
-                    latest[notification.originator_id] = (
+                    latest[UUID(str(notification.originator_id))] = (
                         aggregate_type,
                         notification.originator_version,
                     )
@@ -292,24 +280,18 @@ class DispatchProjection:
             for table in ("webhooks", "jobs", "candidates"):
                 cursor.execute(f"DELETE FROM tenzo_dispatch_{table}")  # noqa: S608
             for aggregate_id, (aggregate_type, version) in latest.items():
-                aggregate = self.tools.repository.get(aggregate_id, version=version)
+                aggregate: Any = self.tools.repository.get(aggregate_id, version=version)
                 cursor.execute(
                     _UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version)
                 )
-            cursor.execute(
-                "UPDATE tenzo_dispatch_position SET position = :position WHERE name = :name",
-                {"name": POSITION_NAME, "position": newest},
-            )
+            self._position.set(cursor, newest)
         return newest
 
     # -- queries -----------------------------------------------------------------------
 
     def position(self) -> int:
-        rows = self.tables.read(
-            "SELECT position FROM tenzo_dispatch_position WHERE name = :name",
-            {"name": POSITION_NAME},
-        )
-        return int(rows[0]["position"]) if rows else 0
+        """The highest notification position applied or written (flush_position)."""
+        return self._position.read()
 
     def webhook(self, org_id: UUID) -> WebhookTarget | None:
         """The organization's webhook as it is now (before a retry, a redelivery, a test).
@@ -364,7 +346,7 @@ class DispatchProjection:
         """Project an aggregate at its latest stored version (the relayed event that
         says so may still be on its way; applying it later changes nothing). An id of
         another kind (a job's id given as a candidate's) is left alone."""
-        aggregate = self.tools.repository.get(aggregate_id)
+        aggregate: Any = self.tools.repository.get(aggregate_id)
         if type(aggregate).__name__ != aggregate_type:
             return
         row = self._row(aggregate_type, aggregate, aggregate.version)
@@ -402,7 +384,7 @@ class DispatchProjection:
                 start=seen + 1, limit=1
             )
             for notification in oldest:
-                event = self.tools.mapper.to_domain_event(notification)
+                event: Any = self.tools.mapper.to_domain_event(notification)
                 seconds = max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
         metrics.PROJECTION_LAG_EVENTS.set(behind)
         metrics.PROJECTION_LAG_SECONDS.set(seconds)

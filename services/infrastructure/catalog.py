@@ -1,8 +1,9 @@
 """The catalog: per-organization indexes of aggregates and of the audit history.
 
-A projection of the event store's notification log into two tables, with the
-library's tracking record written in the same transaction, so each event is applied
-exactly once whichever process applies it. Reads call ``catch_up()`` first, so every
+A projection of the event store's notification log into two tables, with its
+position (``tenzo_positions``, services/infrastructure/positions.py) moved from the
+position it read in the same transaction, so each event is applied exactly once
+whichever process applies it. Reads call ``catch_up()`` first, so every
 API process reads its own writes and those of every other process.
 """
 
@@ -14,9 +15,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from contracts.audit import audit_item, event_type_names
+from services.infrastructure.positions import CATALOG_TABLE, Position, PositionMoved
 from services.infrastructure.storage import SqlCursor, SqlTables
 
 TRACKING_NAME = "catalog"
@@ -41,10 +43,6 @@ CREATE_TABLES = [
         item TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS tenzo_audit_by_org ON tenzo_audit (org_id, position)",
-    """CREATE TABLE IF NOT EXISTS tenzo_positions (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL
-    )""",
 ]
 
 # How events set an aggregate's status in the catalog (for filtered lists).
@@ -64,35 +62,22 @@ class Catalog:
     def __init__(self, app: Application[Any]):
         self.app = app
         self.tables = SqlTables(app, CREATE_TABLES)
+        self.position = Position(app, CATALOG_TABLE, TRACKING_NAME)
         self._lock = threading.Lock()
-        with self.tables.transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO tenzo_positions (name, position) VALUES (:name, 0) "
-                "ON CONFLICT (name) DO NOTHING",
-                {"name": TRACKING_NAME},
-            )
 
     # -- projection ---------------------------------------------------------------------
 
     def catch_up(self) -> None:
         with self._lock:
             for _ in range(100):
-                last = self._position()
+                last = self.position.read()
                 newest = self.app.recorder.max_notification_id() or 0
                 if last >= newest:
                     return
                 try:
                     self._apply_batch(last)
-                except (IntegrityError, OperationalError):
+                except (PositionMoved, IntegrityError, OperationalError):
                     continue  # another process applied these; read the position again
-
-    def _position(self) -> int:
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT position FROM tenzo_positions WHERE name = :name",
-                {"name": TRACKING_NAME},
-            ).fetchone()
-        return int(row["position"]) if row else 0
 
     def _apply_batch(self, last: int) -> None:
         notifications = self.app.recorder.select_notifications(start=last + 1, limit=BATCH_SIZE)
@@ -102,12 +87,7 @@ class Catalog:
             for notification in notifications:
                 event = self.app.mapper.to_domain_event(notification)
                 self._apply(cursor, event, notification.id)
-            updated = cursor.execute(
-                "UPDATE tenzo_positions SET position = :new WHERE name = :name AND position = :old",
-                {"name": TRACKING_NAME, "old": last, "new": notifications[-1].id},
-            ).rowcount
-            if updated != 1:
-                raise IntegrityError(Tracking(TRACKING_NAME, notifications[-1].id))
+            self.position.move(cursor, last, notifications[-1].id)
 
     def _apply(self, cursor: SqlCursor, event: Any, position: int) -> None:
         aggregate_type, type_name = event_type_names(event)

@@ -7,9 +7,12 @@ saves its new position only once the broker has confirmed every message of the b
 (publisher confirms on RabbitMQ). A crash between publish and save publishes the batch
 again: at-least-once, in notification order; consumers apply events idempotently.
 
-When the broker (or the database) is unreachable the relay retries with backoff and
-catches up when it returns; the API never waits for it. ``tenzo_relay_lag_events``
-says how far behind it is.
+Its position is a row of ``tenzo_relay_position`` (services/infrastructure/positions.py),
+saved with compare-and-set: a second relay that moved it meanwhile makes this one
+read it again. When the broker (or the database) is unreachable the relay reconnects
+after ``ReconnectDelays`` (tenacity's exponential wait) and catches up when it
+returns; the API never waits for it. ``tenzo_relay_lag_events`` says how far behind
+it is. Built by ``build_relay`` (services/bootstrap.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from typing import Any
 
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Producer
@@ -27,22 +31,16 @@ from contracts.audit import audit_item
 from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
 from services.infrastructure import metrics
-from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection, broker_display
-from services.infrastructure.storage import SqlTables
+from services.infrastructure.broker import (
+    EVENTS_EXCHANGE,
+    ReconnectDelays,
+    broker_connection,
+    broker_display,
+)
+from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.topology import declare_topology, is_rabbitmq
 
 log = logging.getLogger("tenzo.relay")
-
-CREATE_TABLES = [
-    """CREATE TABLE IF NOT EXISTS tenzo_relay_position (
-        name TEXT PRIMARY KEY,
-        position BIGINT NOT NULL
-    )""",
-]
-
-
-class PositionMoved(Exception):
-    """Another relay saved a different position meanwhile; read it again."""
 
 
 class Relay:
@@ -52,43 +50,26 @@ class Relay:
         self,
         tools: DeveloperTools,
         broker_url: str,
+        position: Position,
         *,
-        name: str = "relay",
         batch_size: int = 500,
         poll_interval: float = 0.1,
     ):
         self.tools = tools
         self.broker_url = broker_url
-        self.name = name
+        self.saved = position
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.tables = SqlTables(tools, CREATE_TABLES)
-        with self.tables.transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO tenzo_relay_position (name, position) VALUES (:name, 0) "
-                "ON CONFLICT (name) DO NOTHING",
-                {"name": name},
-            )
 
     # -- position --------------------------------------------------------------------
 
     def position(self) -> int:
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT position FROM tenzo_relay_position WHERE name = :name",
-                {"name": self.name},
-            ).fetchone()
-        return int(row["position"]) if row else 0
+        return self.saved.read()
 
     def _save_position(self, old: int, new: int) -> None:
-        with self.tables.transaction() as cursor:
-            moved = cursor.execute(
-                "UPDATE tenzo_relay_position SET position = :new "
-                "WHERE name = :name AND position = :old",
-                {"name": self.name, "old": old, "new": new},
-            ).rowcount
-        if moved != 1:
-            raise PositionMoved(self.name)
+        """Raises PositionMoved when another relay saved a different position."""
+        with self.saved.transaction() as cursor:
+            self.saved.move(cursor, old, new)
 
     def lag(self, position: int | None = None) -> int:
         newest = self.tools.recorder.max_notification_id() or 0
@@ -148,7 +129,7 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; after any failure (broker or database down),
         reconnect with exponential backoff, starting again at the saved position."""
-        backoff = Backoff()
+        backoff = ReconnectDelays()
         while not stop.is_set():
             try:
                 self._run_connected(stop, backoff)
@@ -157,7 +138,7 @@ class Relay:
                 log.warning("relay: %s: %s; retrying in %.1fs", type(error).__name__, error, delay)
                 stop.wait(delay)
 
-    def _run_connected(self, stop: threading.Event, backoff: Backoff) -> None:
+    def _run_connected(self, stop: threading.Event, backoff: ReconnectDelays) -> None:
         with broker_connection(self.broker_url) as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
             declare_topology(connection)
@@ -196,7 +177,7 @@ class BatchConfirms:
     def __init__(self, connection: Connection, timeout: float = 30.0):
         self.connection = connection
         self.timeout = timeout
-        channel = connection.default_channel
+        channel: Any = connection.default_channel  # py-amqp's channel: confirms, events
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
@@ -228,18 +209,3 @@ class BatchConfirms:
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self.nacked = True
-
-
-class Backoff:
-    """Exponential delays between reconnection attempts, reset once connected."""
-
-    def __init__(self, first: float = 0.2, longest: float = 10.0):
-        self.first, self.longest = first, longest
-        self.delay = first
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, self.longest)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import pytest
 import trustme
@@ -267,7 +268,7 @@ def test_a_disabled_webhook_gets_nothing_and_nothing_is_recorded(stack, receiver
     before = stack.tools.recorder.max_notification_id()
 
     publish(broker_url, message)
-    wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher._in_flight)
+    wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher.in_flight)
     time.sleep(0.3)
 
     assert receiver.requests == []
@@ -398,7 +399,7 @@ def test_the_same_event_id_twice_is_one_delivery_and_one_webhook(stack, receiver
     publish(broker_url, message)
     publish(broker_url, message)
     delivery = stack.wait_for_outcome(org_id, message["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="both messages to be handled")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="both messages to be handled")
     time.sleep(0.3)
 
     assert len(receiver.requests) == 1
@@ -414,12 +415,12 @@ def test_an_event_id_published_again_after_its_delivery_is_not_sent_again(
     message = interview_message(org_id)
     publish(broker_url, message)
     first = stack.wait_for_outcome(org_id, message["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="the first message to be acked")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="the first message to be acked")
 
     later = interview_message(org_id)
     publish(broker_url, message, later)  # the consumer claims them in this order
     stack.wait_for_outcome(org_id, later["event_id"])
-    wait_for(lambda: not stack.dispatcher._in_flight, what="the duplicate to be handled")
+    wait_for(lambda: not stack.dispatcher.in_flight, what="the duplicate to be handled")
     time.sleep(0.3)
 
     assert [r.headers["x-webhook-id"] for r in receiver.requests] == [
@@ -535,10 +536,11 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
 
         sent = client.post("/admin/v1/webhook/test", headers=headers)
         assert sent.status_code == 202
-        delivery_id = sent.json["delivery_id"]
+        sent_body: Any = sent.json
+        delivery_id = sent_body["delivery_id"]
 
         def ended():
-            body = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=headers).json
+            body: Any = client.get(f"/admin/v1/deliveries/{delivery_id}", headers=headers).json
             return body if body["status"] != "pending" else None
 
         first = wait_for(ended, 15, "the test delivery")
@@ -547,7 +549,8 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
         assert first["event_type"] == "webhook.test" and first["completed_at"]
 
         again = client.post(f"/admin/v1/deliveries/{delivery_id}/redeliver", headers=headers)
-        assert again.status_code == 202 and again.json["status"] == "pending"
+        again_body: Any = again.json
+        assert again.status_code == 202 and again_body["status"] == "pending"
         wait_for(lambda: len(receiver.requests) == 3 and ended(), 15, "the redelivery")
         final = ended()
         assert [a["number"] for a in final["attempts"]] == [1, 2, 3]
@@ -560,10 +563,12 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
             SECRET, receiver.requests[-1].body, receiver.requests[-1].headers["x-webhook-signature"]
         )
 
-        listed = client.get("/admin/v1/deliveries?status=succeeded", headers=headers).json
+        listed: Any = client.get("/admin/v1/deliveries?status=succeeded", headers=headers).json
         assert [item["id"] for item in listed["items"]] == [delivery_id]
         assert listed["next_cursor"] is None
-        history = client.get(f"/admin/v1/events?aggregate_id={delivery_id}", headers=headers).json
+        history: Any = client.get(
+            f"/admin/v1/events?aggregate_id={delivery_id}", headers=headers
+        ).json
         assert [item["type"] for item in history["items"]] == [
             "DeliveryScheduled",
             "DeliveryAttempted",
@@ -641,6 +646,7 @@ def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, recei
         stack.wait_for_projection()
         projection = stack.dispatcher.projection
         current = projection.webhook(org_id)
+        assert current is not None
         assert (current.url, current.secret) == (receiver.url_for("localhost"), "second-secret")
 
         # An old event relayed again (at-least-once) changes nothing.
@@ -680,7 +686,7 @@ def test_a_deleted_webhook_stops_deliveries(stack, receiver, broker_url):
     message = interview_message(org_id)
 
     publish(broker_url, message)
-    wait_for(lambda: not stack.dispatcher._in_flight and stack.dispatcher.pool.waiting() == 0)
+    wait_for(lambda: not stack.dispatcher.in_flight and stack.dispatcher.pool.waiting() == 0)
     time.sleep(0.3)
 
     assert receiver.requests == []

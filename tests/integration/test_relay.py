@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,10 +15,9 @@ from prometheus_client import REGISTRY
 from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
-from services.bootstrap import build_api, build_application
+from services.bootstrap import build_api, build_application, build_relay
 from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
 from services.infrastructure.topology import declare_topology
-from services.relay.relay import Relay
 from tests.support import dispatching
 from tests.support.dispatching import make_settings, wait_for
 from tests.support.tcp_proxy import TcpProxy
@@ -26,8 +26,13 @@ broker_url = dispatching.broker_url  # fixture: every test on both brokers
 
 
 @pytest.fixture
-def tools(tmp_path, broker_url):
-    app = build_application(make_settings(tmp_path, broker_url, None))
+def settings(tmp_path, broker_url):
+    return make_settings(tmp_path, broker_url, None)
+
+
+@pytest.fixture
+def tools(settings):
+    app = build_application(settings)
     yield app
     app.close()
 
@@ -44,11 +49,14 @@ def listen(url: str) -> None:
         ).declare()
 
 
+position_markers: list[int] = []  # the relay's position markers taken by the last relayed()
+
+
 def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dict]]:
     """Take ``expected`` relayed events (routing key, body) from the test's queue; the
-    relay's position markers are set aside in ``relayed.markers``."""
+    relay's position markers are set aside in ``position_markers``."""
     found: list[tuple[str, dict]] = []
-    relayed.markers = []
+    position_markers.clear()
 
     def take() -> bool:
         with broker_connection(url) as connection:
@@ -57,7 +65,7 @@ def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dic
                 assert message.content_type == "application/json"
                 key, body = message.delivery_info["routing_key"], json.loads(message.body)
                 if key == RELAY_POSITION_KEY:
-                    relayed.markers.append(body["position"])
+                    position_markers.append(body["position"])
                 else:
                     found.append((key, body))
         return len(found) >= expected
@@ -76,10 +84,10 @@ def make_history(tools):
     return organization.id
 
 
-def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_url):
+def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, tools, broker_url):
     make_history(tools)
     listen(broker_url)
-    relay = Relay(tools, broker_url)
+    relay = build_relay(settings, tools)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
@@ -103,23 +111,23 @@ def test_events_are_relayed_in_order_redacted_with_routing_keys(tools, broker_ur
     text = json.dumps([body for _, body in events])
     assert "top-secret" not in text and '"[redacted]"' in text
     assert events[2][1]["data"]["key_hash"] == "[redacted]"
-    assert relayed.markers == [newest]  # one batch, then its position marker
+    assert position_markers == [newest]  # one batch, then its position marker
     assert relay.lag() == 0
     assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
 
 
-def test_a_new_relay_continues_from_the_saved_position(tools, broker_url):
+def test_a_new_relay_continues_from_the_saved_position(settings, tools, broker_url):
     make_history(tools)
     listen(broker_url)
     with broker_connection(broker_url) as connection:
-        first = Relay(tools, broker_url)
+        first = build_relay(settings, tools)
         producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
         while first.publish_batch(producer):
             pass
         relayed(broker_url, tools.recorder.max_notification_id())  # drain them
 
         organization, _ = tools.create_organization("Globex", OPERATOR)
-        restarted = Relay(tools, broker_url)
+        restarted = build_relay(settings, tools)
         assert restarted.lag() == 2
         while restarted.publish_batch(producer):
             pass
@@ -143,13 +151,13 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         settings = make_settings(tmp_path, through_proxy, None, TENZO_OPERATOR_TOKEN="op-token")
         tools = build_application(settings)
         client = create_app(build_api(settings, tools)).test_client()
-        relay = Relay(tools, through_proxy, poll_interval=0.05)
+        relay = build_relay(settings, tools, poll_interval=0.05)
         listen(broker_url)
         stop = threading.Event()
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
         thread.start()
         try:
-            org = client.post(
+            org: Any = client.post(
                 "/admin/v1/organizations",
                 json={"name": "Acme"},
                 headers={"Authorization": "Bearer op-token"},

@@ -25,10 +25,8 @@ from kombu import Queue
 from contracts.broker import DEAD_LETTER_QUEUE, DEFERRED_QUEUE, INTERVIEWS_QUEUE, PROJECTION_QUEUE
 from domain.actors import DISPATCHER, OPERATOR
 from domain.application import DeveloperTools
-from services.bootstrap import build_application
-from services.dispatcher.consumer import Dispatcher
+from services.bootstrap import build_application, build_dispatcher, build_relay
 from services.infrastructure.broker import broker_connection
-from services.relay.relay import Relay
 from services.settings import Settings
 from tests.support.https_receiver import HttpsReceiver
 
@@ -114,8 +112,10 @@ class Stack:
         self.settings = settings
         self.tools: DeveloperTools = build_application(settings)
         self.stop = threading.Event()
-        self.dispatcher = Dispatcher(settings, self.tools, drain_seconds=1.0, defer_seconds=0.5)
-        self.relay = Relay(self.tools, settings.broker_url, poll_interval=0.05)
+        self.dispatcher = build_dispatcher(
+            settings, self.tools, drain_seconds=1.0, defer_seconds=0.5
+        )
+        self.relay = build_relay(settings, self.tools, poll_interval=0.05)
         self.threads = [threading.Thread(target=self.dispatcher.run, args=(self.stop,))]
         if relay:  # without it, the projection hears of no change through the broker
             self.threads.append(threading.Thread(target=self.relay.run, args=(self.stop,)))
@@ -148,14 +148,13 @@ class Stack:
     def wait_for_projection(self, timeout: float = 10) -> None:
         """Wait until the dispatcher's projection has seen every event recorded so far."""
         target = self.tools.recorder.max_notification_id() or 0
-        wait_for(
-            lambda: (
-                self.dispatcher.projection.flush_position()
-                or self.dispatcher.projection.position() >= target
-            ),
-            timeout,
-            "the projection to catch up",
-        )
+        projection = self.dispatcher.projection
+
+        def caught_up() -> bool:
+            projection.flush_position()
+            return projection.position() >= target
+
+        wait_for(caught_up, timeout, "the projection to catch up")
 
     def delivery(self, org_id: uuid.UUID, event_id: str) -> Any:
         from domain.deliveries import delivery_id

@@ -1,0 +1,84 @@
+"""The retry schedule of webhook deliveries: the one place it is decided (SPEC 7).
+
+``TENZO_WEBHOOK_RETRY_DELAYS`` (``RetrySchedule.retry_delays`` in domain/deliveries.py)
+gives the delay before each attempt of a series, and its count is the number of
+attempts. Here that schedule is expressed with tenacity's strategies, as the design
+names: ``stop_after_attempt`` ends a series once its attempts are made, and
+``wait_schedule`` waits exactly the configured delay before the next one, no jitter,
+no growth. Nothing here sleeps or reads a clock: the runner asks, with the delivery
+as stored, whether another attempt may be made and when it is due, and schedules
+that step on its pool (a waiting delivery holds no thread). A resumed delivery is
+answered the same way, from what is recorded: the next attempt is numbered after
+the recorded ones and due its delay after the last of them ended.
+
+tenacity counts the attempts made so far (``RetryCallState.attempt_number``); a state
+with ``n`` attempts made asks for the delay before attempt ``n + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tenacity import RetryCallState, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from domain.deliveries import Delivery, RetrySchedule
+
+
+class wait_schedule(wait_base):  # noqa: N801 - named like tenacity's own strategies
+    """Wait ``delays[n]`` seconds before attempt ``n + 1``, ``n`` the attempts made."""
+
+    def __init__(self, delays: tuple[float, ...]) -> None:
+        if not delays:
+            raise ValueError("a retry schedule needs at least one attempt")
+        self.delays = delays
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        made = retry_state.attempt_number
+        return self.delays[min(max(made, 0), len(self.delays) - 1)]
+
+
+def _made(attempts: int) -> RetryCallState:
+    """A tenacity call state after ``attempts`` attempts (nothing is called through it)."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempts
+    return state
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a delivery's next attempt is due, and when its series has no attempt left."""
+
+    schedule: RetrySchedule
+    stop: stop_base = field(init=False)
+    wait: wait_base = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", stop_after_attempt(self.schedule.attempts))
+        object.__setattr__(self, "wait", wait_schedule(tuple(self.schedule.retry_delays)))
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts a series has."""
+        return self.schedule.attempts
+
+    def attempts_over(self, made: int) -> bool:
+        """Whether a series with ``made`` attempts made has none left."""
+        return bool(self.stop(_made(made)))
+
+    def delay_before(self, made: int) -> float:
+        """Seconds between the previous attempt's end (or the series' start) and the
+        next attempt, ``made`` attempts of the series being made."""
+        return float(self.wait(_made(made)))
+
+    def next_attempt_due(self, delivery: Delivery) -> datetime:
+        """When the delivery's next attempt is due: its delay after the previous attempt
+        ended, or after the series began (scheduled, redelivery asked, resumed). With
+        every attempt made, the outcome is due at once (its last event)."""
+        made = delivery.attempts_in_series
+        if self.attempts_over(made):
+            return delivery.modified_on
+        since = delivery.last_attempt_ended_at() or delivery.modified_on
+        return since + timedelta(seconds=self.delay_before(made))
