@@ -3,12 +3,20 @@
 (function () {
   "use strict";
 
-  function copyText(input) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(input.value);
-    }
+  function selectAndCopy(input) {
     input.select();
     return document.execCommand("copy") ? Promise.resolve() : Promise.reject(new Error("copy"));
+  }
+
+  // The Clipboard API refuses when the page has lost focus for a moment (a busy
+  // machine, another window): the selection and copy command are tried before giving up.
+  function copyText(input) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(input.value).catch(function () {
+        return selectAndCopy(input);
+      });
+    }
+    return selectAndCopy(input);
   }
 
   document.addEventListener("click", function (event) {
