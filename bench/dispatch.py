@@ -476,7 +476,7 @@ def drop_vhost(name: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
 
 
-def populate(tools: Any, count: int, url_of: Any) -> list[Org]:
+def populate(application: Any, count: int, url_of: Any) -> list[Org]:
     """Organizations with a webhook, a job and a candidate each, saved 100 at a time."""
     orgs, pending = [], []
     for index in range(count):
@@ -513,16 +513,16 @@ def populate(tools: Any, count: int, url_of: Any) -> list[Org]:
         orgs.append(Org(organization.id, job.id, candidate.id))
         pending += [organization, webhook, job, candidate]
         if len(pending) >= 400:
-            tools.save(*pending)
+            application.save(*pending)
             pending = []
     if pending:
-        tools.save(*pending)
+        application.save(*pending)
     return orgs
 
 
-def wait_for_projection(database_url: str, tools: Any, timeout: float = 120) -> None:
+def wait_for_projection(database_url: str, application: Any, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    target = tools.recorder.max_notification_id()
+    target = application.recorder.max_notification_id()
     with psycopg.connect(database_url, autocommit=True) as db:
         while True:
             row = (
@@ -539,12 +539,12 @@ def wait_for_projection(database_url: str, tools: Any, timeout: float = 120) -> 
             time.sleep(0.2)
 
 
-def wait_for_relay(database_url: str, tools: Any, timeout: float = 300) -> None:
+def wait_for_relay(database_url: str, application: Any, timeout: float = 300) -> None:
     """Let the relay catch up (it lags behind a burst): the steady runs start steady."""
     deadline = time.time() + timeout
     with psycopg.connect(database_url, autocommit=True) as db:
         while True:
-            target = tools.recorder.max_notification_id()
+            target = application.recorder.max_notification_id()
             row = db.execute(
                 "SELECT position FROM tenzo_relay_position WHERE name = 'relay'"
             ).fetchone()
@@ -641,9 +641,9 @@ def main() -> None:
             "TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
             "TENZO_WEBHOOK_CA_BUNDLE": ca_file,
         }
-        tools = build_application(Settings.from_env(env))
+        application = build_application(Settings.from_env(env))
         print(f"populating {args.orgs} organizations …", flush=True)
-        orgs = populate(tools, args.orgs, lambda i: f"https://localhost:{port}/hooks/{i}")
+        orgs = populate(application, args.orgs, lambda i: f"https://localhost:{port}/hooks/{i}")
 
         # -- bare baseline --
         urls = {str(org.id): f"https://localhost:{port}/hooks/{i}" for i, org in enumerate(orgs)}
@@ -674,7 +674,7 @@ def main() -> None:
         dispatchers = [start_dispatcher(ports[0])]
         if args.no_relay:
             time.sleep(5)  # the dispatcher builds its projection from the event store
-        wait_for_projection(database_url, tools)
+        wait_for_projection(database_url, application)
         one_process = None
         failures: dict[str, int] = {}  # deliveries that failed every attempt, by run
         if args.dispatchers > 1:  # first with one process, for comparison
@@ -710,7 +710,7 @@ def main() -> None:
         bare_process.terminate()
         bare_process.join(10)
         if not args.no_relay:
-            wait_for_relay(database_url, tools)
+            wait_for_relay(database_url, application)
         tenzo_latency = latency_run(
             tenzo_url, orgs, args.rate, args.steady_seconds, receipts, recorded.waiter(receipts)
         )
@@ -719,7 +719,7 @@ def main() -> None:
 
         # -- 10 % of the endpoints hang, compared with a run just before they do --
         if not args.no_relay:
-            wait_for_relay(database_url, tools)
+            wait_for_relay(database_url, application)
         print("tenzo: throughput again, before endpoints hang …", flush=True)
         reference = throughput_run(
             tenzo_url, orgs, args.messages, receipts, recorded.waiter(receipts)
@@ -727,15 +727,15 @@ def main() -> None:
         failures["throughput before hanging"] = recorded.failed
         print(f"  {reference}", flush=True)
         if not args.no_relay:
-            wait_for_relay(database_url, tools)
+            wait_for_relay(database_url, application)
         hanging = set(random.sample(range(len(orgs)), int(len(orgs) * args.hanging_share)))
         changed = []
         for index in hanging:
-            webhook: Webhook = tools.repository.get(webhook_id(orgs[index].id))
+            webhook: Webhook = application.repository.get(webhook_id(orgs[index].id))
             webhook.change(actor=OPERATOR, url=f"https://localhost:{port}/hang")
             changed.append(webhook)
-        tools.save(*changed)
-        wait_for_projection(database_url, tools)
+        application.save(*changed)
+        wait_for_projection(database_url, application)
         healthy_orgs = [org for i, org in enumerate(orgs) if i not in hanging]
         hanging_orgs = [orgs[i] for i in hanging]
         print("tenzo with 10 % of endpoints hanging …", flush=True)

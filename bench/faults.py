@@ -579,19 +579,19 @@ class Histories:
     """Every delivery's history, following the event store's notification log (Delivery
     events only) through the application, as any reader of the store would."""
 
-    def __init__(self, tools: Any):
-        self.tools = tools
+    def __init__(self, application: Any):
+        self.application = application
         self.position = 0
         self.by_id: dict[Any, History] = {}
         self.by_event: dict[str, list[History]] = defaultdict(list)
 
     def follow(self) -> None:
         while True:
-            notifications = self.tools.recorder.select_notifications(
+            notifications = self.application.recorder.select_notifications(
                 start=self.position + 1, limit=1000, topics=DELIVERY_TOPICS
             )
             for notification in notifications:
-                self._apply(self.tools.mapper.to_domain_event(notification))
+                self._apply(self.application.mapper.to_domain_event(notification))
                 self.position = notification.id
             if len(notifications) < 1000:
                 return
@@ -892,7 +892,7 @@ class Stack:
     args: Any
     seed: int
     policy: tuple[float, float]
-    tools: Any
+    application: Any
     vhost: str
     posts: Posts
     dispatchers: list[Dispatcher]
@@ -922,7 +922,7 @@ def run_part(
 ) -> PartResult:
     """Publish ``load`` while ``faults`` happen; wait until drained; check."""
     offsets = {process.name: process.log_size() for process in stack.processes}
-    histories = Histories(stack.tools)
+    histories = Histories(stack.application)
     sampler = MemorySampler(stack.processes).start() if sample_memory else None
     load.start()
     injector = Injector(stack.dispatchers, stack.relay, faults).start(load.started)
@@ -1108,20 +1108,22 @@ def main() -> None:
     database_url = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + database))
     load_before = os.getloadavg()[0]
     processes: list[TenzoProcess] = []
-    tools = None
+    application = None
     met = False
     try:
         with contextlib.ExitStack() as proxies:
             try:
                 amqp_url = make_vhost(vhost)
                 env = tenzo_env(database_url, amqp_url, ca_file)
-                tools = build_application(Settings.from_env(env))
-                orgs = populate(tools, args.orgs, lambda i: f"https://127.0.0.1:{port}/hooks/{i}")
+                application = build_application(Settings.from_env(env))
+                orgs = populate(
+                    application, args.orgs, lambda i: f"https://127.0.0.1:{port}/hooks/{i}"
+                )
                 say(f"{args.orgs} organizations; starting the relay and 2 dispatchers …")
                 relay, dispatchers = set_up_processes(
                     workdir, env, database_url, amqp_url, proxies, processes
                 )
-                stack = Stack(args, seed, policy, tools, vhost, posts, dispatchers, relay)
+                stack = Stack(args, seed, policy, application, vhost, posts, dispatchers, relay)
                 fault_run, soak = run_parts(stack, orgs, amqp_url)
                 load_after = os.getloadavg()[0]
             finally:
@@ -1136,8 +1138,8 @@ def main() -> None:
             write_docs(report, DOCS, MARKERS, "# Reliability")
     finally:
         receiver.kill()
-        if tools is not None:
-            tools.close()
+        if application is not None:
+            application.close()
         drop_vhost(vhost)
         if met:
             with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:

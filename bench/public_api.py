@@ -174,12 +174,12 @@ def free_port() -> int:
 
 def populate(settings: Settings, args):
     """An organization, one key per client thread, ``args.keys`` keys in all, one job."""
-    tools = build_application(settings)
+    application = build_application(settings)
     try:
-        organization, admin_token = tools.create_organization("Benchmark", OPERATOR)
+        organization, admin_token = application.create_organization("Benchmark", OPERATOR)
         by = actor("admin_token", None)
         keys = [
-            tools.create_api_key(organization.id, f"client {n}", None, by)
+            application.create_api_key(organization.id, f"client {n}", None, by)
             for n in range(args.threads)
         ]
         keys = [(key.id, plaintext) for key, plaintext in keys]
@@ -200,12 +200,12 @@ def populate(settings: Settings, args):
                         actor=by,
                     )
                 )
-            tools.save(*batch)
+            application.save(*batch)
         print(f"{args.keys} API keys in the store ({time.monotonic() - started:.0f} s)")
-        job, _ = tools.upsert_job(organization.id, {"title": "Benchmark job"}, by)
+        job, _ = application.upsert_job(organization.id, {"title": "Benchmark job"}, by)
         return organization.id, admin_token, keys, job.id
     finally:
-        tools.close()
+        application.close()
 
 
 def start_server(env: dict[str, str], workdir: Path) -> subprocess.Popen:

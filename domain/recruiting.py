@@ -289,16 +289,16 @@ class RecruitingUseCases:
         return [self._get(Candidate, candidate_id) for candidate_id in ids], next_cursor
 
 
-def _has_job(tools: _Host, org_id: UUID, job_id: UUID) -> bool:
+def _has_job(application: _Host, org_id: UUID, job_id: UUID) -> bool:
     try:
-        tools._get_owned(Job, org_id, job_id)
+        application._get_owned(Job, org_id, job_id)
     except NotFound:
         return False
     return True
 
 
 def _upsert(
-    tools: _Host,
+    application: _Host,
     cls: type[Upserted],
     org_id: UUID,
     values: dict[str, Any],
@@ -309,19 +309,19 @@ def _upsert(
     for _ in range(UPSERT_ATTEMPTS):
         if external_id is not None:
             try:
-                existing = tools._get(cls, cls.create_id(org_id, external_id))
+                existing = application._get(cls, cls.create_id(org_id, external_id))
             except NotFound:
                 pass
             else:
                 if existing.update(values, actor=by):
                     try:
-                        tools.save(existing)
+                        application.save(existing)
                     except IntegrityError:
                         continue  # changed concurrently: apply the changes to the new state
                 return existing, False
         aggregate = create()
         try:
-            tools.save(aggregate)
+            application.save(aggregate)
         except IntegrityError:
             continue  # created concurrently with the same external id: update it instead
         return aggregate, True

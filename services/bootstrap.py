@@ -76,14 +76,14 @@ def build_application(settings: Settings) -> DeveloperTools:
     return app
 
 
-def build_api(settings: Settings, tools: DeveloperTools | None = None) -> ApiServices:
-    """The API's services; ``tools`` lets a process share one application with others."""
-    tools = tools or build_application(settings)
+def build_api(settings: Settings, application: DeveloperTools | None = None) -> ApiServices:
+    """The API's services; ``application`` lets a process share one application with others."""
+    application = application or build_application(settings)
     return ApiServices(
         settings=settings,
-        tools=tools,
-        usage=UsageCounter(tools),
-        idempotency=IdempotencyStore(tools),
+        application=application,
+        usage=UsageCounter(application),
+        idempotency=IdempotencyStore(application),
         rate_limit=TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
 
@@ -118,7 +118,7 @@ def package_version() -> str:
 
 def build_dispatcher(
     settings: Settings,
-    tools: DeveloperTools,
+    application: DeveloperTools,
     *,
     drain_seconds: float = 10.0,
     defer_seconds: float = 30.0,
@@ -136,12 +136,12 @@ def build_dispatcher(
             ca_bundle=settings.webhook_ca_bundle,
         )
     )
-    projection = DispatchProjection(tools)
-    committer = Committer(tools)
+    projection = DispatchProjection(application)
+    committer = Committer(application)
     pool = FairPool(settings.dispatcher_workers, settings.dispatcher_per_org_concurrency)
     finished = FinishedJobs()
     runner = DeliveryRunner(
-        tools,
+        application,
         projection,
         sender,
         committer,
@@ -164,7 +164,7 @@ def build_dispatcher(
     return Dispatcher(
         DispatcherParts(
             settings=settings,
-            tools=tools,
+            application=application,
             projection=projection,
             sender=sender,
             committer=committer,
@@ -173,7 +173,7 @@ def build_dispatcher(
             in_flight=in_flight,
             receiver=receiver,
             dead_letters=dead_letters,
-            stalled=StalledDeliveries(tools.recorder, runner.load, settings.retry_schedule),
+            stalled=StalledDeliveries(application.recorder, runner.load, settings.retry_schedule),
             drain_seconds=drain_seconds,
         )
     )
@@ -181,7 +181,7 @@ def build_dispatcher(
 
 def build_relay(
     settings: Settings,
-    tools: DeveloperTools,
+    application: DeveloperTools,
     *,
     name: str = "relay",
     batch_size: int = 500,
@@ -191,9 +191,9 @@ def build_relay(
     saved position (row ``name`` of tenzo_relay_position)."""
 
     return Relay(
-        tools,
+        application,
         settings.broker_url,
-        Position(tools, RELAY_TABLE, name),
+        Position(application, RELAY_TABLE, name),
         batch_size=batch_size,
         poll_interval=poll_interval,
     )

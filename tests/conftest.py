@@ -94,7 +94,7 @@ def settings(settings_env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def tools(settings: Settings) -> Iterator[DeveloperTools]:
+def application(settings: Settings) -> Iterator[DeveloperTools]:
     app = build_application(settings)
     try:
         yield app
@@ -103,11 +103,11 @@ def tools(settings: Settings) -> Iterator[DeveloperTools]:
 
 
 @pytest.fixture
-def flask_app(settings: Settings, tools: DeveloperTools) -> Iterator[Any]:
+def flask_app(settings: Settings, application: DeveloperTools) -> Iterator[Any]:
     """The API as a process builds it (services/bootstrap.py), closed after the test."""
     from services.api.app import create_app
 
-    api_services = build_api(settings, tools)
+    api_services = build_api(settings, application)
     try:
         yield create_app(api_services)
     finally:
@@ -127,25 +127,25 @@ def operator_headers() -> dict[str, str]:
 class Org:
     """An organization created for a test, with its admin token."""
 
-    def __init__(self, tools: DeveloperTools, name: str):
-        organization, self.admin_token = tools.create_organization(name, OPERATOR)
+    def __init__(self, application: DeveloperTools, name: str):
+        organization, self.admin_token = application.create_organization(name, OPERATOR)
         self.id = organization.id
         self.headers = {"Authorization": f"Bearer {self.admin_token}"}
 
 
 @pytest.fixture
-def org(tools: DeveloperTools) -> Org:
-    return Org(tools, "Acme")
+def org(application: DeveloperTools) -> Org:
+    return Org(application, "Acme")
 
 
 @pytest.fixture
-def other_org(tools: DeveloperTools) -> Org:
-    return Org(tools, "Globex")
+def other_org(application: DeveloperTools) -> Org:
+    return Org(application, "Globex")
 
 
-def history(tools: DeveloperTools) -> list[tuple[int, str, int]]:
+def history(application: DeveloperTools) -> list[tuple[int, str, int]]:
     """Every stored event (position, aggregate id, version): to assert nothing changed."""
-    notifications = tools.recorder.select_notifications(start=1, limit=1_000_000)
+    notifications = application.recorder.select_notifications(start=1, limit=1_000_000)
     return [(n.id, str(n.originator_id), n.originator_version) for n in notifications]
 
 

@@ -70,7 +70,7 @@ def present_webhook(webhook: Webhook) -> dict[str, Any]:
 @blp.arguments(schemas.OrganizationCreateSchema)
 @blp.response(201, schemas.OrganizationCreatedSchema)
 def create_organization(body: dict[str, Any]) -> dict[str, Any]:
-    organization, token = services().tools.create_organization(body["name"], g.actor)
+    organization, token = services().application.create_organization(body["name"], g.actor)
     return {
         "id": organization.id,
         "name": organization.name,
@@ -87,34 +87,36 @@ def create_organization(body: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(schemas.ApiKeyCreateSchema)
 @blp.response(201, schemas.ApiKeyCreatedSchema)
 def create_api_key(body: dict[str, Any]) -> dict[str, Any]:
-    tools = services().tools
-    key, plaintext = tools.create_api_key(g.org_id, body["name"], body.get("expires_at"), g.actor)
-    return present_key(key, tools.clock()) | {"key": plaintext}
+    application = services().application
+    key, plaintext = application.create_api_key(
+        g.org_id, body["name"], body.get("expires_at"), g.actor
+    )
+    return present_key(key, application.clock()) | {"key": plaintext}
 
 
 @blp.route("/api-keys", methods=["GET"])
 @require_admin
 @blp.response(200, schemas.ApiKeyListSchema)
 def list_api_keys() -> dict[str, Any]:
-    tools = services().tools
-    now = tools.clock()
-    return {"items": present_keys(tools.list_api_keys(g.org_id), now)}
+    application = services().application
+    now = application.clock()
+    return {"items": present_keys(application.list_api_keys(g.org_id), now)}
 
 
 @blp.route("/api-keys/<uuid:key_id>", methods=["GET"])
 @require_admin
 @blp.response(200, schemas.ApiKeySchema)
 def get_api_key(key_id: UUID) -> dict[str, Any]:
-    tools = services().tools
-    return present_key(tools.get_api_key(g.org_id, key_id), tools.clock())
+    application = services().application
+    return present_key(application.get_api_key(g.org_id, key_id), application.clock())
 
 
 @blp.route("/api-keys/<uuid:key_id>/revoke", methods=["POST"])
 @require_admin
 @blp.response(200, schemas.ApiKeySchema)
 def revoke_api_key(key_id: UUID) -> dict[str, Any]:
-    tools = services().tools
-    return present_key(tools.revoke_api_key(g.org_id, key_id, g.actor), tools.clock())
+    application = services().application
+    return present_key(application.revoke_api_key(g.org_id, key_id, g.actor), application.clock())
 
 
 # -- webhook --------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def revoke_api_key(key_id: UUID) -> dict[str, Any]:
 @require_admin
 @blp.response(200, schemas.WebhookSchema)
 def get_webhook() -> dict[str, Any]:
-    return present_webhook(services().tools.get_webhook(g.org_id))
+    return present_webhook(services().application.get_webhook(g.org_id))
 
 
 @blp.route("/webhook", methods=["PUT"])
@@ -133,7 +135,7 @@ def get_webhook() -> dict[str, Any]:
 @blp.response(200, schemas.WebhookSchema)
 @blp.alt_response(201, schema=schemas.WebhookSchema, description="Created")
 def put_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    webhook, created = services().tools.configure_webhook(
+    webhook, created = services().application.configure_webhook(
         g.org_id, body["url"], body.get("secret"), body["enabled"], g.actor
     )
     return present_webhook(webhook), 201 if created else 200
@@ -144,7 +146,7 @@ def put_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.WebhookPatchSchema)
 @blp.response(200, schemas.WebhookSchema)
 def patch_webhook(body: dict[str, Any]) -> dict[str, Any]:
-    webhook = services().tools.change_webhook(
+    webhook = services().application.change_webhook(
         g.org_id,
         g.actor,
         url=body.get("url"),
@@ -158,7 +160,7 @@ def patch_webhook(body: dict[str, Any]) -> dict[str, Any]:
 @require_admin
 @blp.response(204)
 def delete_webhook() -> None:
-    services().tools.delete_webhook(g.org_id, g.actor)
+    services().application.delete_webhook(g.org_id, g.actor)
 
 
 # -- event history --------------------------------------------------------------------
@@ -169,7 +171,7 @@ def delete_webhook() -> None:
 @blp.arguments(schemas.EventQuerySchema, location="query")
 @blp.response(200, AuditPageSchema)
 def list_events(query: dict[str, Any]) -> dict[str, Any]:
-    items = services().tools.event_history(g.org_id, **query)
+    items = services().application.event_history(g.org_id, **query)
     next_after = items[-1]["position"] if len(items) == query["limit"] else None
     return {"items": items, "next_after": next_after}
 
@@ -183,11 +185,11 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
     "one audit item per line",
 )
 def export_events(query: dict[str, Any]) -> Response:
-    tools, org_id = services().tools, g.org_id
+    application, org_id = services().application, g.org_id
 
     def lines(after: int) -> Iterator[str]:
         while True:
-            items = tools.event_history(org_id, after=after, limit=500, **query)
+            items = application.event_history(org_id, after=after, limit=500, **query)
             for item in items:
                 yield json.dumps(item) + "\n"
             if len(items) < 500:

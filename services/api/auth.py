@@ -54,7 +54,7 @@ def require_admin(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.org_id, g.actor = services().tools.authenticate_admin(bearer_token())
+        g.org_id, g.actor = services().application.authenticate_admin(bearer_token())
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -76,12 +76,12 @@ def require_api_key(view: F) -> F:
         token = ""
         try:
             token = bearer_token()
-            key = ctx.tools.authenticate_api_key(token)
+            key = ctx.application.authenticate_api_key(token)
         except Unauthorized as refusal:
             log.info("API key refused (%s): %s", _presented_hint(token), refusal)
             metrics.API_KEY_REFUSALS.labels(_reason(refusal)).inc()
             return unauthorized()
-        ctx.usage.record(key.id, ctx.tools.clock())
+        ctx.usage.record(key.id, ctx.application.clock())
         wait = ctx.rate_limit.take(str(key.id))
         if wait > 0:
             metrics.RATE_LIMITED.inc()

@@ -24,7 +24,7 @@ class ApiServices:
     built it calls ``close`` when the process stops serving."""
 
     settings: Settings
-    tools: DeveloperTools
+    application: DeveloperTools
     usage: UsageCounter
     idempotency: IdempotencyStore
     rate_limit: TokenBuckets

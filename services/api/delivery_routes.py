@@ -39,7 +39,7 @@ def present_delivery(delivery: Delivery) -> dict[str, Any]:
 @blp.response(202, schemas.DeliveryCreatedSchema)
 def send_test_event() -> dict[str, Any]:
     """Send a signed ``webhook.test`` event to the webhook (409 while it is disabled)."""
-    delivery = services().tools.send_test_event(g.org_id, g.actor)
+    delivery = services().application.send_test_event(g.org_id, g.actor)
     return {"delivery_id": delivery.id}
 
 
@@ -49,7 +49,7 @@ def send_test_event() -> dict[str, Any]:
 @blp.response(200, schemas.DeliveryPageSchema)
 def list_deliveries(query: dict[str, Any]) -> dict[str, Any]:
     """The organization's deliveries, newest first."""
-    deliveries, next_cursor = services().tools.list_deliveries(
+    deliveries, next_cursor = services().application.list_deliveries(
         g.org_id, query.get("status"), query["limit"], query.get("cursor")
     )
     return {"items": [present_delivery(d) for d in deliveries], "next_cursor": next_cursor}
@@ -59,7 +59,7 @@ def list_deliveries(query: dict[str, Any]) -> dict[str, Any]:
 @require_admin
 @blp.response(200, schemas.DeliverySchema)
 def get_delivery(id: UUID) -> dict[str, Any]:
-    return present_delivery(services().tools.get_delivery(g.org_id, id))
+    return present_delivery(services().application.get_delivery(g.org_id, id))
 
 
 @blp.route("/deliveries/<uuid:id>/redeliver", methods=["POST"])
@@ -68,4 +68,4 @@ def get_delivery(id: UUID) -> dict[str, Any]:
 def redeliver(id: UUID) -> dict[str, Any]:
     """Send the delivery again (same X-Webhook-Id and body) to the current URL, as a new
     series of attempts; 409 while it is pending or while the webhook is disabled."""
-    return present_delivery(services().tools.request_redelivery(g.org_id, id, g.actor))
+    return present_delivery(services().application.request_redelivery(g.org_id, id, g.actor))

@@ -27,7 +27,7 @@ def readyz() -> Any:
     ctx = services()
     checks = {"event_store": "ok", "broker": "ok"}
     try:
-        check_encryption_key(ctx.tools)
+        check_encryption_key(ctx.application)
     except EncryptionKeyMismatch:
         checks["event_store"] = "unreadable: TENZO_ENCRYPTION_KEY cannot decrypt its events"
     except Exception:  # noqa: BLE001 - readiness reports, it does not raise

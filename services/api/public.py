@@ -135,7 +135,7 @@ def _fingerprint() -> str:
 @blp.alt_response(200, schema=schemas.JobSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
 def push_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    job, created = services().tools.upsert_job(g.org_id, body, g.actor)
+    job, created = services().application.upsert_job(g.org_id, body, g.actor)
     return present_job(job), 201 if created else 200
 
 
@@ -144,7 +144,9 @@ def push_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.PageQuerySchema, location="query")
 @blp.response(200, schemas.JobPageSchema)
 def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
-    jobs, next_cursor = services().tools.list_jobs(g.org_id, query["limit"], query.get("cursor"))
+    jobs, next_cursor = services().application.list_jobs(
+        g.org_id, query["limit"], query.get("cursor")
+    )
     return {"items": [present_job(job) for job in jobs], "next_cursor": next_cursor}
 
 
@@ -152,7 +154,7 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
 @require_api_key
 @blp.response(200, schemas.JobSchema)
 def get_job(job_id: UUID) -> dict[str, Any]:
-    return present_job(services().tools.get_job(g.org_id, job_id))
+    return present_job(services().application.get_job(g.org_id, job_id))
 
 
 # -- candidates -------------------------------------------------------------------------
@@ -166,7 +168,7 @@ def get_job(job_id: UUID) -> dict[str, Any]:
 @blp.alt_response(200, schema=schemas.CandidateSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
 def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    candidate, created = services().tools.upsert_candidate(g.org_id, body, g.actor)
+    candidate, created = services().application.upsert_candidate(g.org_id, body, g.actor)
     return present_candidate(candidate), 201 if created else 200
 
 
@@ -175,7 +177,7 @@ def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.CandidateQuerySchema, location="query")
 @blp.response(200, schemas.CandidatePageSchema)
 def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
-    candidates, next_cursor = services().tools.list_candidates(
+    candidates, next_cursor = services().application.list_candidates(
         g.org_id, query.get("job_id"), query["limit"], query.get("cursor")
     )
     return {"items": [present_candidate(c) for c in candidates], "next_cursor": next_cursor}
@@ -185,4 +187,4 @@ def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
 @require_api_key
 @blp.response(200, schemas.CandidateSchema)
 def get_candidate(candidate_id: UUID) -> dict[str, Any]:
-    return present_candidate(services().tools.get_candidate(g.org_id, candidate_id))
+    return present_candidate(services().application.get_candidate(g.org_id, candidate_id))

@@ -56,15 +56,15 @@ def serve() -> None:
     from services.cli.process_commands import start_in_background
 
     settings = Settings.from_env()
-    tools = build_application(settings)
-    if not tools.has_organizations():
-        organization, token = tools.create_organization("Demo organization", SYSTEM)
+    application = build_application(settings)
+    if not application.has_organizations():
+        organization, token = application.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
         click.echo(f"Admin token (shown once, keep it): {token}")
     _prepare_broker(settings)
-    api_services = build_api(settings, tools)
+    api_services = build_api(settings, application)
     server = embedded_server(create_app(api_services), settings.http_host, settings.http_port)
-    stop_background = start_in_background(settings, tools)  # relay and dispatcher
+    stop_background = start_in_background(settings, application)  # relay and dispatcher
     host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
     click.echo(f"Dashboard: http://{host}:{server.server_port}/")
     click.echo(f"API docs:  http://{host}:{server.server_port}/docs")
@@ -120,8 +120,8 @@ def orgs_create(name: str) -> None:
     except ValidationError as error:
         messages = error.messages_dict.get("name", [])
         raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
-    tools = build_application(Settings.from_env())
-    organization, token = tools.create_organization(name, OPERATOR)
+    application = build_application(Settings.from_env())
+    organization, token = application.create_organization(name, OPERATOR)
     click.echo(
         json.dumps(
             {
@@ -139,14 +139,14 @@ def orgs_create(name: str) -> None:
 @click.option("--after", default=0, show_default=True, help="Start after this position.")
 def events(follow: bool, after: int) -> None:
     """Print the event history of all organizations as JSON lines (secrets redacted)."""
-    tools = build_application(Settings.from_env())
+    application = build_application(Settings.from_env())
     position = after
     while True:
-        notifications: Sequence[Notification] = tools.recorder.select_notifications(
+        notifications: Sequence[Notification] = application.recorder.select_notifications(
             start=position + 1, limit=500
         )
         for notification in notifications:
-            event = tools.mapper.to_domain_event(notification)
+            event = application.mapper.to_domain_event(notification)
             click.echo(json.dumps(audit_item(event, notification.id)))
             position = notification.id
         sys.stdout.flush()

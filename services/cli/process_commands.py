@@ -25,13 +25,13 @@ from services.settings import Settings
 log = logging.getLogger("tenzo")
 
 
-def start_in_background(settings: Settings, tools: DeveloperTools) -> Callable[[], None]:
+def start_in_background(settings: Settings, application: DeveloperTools) -> Callable[[], None]:
     """Start the relay and the dispatcher as threads (`tenzo serve`); return a stopper."""
     from services.bootstrap import build_dispatcher, build_relay
 
     stop = threading.Event()
-    relay = build_relay(settings, tools)
-    dispatcher = build_dispatcher(settings, tools)
+    relay = build_relay(settings, application)
+    dispatcher = build_dispatcher(settings, application)
     threads = [
         threading.Thread(target=relay.run, args=(stop,), name="tenzo-relay", daemon=True),
         threading.Thread(target=dispatcher.run, args=(stop,), name="tenzo-dispatcher", daemon=True),
@@ -68,21 +68,21 @@ def _run_until_signalled(settings: Settings, target: Callable[[threading.Event],
 @click.command()
 def relay() -> None:
     """Relay every domain event from the event store to the broker (exchange tenzo.events)."""
-    from services.bootstrap import build_relay
+    from services.bootstrap import build_application, build_relay
 
     settings = Settings.from_env()
-    tools = _tools(settings)
-    _run_until_signalled(settings, build_relay(settings, tools).run)
+    application = build_application(settings)
+    _run_until_signalled(settings, build_relay(settings, application).run)
 
 
 @click.command()
 def dispatcher() -> None:
     """Consume interview.completed and relayed events; deliver signed webhooks."""
-    from services.bootstrap import build_dispatcher
+    from services.bootstrap import build_application, build_dispatcher
 
     settings = Settings.from_env()
-    tools = _tools(settings)
-    _run_until_signalled(settings, build_dispatcher(settings, tools).run)
+    application = build_application(settings)
+    _run_until_signalled(settings, build_dispatcher(settings, application).run)
 
 
 @click.command("publish-interview")
@@ -183,21 +183,16 @@ def projections() -> None:
 @projections.command("rebuild")
 def rebuild() -> None:
     """Rebuild the dispatcher's projection from the event store."""
+    from services.bootstrap import build_application
     from services.dispatcher.projection import DispatchProjection
 
     settings = Settings.from_env()
-    tools = _tools(settings)
-    projection = DispatchProjection(tools)
-    total = tools.recorder.max_notification_id() or 0
+    application = build_application(settings)
+    projection = DispatchProjection(application)
+    total = application.recorder.max_notification_id() or 0
     with click.progressbar(length=total, label="Reading events") as bar:
         newest = projection.rebuild(progress=bar.update)
     click.echo(f"Projection rebuilt up to position {newest}.")
 
 
 COMMANDS = [relay, dispatcher, publish_interview, verify_signature, projections]
-
-
-def _tools(settings: Settings) -> DeveloperTools:
-    from services.bootstrap import build_application
-
-    return build_application(settings)

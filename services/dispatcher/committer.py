@@ -53,8 +53,10 @@ class _Pending:
 class Committer:
     """Saves aggregates for many threads, batching whatever is waiting into one save."""
 
-    def __init__(self, tools: DeveloperTools, max_batch: int = 200, longest_backoff: float = 5.0):
-        self.tools = tools
+    def __init__(
+        self, application: DeveloperTools, max_batch: int = 200, longest_backoff: float = 5.0
+    ):
+        self.application = application
         self.max_batch = max_batch
         self.longest_backoff = longest_backoff
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -62,9 +64,9 @@ class Committer:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tenzo-committer", daemon=True)
         self._thread.start()
-        self._encode = tools.mapper.to_stored_event
-        self._insert = tools.recorder.insert_events
-        self._select = tools.recorder.select_events
+        self._encode = application.mapper.to_stored_event
+        self._insert = application.recorder.insert_events
+        self._select = application.recorder.select_events
         self.batches = 0  # transactions
         self.saved = 0  # saves (one per save() call)
         self.seconds = 0.0  # spent in transactions

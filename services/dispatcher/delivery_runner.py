@@ -117,7 +117,7 @@ class DeliveryJob:
 class DeliveryRunner:
     def __init__(
         self,
-        tools: DeveloperTools,
+        application: DeveloperTools,
         projection: DispatchProjection,
         sender: WebhookSender,
         committer: Committer,
@@ -126,7 +126,7 @@ class DeliveryRunner:
         version: str,
         on_done: Callable[[DeliveryJob, str | None], None],
     ):
-        self.tools = tools
+        self.application = application
         self.projection = projection
         self.sender = sender
         self.committer = committer
@@ -300,7 +300,7 @@ class DeliveryRunner:
     def load(self, delivery_id: UUID) -> Delivery | None:
         """The delivery as stored, or None when there is none."""
         try:
-            found: object = self.tools.repository.get(delivery_id)
+            found: object = self.application.repository.get(delivery_id)
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, Delivery) else None

@@ -56,7 +56,7 @@ class DispatcherParts:
     """What a Dispatcher works with (built once by services/bootstrap.py)."""
 
     settings: Settings
-    tools: DeveloperTools
+    application: DeveloperTools
     projection: DispatchProjection
     sender: WebhookSender
     committer: Committer
@@ -74,7 +74,7 @@ class Dispatcher:
 
     def __init__(self, parts: DispatcherParts):
         self.settings = parts.settings
-        self.tools = parts.tools
+        self.application = parts.application
         self.projection = parts.projection
         self.sender = parts.sender
         self.committer = parts.committer
@@ -135,7 +135,7 @@ class Dispatcher:
     def _start_projection(self) -> None:
         """Fill the projection from the event store the first time (queue bindings made
         later than the first events would otherwise leave it empty)."""
-        if self.projection.position() == 0 and self.tools.recorder.max_notification_id():
+        if self.projection.position() == 0 and self.application.recorder.max_notification_id():
             log.info("dispatcher: building the projection from the event store")
             self.projection.rebuild()
 

@@ -161,15 +161,15 @@ class InterviewContext:
 class DispatchProjection:
     """Reads and writes the dispatcher's tables; safe to share between threads."""
 
-    def __init__(self, tools: DeveloperTools):
-        self.tools = tools
-        self.tables = SqlTables(tools, CREATE_TABLES)
-        self._cipher = tools.mapper.cipher
+    def __init__(self, application: DeveloperTools):
+        self.application = application
+        self.tables = SqlTables(application, CREATE_TABLES)
+        self._cipher = application.mapper.cipher
         # The event store's table is named by its recorder (configuration, not input).
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
             "{wanted}", _WANTED[self.tables.dialect]
-        ).replace("{events}", tools.recorder.events_table_name)  # type: ignore[attr-defined]
-        self._position = Position(tools, DISPATCH_TABLE, POSITION_NAME)
+        ).replace("{events}", application.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._position = Position(application, DISPATCH_TABLE, POSITION_NAME)
         self._lock = threading.Lock()
         self._unwritten = 0
 
@@ -189,7 +189,7 @@ class DispatchProjection:
         if self._stored_version(aggregate_type, key) >= version:
             self._note(position)
             return False  # already applied (or a newer state is)
-        aggregate: Any = self.tools.repository.get(UUID(key), version=version)
+        aggregate: Any = self.application.repository.get(UUID(key), version=version)
         with self.tables.transaction() as cursor:
             cursor.execute(_UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version))
             self._position.advance(cursor, position)
@@ -262,7 +262,7 @@ class DispatchProjection:
         newest = 0
         start = 1
         while True:
-            notifications = self.tools.recorder.select_notifications(start=start, limit=1000)
+            notifications = self.application.recorder.select_notifications(start=start, limit=1000)
             if not notifications:
                 break
             for notification in notifications:
@@ -280,7 +280,7 @@ class DispatchProjection:
             for table in ("webhooks", "jobs", "candidates"):
                 cursor.execute(f"DELETE FROM tenzo_dispatch_{table}")  # noqa: S608
             for aggregate_id, (aggregate_type, version) in latest.items():
-                aggregate: Any = self.tools.repository.get(aggregate_id, version=version)
+                aggregate: Any = self.application.repository.get(aggregate_id, version=version)
                 cursor.execute(
                     _UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version)
                 )
@@ -301,7 +301,7 @@ class DispatchProjection:
         from the event store and projected first."""
         key = webhook_id(org_id)
         row = self._webhook_row(key)
-        latest = self.tools.recorder.select_events(key, desc=True, limit=1)
+        latest = self.application.recorder.select_events(key, desc=True, limit=1)
         if latest and latest[0].originator_version > (row["version"] if row else 0):
             self.catch_up("Webhook", key)
             row = self._webhook_row(key)
@@ -346,7 +346,7 @@ class DispatchProjection:
         """Project an aggregate at its latest stored version (the relayed event that
         says so may still be on its way; applying it later changes nothing). An id of
         another kind (a job's id given as a candidate's) is left alone."""
-        aggregate: Any = self.tools.repository.get(aggregate_id)
+        aggregate: Any = self.application.repository.get(aggregate_id)
         if type(aggregate).__name__ != aggregate_type:
             return
         row = self._row(aggregate_type, aggregate, aggregate.version)
@@ -376,15 +376,15 @@ class DispatchProjection:
     def measure_lag(self) -> tuple[int, float]:
         """(events, seconds) the projection is behind the event store; sets the gauges."""
         seen = self.position()
-        newest = self.tools.recorder.max_notification_id() or 0
+        newest = self.application.recorder.max_notification_id() or 0
         behind = max(0, newest - seen)
         seconds = 0.0
         if behind:
-            oldest: Iterable[Any] = self.tools.recorder.select_notifications(
+            oldest: Iterable[Any] = self.application.recorder.select_notifications(
                 start=seen + 1, limit=1
             )
             for notification in oldest:
-                event: Any = self.tools.mapper.to_domain_event(notification)
+                event: Any = self.application.mapper.to_domain_event(notification)
                 seconds = max(0.0, (datetime.now(UTC) - event.timestamp).total_seconds())
         metrics.PROJECTION_LAG_EVENTS.set(behind)
         metrics.PROJECTION_LAG_SECONDS.set(seconds)

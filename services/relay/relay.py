@@ -48,14 +48,14 @@ class Relay:
 
     def __init__(
         self,
-        tools: DeveloperTools,
+        application: DeveloperTools,
         broker_url: str,
         position: Position,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.1,
     ):
-        self.tools = tools
+        self.application = application
         self.broker_url = broker_url
         self.saved = position
         self.batch_size = batch_size
@@ -72,7 +72,7 @@ class Relay:
             self.saved.move(cursor, old, new)
 
     def lag(self, position: int | None = None) -> int:
-        newest = self.tools.recorder.max_notification_id() or 0
+        newest = self.application.recorder.max_notification_id() or 0
         behind = max(0, newest - (self.position() if position is None else position))
         metrics.RELAY_LAG.set(behind)
         return behind
@@ -86,11 +86,11 @@ class Relay:
         confirmed every message of the batch.
         """
         start = self.position()
-        notifications = self.tools.recorder.select_notifications(
+        notifications = self.application.recorder.select_notifications(
             start=start + 1, limit=self.batch_size
         )
         for notification in notifications:
-            event = self.tools.mapper.to_domain_event(notification)
+            event = self.application.mapper.to_domain_event(notification)
             item = audit_item(event, notification.id)
             if confirms is not None:
                 confirms.expect_one()

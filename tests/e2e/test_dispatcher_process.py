@@ -34,9 +34,9 @@ def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
     }
     from services.settings import Settings
 
-    tools = build_application(Settings.from_env(env))
-    organization, _ = tools.create_organization("Acme", OPERATOR)
-    tools.configure_webhook(organization.id, receiver.url, "whsec-e2e-secret", True, OPERATOR)
+    application = build_application(Settings.from_env(env))
+    organization, _ = application.create_organization("Acme", OPERATOR)
+    application.configure_webhook(organization.id, receiver.url, "whsec-e2e-secret", True, OPERATOR)
     receiver.script(ScriptedResponse(status=500, body=b"try again"))
     dispatcher = TenzoProcess("dispatcher", env)
     try:
@@ -46,7 +46,7 @@ def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
 
         def attempted() -> bool:
             try:
-                delivery = tools.get_delivery(
+                delivery = application.get_delivery(
                     organization.id, _delivery_id(organization.id, message)
                 )
             except NotFound:
@@ -66,7 +66,9 @@ def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
         delivery = wait_for(
             lambda: (
                 (
-                    d := tools.get_delivery(organization.id, _delivery_id(organization.id, message))
+                    d := application.get_delivery(
+                        organization.id, _delivery_id(organization.id, message)
+                    )
                 ).status
                 != "pending"
                 and d
@@ -76,7 +78,7 @@ def test_a_dispatcher_killed_during_the_backoff_resumes_with_attempt_two(
         )
     finally:
         dispatcher.stop()
-        tools.close()
+        application.close()
 
     first, second = receiver.requests
     assert first.headers["x-webhook-attempt"] == "1"

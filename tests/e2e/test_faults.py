@@ -77,17 +77,17 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Any) -> tuple[str, str]
 @contextmanager
 def open_store(database_url: str, receiver: Any) -> Iterator[Any]:
     """The application in this process: what the API would do, and the final reads."""
-    tools = build_application(Settings.from_env(process_env(database_url, "", receiver)))
+    application = build_application(Settings.from_env(process_env(database_url, "", receiver)))
     try:
-        yield tools
+        yield application
     finally:
-        tools.close()
+        application.close()
 
 
 @pytest.fixture
 def postgres_store(postgres_url, flaky_receiver):
-    with open_store(postgres_url, flaky_receiver) as tools:
-        yield tools
+    with open_store(postgres_url, flaky_receiver) as application:
+        yield application
 
 
 def run_processes(*processes: TenzoProcess) -> None:
@@ -104,10 +104,10 @@ def stop_processes(*processes: TenzoProcess) -> None:
 
 
 def settle_and_check(
-    tools: Any, published: Published, broker_url: str, receiver: Any, *processes: TenzoProcess
+    application: Any, published: Published, broker_url: str, receiver: Any, *processes: TenzoProcess
 ) -> None:
-    wait_until_settled(tools, published, broker_url)
-    assert_each_delivered_once(check_deliveries(tools, published, receiver), *processes)
+    wait_until_settled(application, published, broker_url)
+    assert_each_delivered_once(check_deliveries(application, published, receiver), *processes)
 
 
 # -- (a) the dispatcher's PostgreSQL connections --------------------------------------------
@@ -129,8 +129,8 @@ def test_postgres_lost_commit_replies_resets_and_cuts_strand_no_delivery(
     commit holds the 32 attempts the worker pool runs at once): the retry of the
     ambiguous save conflicts with what was committed, the dispatcher reads that as
     "advanced by another dispatcher", acks the message and forgets the delivery."""
-    tools = postgres_store
-    tenants = Tenant.several(tools, flaky_receiver.url, 50)
+    application = postgres_store
+    tenants = Tenant.several(application, flaky_receiver.url, 50)
     with proxy_for(postgres_url) as proxy:
         relay = TenzoProcess("relay", process_env(postgres_url, rabbitmq, flaky_receiver))
         dispatcher = TenzoProcess(
@@ -153,7 +153,7 @@ def test_postgres_lost_commit_replies_resets_and_cuts_strand_no_delivery(
             proxy.resume()
             proxy.disarm()
             print(proxy.counts)
-            settle_and_check(tools, load.published, rabbitmq, flaky_receiver, dispatcher)
+            settle_and_check(application, load.published, rabbitmq, flaky_receiver, dispatcher)
         finally:
             stop_processes(dispatcher, relay)
     counts = proxy.counts
@@ -174,8 +174,8 @@ def test_amqp_reset_cut_and_stall_lose_no_delivery(
     messages back (redelivered), the dispatcher reconnects, and every delivery ends
     once, numbered 1..n. (Passes on the code of issue 12; a dispatcher that does not
     reconnect after a broker error fails it: 100 of 120 lost, 16 pending.)"""
-    tools = postgres_store
-    tenants = Tenant.several(tools, flaky_receiver.url, 40)
+    application = postgres_store
+    tenants = Tenant.several(application, flaky_receiver.url, 40)
     with proxy_for(rabbitmq) as proxy:
         relay = TenzoProcess("relay", process_env(postgres_url, rabbitmq, flaky_receiver))
         dispatcher = TenzoProcess(
@@ -196,7 +196,7 @@ def test_amqp_reset_cut_and_stall_lose_no_delivery(
                 proxy.resume()
             time.sleep(0.3)  # the last interviews' first attempts are recorded, retries due
             proxy.reset()
-            settle_and_check(tools, load.published, rabbitmq, flaky_receiver, dispatcher)
+            settle_and_check(application, load.published, rabbitmq, flaky_receiver, dispatcher)
         finally:
             stop_processes(dispatcher, relay)
     assert proxy.counts.reset >= 2 and proxy.counts.cut >= 1, proxy.counts
@@ -216,8 +216,8 @@ def test_a_dispatcher_killed_twice_mid_run_loses_no_delivery(
     redelivers what it held, the new process resumes those deliveries, and every one
     ends once, numbered 1..n. (Passes on the code of issue 12; a dispatcher that does
     not resume a delivery from a redelivered message fails it: 30 of 120 pending.)"""
-    tools = postgres_store
-    tenants = Tenant.several(tools, flaky_receiver.url, 40)
+    application = postgres_store
+    tenants = Tenant.several(application, flaky_receiver.url, 40)
     env = process_env(postgres_url, rabbitmq, flaky_receiver)
     relay, dispatcher = TenzoProcess("relay", env), TenzoProcess("dispatcher", env)
     try:
@@ -227,7 +227,7 @@ def test_a_dispatcher_killed_twice_mid_run_loses_no_delivery(
                 load.wait_for_published(published)
                 dispatcher.kill()
                 dispatcher.start()
-        settle_and_check(tools, load.published, rabbitmq, flaky_receiver, dispatcher)
+        settle_and_check(application, load.published, rabbitmq, flaky_receiver, dispatcher)
     finally:
         stop_processes(dispatcher, relay)
     assert dispatcher.kills == 2
@@ -248,22 +248,22 @@ def test_a_dispatcher_killed_on_the_embedded_broker_resumes_every_pending_delive
     broker_url = f"filesystem://{tmp_path}/broker"
     env = process_env(database_url, broker_url, flaky_receiver, TENZO_WEBHOOK_RETRY_DELAYS="0,2,2")
     relay, dispatcher = TenzoProcess("relay", env), TenzoProcess("dispatcher", env)
-    with open_store(database_url, flaky_receiver) as tools:
-        tenants = Tenant.several(tools, flaky_receiver.url, 20)
+    with open_store(database_url, flaky_receiver) as application:
+        tenants = Tenant.several(application, flaky_receiver.url, 20)
         org_ids = {tenant.org_id for tenant in tenants}
         try:
             run_processes(relay, dispatcher)
             with InterviewLoad(broker_url, tenants, count=60, per_second=200) as load:
                 pass
             statuses = wait_for(
-                lambda: (found := delivery_statuses(tools, org_ids)).total() == 60 and found,
+                lambda: (found := delivery_statuses(application, org_ids)).total() == 60 and found,
                 30,
                 "every interview to be scheduled",
             )
             dispatcher.kill()
             assert statuses["pending"] >= 10, statuses  # killed while they wait for a retry
             dispatcher.start()
-            settle_and_check(tools, load.published, broker_url, flaky_receiver, dispatcher)
+            settle_and_check(application, load.published, broker_url, flaky_receiver, dispatcher)
         finally:
             stop_processes(dispatcher, relay)
     assert dispatcher.count("resuming delivery") >= 10
@@ -281,14 +281,14 @@ def test_a_relay_killed_twice_mid_run_loses_no_test_event_or_interview(deploymen
     env = process_env(database_url, broker_url, flaky_receiver)
     relay, dispatcher = TenzoProcess("relay", env), TenzoProcess("dispatcher", env)
     test_events: Published = []
-    with open_store(database_url, flaky_receiver) as tools:
-        tenants = Tenant.several(tools, flaky_receiver.url, 20)
+    with open_store(database_url, flaky_receiver) as application:
+        tenants = Tenant.several(application, flaky_receiver.url, 20)
         try:
             run_processes(relay, dispatcher)
             with InterviewLoad(broker_url, tenants, count=60, per_second=30) as load:
                 for number in range(30):
                     tenant = tenants[number % len(tenants)]
-                    delivery = tools.send_test_event(tenant.org_id, OPERATOR)
+                    delivery = application.send_test_event(tenant.org_id, OPERATOR)
                     test_events.append((tenant.org_id, delivery.event_id))
                     if number in (8, 20):
                         relay.kill()
@@ -296,7 +296,7 @@ def test_a_relay_killed_twice_mid_run_loses_no_test_event_or_interview(deploymen
                     time.sleep(0.06)
             relay.wait_ready()
             published = load.published + test_events
-            settle_and_check(tools, published, broker_url, flaky_receiver, relay, dispatcher)
+            settle_and_check(application, published, broker_url, flaky_receiver, relay, dispatcher)
         finally:
             stop_processes(dispatcher, relay)
     assert relay.kills == 2
@@ -318,8 +318,8 @@ def test_two_dispatchers_under_faults_record_each_delivery_once(
     delivery ends once, numbered 1..n, whoever finished it; duplicate POSTs are
     counted, not refused. Fails on the code of issue 12 through the first
     dispatcher's ambiguous commit, as (a) does (4 to 8 of 150 pending)."""
-    tools = postgres_store
-    tenants = Tenant.several(tools, flaky_receiver.url, 50)
+    application = postgres_store
+    tenants = Tenant.several(application, flaky_receiver.url, 50)
     with proxy_for(postgres_url) as database, proxy_for(rabbitmq) as broker:
         relay = TenzoProcess("relay", process_env(postgres_url, rabbitmq, flaky_receiver))
         first = TenzoProcess(
@@ -351,7 +351,7 @@ def test_two_dispatchers_under_faults_record_each_delivery_once(
                 broker.reset()
             database.disarm()
             print(database.counts, broker.counts)
-            settle_and_check(tools, load.published, rabbitmq, flaky_receiver, first, second)
+            settle_and_check(application, load.published, rabbitmq, flaky_receiver, first, second)
         finally:
             stop_processes(first, second, relay)
     assert database.counts.dropped_replies >= 1 and database.counts.reset >= 2, database.counts

@@ -81,19 +81,19 @@ def test_the_operator_creates_an_organization_whose_token_works(client, operator
     ],
     ids=["no-token", "wrong-token", "basic-auth"],
 )
-def test_the_operator_endpoint_needs_the_operator_token(client, tools, headers):
-    before = history(tools)
+def test_the_operator_endpoint_needs_the_operator_token(client, application, headers):
+    before = history(application)
     response = client.post(f"{ADMIN}/organizations", json={"name": "Initech"}, headers=headers)
     problem_of(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_an_admin_token_is_not_the_operator_token(client, tools, org):
-    before = history(tools)
+def test_an_admin_token_is_not_the_operator_token(client, application, org):
+    before = history(application)
     response = client.post(f"{ADMIN}/organizations", json={"name": "Initech"}, headers=org.headers)
     problem_of(response, 401)
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
@@ -109,17 +109,19 @@ def test_an_admin_token_is_not_the_operator_token(client, tools, org):
     ],
     ids=["missing", "empty", "spaces", "whitespace", "201-chars", "number", "unknown-field"],
 )
-def test_the_operator_endpoint_validates_its_body(client, tools, operator_headers, body, field):
-    before = history(tools)
+def test_the_operator_endpoint_validates_its_body(
+    client, application, operator_headers, body, field
+):
+    before = history(application)
     response = client.post(f"{ADMIN}/organizations", json=body, headers=operator_headers)
     assert field in problem_of(response, 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- API keys: happy paths -----------------------------------------------------------
 
 
-def test_create_list_get_revoke_an_api_key(client, org, tools):
+def test_create_list_get_revoke_an_api_key(client, org, application):
     expires_at = later(days=30)
     created = create_key(client, org, "Greenhouse sync", expires_at=expires_at)
     key = created.pop("key")
@@ -155,7 +157,8 @@ def test_create_list_get_revoke_an_api_key(client, org, tools):
     }
     assert statuses == {created["id"]: "revoked", second["id"]: "active"}
     assert (
-        tools.get_api_key(org.id, uuid.UUID(created["id"])).status(datetime.now(UTC)) == "revoked"
+        application.get_api_key(org.id, uuid.UUID(created["id"])).status(datetime.now(UTC))
+        == "revoked"
     )
 
 
@@ -165,39 +168,39 @@ def test_an_expiry_without_offset_is_utc(client, org):
     assert datetime.fromisoformat(created["expires_at"]) == naive.replace(tzinfo=UTC)
 
 
-def test_a_key_past_its_expiry_is_listed_as_expired(client, org, tools):
+def test_a_key_past_its_expiry_is_listed_as_expired(client, org, application):
     created = create_key(client, org, expires_at=later(seconds=30))
-    tools.clock = lambda: datetime.now(UTC) + timedelta(minutes=1)
+    application.clock = lambda: datetime.now(UTC) + timedelta(minutes=1)
     one = client.get(f"{ADMIN}/api-keys/{created['id']}", headers=org.headers)
     assert one.json["status"] == "expired"
 
 
-def test_revoking_twice_is_200_and_records_one_event(client, org, tools):
+def test_revoking_twice_is_200_and_records_one_event(client, org, application):
     created = create_key(client, org)
     path = f"{ADMIN}/api-keys/{created['id']}/revoke"
     first = client.post(path, headers=org.headers)
-    before = history(tools)
+    before = history(application)
     second = client.post(path, headers=org.headers)
     assert second.status_code == 200
     assert second.json == first.json
-    assert history(tools) == before
+    assert history(application) == before
     assert event_types(client, org, type="ApiKeyRevoked") == ["ApiKeyRevoked"]
 
 
-def test_organizations_see_only_their_own_keys(client, org, other_org, tools):
+def test_organizations_see_only_their_own_keys(client, org, other_org, application):
     mine = create_key(client, org, "mine")
     theirs = create_key(client, other_org, "theirs")
     assert [
         i["id"] for i in client.get(f"{ADMIN}/api-keys", headers=org.headers).json["items"]
     ] == [mine["id"]]
-    before = history(tools)
+    before = history(application)
     for method, path in [
         ("get", f"{ADMIN}/api-keys/{theirs['id']}"),
         ("post", f"{ADMIN}/api-keys/{theirs['id']}/revoke"),
     ]:
         body = problem_of(getattr(client, method)(path, headers=org.headers), 404)
         assert theirs["id"] not in body["detail"]
-    assert history(tools) == before
+    assert history(application) == before
     still = client.get(f"{ADMIN}/api-keys/{theirs['id']}", headers=other_org.headers)
     assert still.json["status"] == "active"
 
@@ -221,14 +224,14 @@ def test_listing_keys_reads_their_usage_in_one_query(flask_app, client, org, mon
 
 
 @pytest.mark.parametrize("key_id", [str(uuid.uuid4()), "not-a-uuid"])
-def test_an_unknown_key_id_is_404(client, org, tools, key_id):
-    before = history(tools)
+def test_an_unknown_key_id_is_404(client, org, application, key_id):
+    before = history(application)
     problem_of(client.get(f"{ADMIN}/api-keys/{key_id}", headers=org.headers), 404)
     problem_of(client.post(f"{ADMIN}/api-keys/{key_id}/revoke", headers=org.headers), 404)
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_an_admin_token_is_not_an_api_key_id(client, org, other_org, tools):
+def test_an_admin_token_is_not_an_api_key_id(client, org, other_org, application):
     """The id of an AdminToken aggregate is not an API key, even for its own org."""
     token_events = [
         item for item in events(client, org)["items"] if item["type"] == "AdminTokenIssued"
@@ -273,31 +276,31 @@ def test_an_admin_token_is_not_an_api_key_id(client, org, other_org, tools):
         "expiry-number",
     ],
 )
-def test_bad_api_key_bodies_are_422_and_change_nothing(client, org, tools, body, field):
-    before = history(tools)
+def test_bad_api_key_bodies_are_422_and_change_nothing(client, org, application, body, field):
+    before = history(application)
     response = client.post(f"{ADMIN}/api-keys", json=body, headers=org.headers)
     problem = problem_of(response, 422)
     assert list(problem["errors"]) == [field]
     assert all(problem["errors"][field])
     assert field in problem["detail"] or problem["errors"][field][0] in problem["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize("body", [[], ["name"], "ci", 42])
-def test_a_json_body_that_is_not_an_object_is_422(client, org, tools, body):
-    before = history(tools)
+def test_a_json_body_that_is_not_an_object_is_422(client, org, application, body):
+    before = history(application)
     problem = problem_of(client.post(f"{ADMIN}/api-keys", json=body, headers=org.headers), 422)
     assert list(problem["errors"]) == ["body"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
     ("method", "path"), [("post", "/api-keys"), ("put", "/webhook"), ("patch", "/webhook")]
 )
 @pytest.mark.parametrize("raw", ['{"name": "ci"', "{'name': 'ci'}", "name=ci", "\xff\xfe"])
-def test_malformed_json_is_400(client, org, tools, method, path, raw):
+def test_malformed_json_is_400(client, org, application, method, path, raw):
     put_webhook(client, org)
-    before = history(tools)
+    before = history(application)
     response = getattr(client, method)(
         ADMIN + path,
         data=raw.encode("latin-1"),
@@ -305,31 +308,31 @@ def test_malformed_json_is_400(client, org, tools, method, path, raw):
         content_type="application/json",
     )
     assert "JSON" in problem_of(response, 400)["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
 @pytest.mark.parametrize(("method", "path"), [("post", "/api-keys"), ("put", "/webhook")])
-def test_a_body_that_is_not_json_is_415(client, org, tools, content_type, method, path):
-    before = history(tools)
+def test_a_body_that_is_not_json_is_415(client, org, application, content_type, method, path):
+    before = history(application)
     response = getattr(client, method)(
         ADMIN + path, data='{"name": "ci"}', headers=org.headers, content_type=content_type
     )
     assert "application/json" in problem_of(response, 415)["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(("method", "path"), [("post", "/api-keys"), ("put", "/webhook")])
-def test_a_2_mib_body_is_413(client, org, tools, method, path):
-    before = history(tools)
+def test_a_2_mib_body_is_413(client, org, application, method, path):
+    before = history(application)
     body = json.dumps({"name": "x" * (2 * 1024 * 1024)})
     response = getattr(client, method)(
         ADMIN + path, data=body, headers=org.headers, content_type="application/json"
     )
     assert "1 MiB" in problem_of(response, 413)["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- authentication ------------------------------------------------------------------
@@ -362,9 +365,9 @@ def broken_tokens(token: str) -> dict[str, str]:
         "lowercase-scheme-and-space",
     ],
 )
-def test_a_bad_admin_token_is_401_with_one_body(client, org, tools, case):
+def test_a_bad_admin_token_is_401_with_one_body(client, org, application, case):
     token = broken_tokens(org.admin_token)[case]
-    before = history(tools)
+    before = history(application)
     responses = [
         client.get(f"{ADMIN}/api-keys", headers={"Authorization": f"Bearer {token}"}),
         client.post(
@@ -381,46 +384,46 @@ def test_a_bad_admin_token_is_401_with_one_body(client, org, tools, case):
     for response in responses:
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert token not in response.get_data(as_text=True)
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_real_api_key_is_refused_on_the_admin_api(client, org, tools):
+def test_a_real_api_key_is_refused_on_the_admin_api(client, org, application):
     key = create_key(client, org)["key"]
-    before = history(tools)
+    before = history(application)
     problem_of(client.get(f"{ADMIN}/api-keys", headers={"Authorization": f"Bearer {key}"}), 401)
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Token abc"}],
 )
-def test_no_admin_token_is_401(client, tools, headers):
-    before = history(tools)
+def test_no_admin_token_is_401(client, application, headers):
+    before = history(application)
     for response in (
         client.get(f"{ADMIN}/api-keys", headers=headers),
         client.post(f"{ADMIN}/api-keys", json={"name": "x"}, headers=headers),
     ):
         problem_of(response, 401)
         assert response.headers["WWW-Authenticate"] == "Bearer"  # SPEC 5.3, no realm
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_token_in_the_query_string_is_refused(client, org, tools):
-    before = history(tools)
+def test_a_token_in_the_query_string_is_refused(client, org, application):
+    before = history(application)
     response = client.get(f"{ADMIN}/api-keys", query_string={"access_token": org.admin_token})
     problem_of(response, 401)
     response = client.get(
         f"{ADMIN}/api-keys", query_string={"token": org.admin_token}, headers=org.headers
     )
     problem_of(response, 401)
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- webhook: happy paths ------------------------------------------------------------
 
 
-def test_webhook_lifecycle(client, org, tools):
+def test_webhook_lifecycle(client, org, application):
     assert problem_of(client.get(f"{ADMIN}/webhook", headers=org.headers), 404)
 
     created = put_webhook(client, org)
@@ -457,14 +460,14 @@ def test_webhook_lifecycle(client, org, tools):
     assert deleted.status_code == 204 and deleted.get_data() == b""
     assert "Content-Type" not in deleted.headers
     problem_of(client.get(f"{ADMIN}/webhook", headers=org.headers), 404)
-    before = history(tools)
+    before = history(application)
     problem_of(client.delete(f"{ADMIN}/webhook", headers=org.headers), 404)
-    assert history(tools) == before
+    assert history(application) == before
 
     again = put_webhook(client, org)
     assert again.status_code == 201 and again.json["enabled"] is False
 
-    assert event_types(client, org, aggregate_id=tools.get_webhook(org.id).id) == [
+    assert event_types(client, org, aggregate_id=application.get_webhook(org.id).id) == [
         "WebhookConfigured",
         "WebhookReplaced",
         "WebhookDisabled",
@@ -476,7 +479,7 @@ def test_webhook_lifecycle(client, org, tools):
     ]
 
 
-def test_patch_records_one_event_per_changed_field_and_none_for_no_change(client, org, tools):
+def test_patch_records_one_event_per_changed_field_and_none_for_no_change(client, org, application):
     put_webhook(client, org)
     response = client.patch(
         f"{ADMIN}/webhook",
@@ -489,7 +492,7 @@ def test_patch_records_one_event_per_changed_field_and_none_for_no_change(client
         "WebhookSecretChanged",
         "WebhookEnabled",
     ]
-    before = history(tools)
+    before = history(application)
     same = client.patch(
         f"{ADMIN}/webhook",
         json={"url": "https://93.184.215.14/b", "enabled": True},
@@ -497,10 +500,10 @@ def test_patch_records_one_event_per_changed_field_and_none_for_no_change(client
     )
     assert same.status_code == 200
     assert client.patch(f"{ADMIN}/webhook", json={}, headers=org.headers).status_code == 200
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_webhook_configured_again_after_deletion_has_a_new_created_at(client, org, tools):
+def test_a_webhook_configured_again_after_deletion_has_a_new_created_at(client, org, application):
     first = put_webhook(client, org, secret=SECRET, enabled=True)
     assert first.status_code == 201
     assert client.delete(f"{ADMIN}/webhook", headers=org.headers).status_code == 204
@@ -519,7 +522,7 @@ def test_a_webhook_configured_again_after_deletion_has_a_new_created_at(client, 
     changed = client.patch(f"{ADMIN}/webhook", json={"enabled": True}, headers=org.headers)
     assert changed.json["created_at"] == again.json["created_at"]
     assert changed.json["updated_at"] > again.json["updated_at"]
-    assert event_types(client, org, aggregate_id=tools.get_webhook(org.id).id) == [
+    assert event_types(client, org, aggregate_id=application.get_webhook(org.id).id) == [
         "WebhookConfigured",
         "WebhookDeleted",
         "WebhookReplaced",
@@ -528,15 +531,15 @@ def test_a_webhook_configured_again_after_deletion_has_a_new_created_at(client, 
 
 
 @pytest.mark.parametrize("secret", ["s3cr3t", "x", "s" * 256])
-def test_any_secret_of_1_to_256_characters_is_taken(client, org, tools, secret):
+def test_any_secret_of_1_to_256_characters_is_taken(client, org, application, secret):
     created = put_webhook(client, org, secret=secret)
     assert created.status_code == 201, created.get_data(as_text=True)
     assert created.json["secret_set"] is True
-    assert tools.get_webhook(org.id).secret == secret
+    assert application.get_webhook(org.id).secret == secret
     other = secret.swapcase()
     changed = client.patch(f"{ADMIN}/webhook", json={"secret": other}, headers=org.headers)
     assert changed.status_code == 200, changed.get_data(as_text=True)
-    assert tools.get_webhook(org.id).secret == other
+    assert application.get_webhook(org.id).secret == other
 
 
 def test_an_unresolvable_host_is_accepted_at_configuration_time(client, org):
@@ -544,19 +547,19 @@ def test_an_unresolvable_host_is_accepted_at_configuration_time(client, org):
     assert response.status_code == 201
 
 
-def test_each_organization_has_its_own_webhook(client, org, other_org, tools):
+def test_each_organization_has_its_own_webhook(client, org, other_org, application):
     put_webhook(client, org)
-    before = history(tools)
+    before = history(application)
     problem_of(client.get(f"{ADMIN}/webhook", headers=other_org.headers), 404)
     problem_of(
         client.patch(f"{ADMIN}/webhook", json={"enabled": True}, headers=other_org.headers), 404
     )
     problem_of(client.delete(f"{ADMIN}/webhook", headers=other_org.headers), 404)
-    assert history(tools) == before
+    assert history(application) == before
     assert client.get(f"{ADMIN}/webhook", headers=org.headers).status_code == 200
 
 
-def test_the_webhook_secret_is_encrypted_at_rest(client, org, settings, tools):
+def test_the_webhook_secret_is_encrypted_at_rest(client, org, settings, application):
     put_webhook(client, org, secret=SECRET)
     if settings.uses_sqlite:
         stored = settings.sqlite_path.read_bytes()
@@ -603,24 +606,24 @@ REFUSED_URLS = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED_URLS))
-def test_a_refused_url_is_422_on_put_and_patch_and_changes_nothing(client, org, tools, case):
+def test_a_refused_url_is_422_on_put_and_patch_and_changes_nothing(client, org, application, case):
     url, reason = REFUSED_URLS[case]
     for method, body in (("put", {"url": url, "enabled": True}), ("patch", {"url": url})):
         if method == "patch":
             put_webhook(client, org)
-        before = history(tools)
+        before = history(application)
         response = getattr(client, method)(f"{ADMIN}/webhook", json=body, headers=org.headers)
         problem = problem_of(response, 422)
         assert list(problem["errors"]) == ["url"]
         assert reason in " ".join(problem["errors"]["url"])
-        assert history(tools) == before
+        assert history(application) == before
 
 
-def test_a_hostname_that_resolves_to_loopback_is_refused(client, org, tools):
+def test_a_hostname_that_resolves_to_loopback_is_refused(client, org, application):
     import socket
 
     assert "127.0.0.1" in {info[4][0] for info in socket.getaddrinfo("localhost", None)}
-    before = history(tools)
+    before = history(application)
     problem = problem_of(
         client.put(
             f"{ADMIN}/webhook", json={"url": "https://LocalHost:8443/x"}, headers=org.headers
@@ -628,7 +631,7 @@ def test_a_hostname_that_resolves_to_loopback_is_refused(client, org, tools):
         422,
     )
     assert "private" in problem["errors"]["url"][0]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
@@ -660,11 +663,11 @@ def test_a_hostname_that_resolves_to_loopback_is_refused(client, org, tools):
         "secret-number",
     ],
 )
-def test_bad_webhook_put_bodies_are_422(client, org, tools, body, field):
-    before = history(tools)
+def test_bad_webhook_put_bodies_are_422(client, org, application, body, field):
+    before = history(application)
     problem = problem_of(client.put(f"{ADMIN}/webhook", json=body, headers=org.headers), 422)
     assert field in problem["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize(
@@ -677,12 +680,12 @@ def test_bad_webhook_put_bodies_are_422(client, org, tools, body, field):
         ({"enabled": "sometimes"}, "enabled"),
     ],
 )
-def test_bad_webhook_patch_bodies_are_422(client, org, tools, body, field):
+def test_bad_webhook_patch_bodies_are_422(client, org, application, body, field):
     put_webhook(client, org)
-    before = history(tools)
+    before = history(application)
     problem = problem_of(client.patch(f"{ADMIN}/webhook", json=body, headers=org.headers), 422)
     assert field in problem["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 NOT_JSON_BOOLEANS = ["yes", "true", "false", "on", "1", 1, 0, 1.0, {}]
@@ -690,37 +693,39 @@ NOT_JSON_BOOLEANS = ["yes", "true", "false", "on", "1", 1, 0, 1.0, {}]
 
 @pytest.mark.parametrize("value", NOT_JSON_BOOLEANS, ids=[repr(v) for v in NOT_JSON_BOOLEANS])
 @pytest.mark.parametrize("method", ["put", "patch"])
-def test_enabled_takes_only_json_true_or_false(client, org, tools, method, value):
+def test_enabled_takes_only_json_true_or_false(client, org, application, method, value):
     put_webhook(client, org)
-    before = history(tools)
+    before = history(application)
     response = getattr(client, method)(
         f"{ADMIN}/webhook", json={"url": WEBHOOK_URL, "enabled": value}, headers=org.headers
     )
     problem = problem_of(response, 422)
     assert list(problem["errors"]) == ["enabled"]
     assert "true or false" in problem["errors"]["enabled"][0]
-    assert history(tools) == before
+    assert history(application) == before
     assert client.get(f"{ADMIN}/webhook", headers=org.headers).json["enabled"] is False
 
 
-def test_patch_on_a_webhook_that_does_not_exist_is_404(client, org, tools):
-    before = history(tools)
+def test_patch_on_a_webhook_that_does_not_exist_is_404(client, org, application):
+    before = history(application)
     body = problem_of(
         client.patch(f"{ADMIN}/webhook", json={"enabled": True}, headers=org.headers), 404
     )
     assert "webhook" in body["detail"].lower()
     put_webhook(client, org)
     client.delete(f"{ADMIN}/webhook", headers=org.headers)
-    after_delete = history(tools)
+    after_delete = history(application)
     problem_of(client.patch(f"{ADMIN}/webhook", json={"enabled": True}, headers=org.headers), 404)
-    assert history(tools) == after_delete
+    assert history(application) == after_delete
     assert len(after_delete) == len(before) + 2
 
 
 # -- event history -------------------------------------------------------------------
 
 
-def test_the_event_history_pages_filters_and_never_shows_secrets(client, org, other_org, tools):
+def test_the_event_history_pages_filters_and_never_shows_secrets(
+    client, org, other_org, application
+):
     first = create_key(client, org, "first")
     second = create_key(client, org, "second")
     client.post(f"{ADMIN}/api-keys/{first['id']}/revoke", headers=org.headers)
@@ -790,7 +795,7 @@ def test_the_event_history_pages_filters_and_never_shows_secrets(client, org, ot
 
     # No plaintext secret, key, token or hash anywhere in the raw body.
     raw = client.get(f"{ADMIN}/events", headers=org.headers).get_data(as_text=True)
-    stored_hash = tools.get_api_key(org.id, uuid.UUID(first["id"])).key_hash
+    stored_hash = application.get_api_key(org.id, uuid.UUID(first["id"])).key_hash
     for secret in (SECRET, first["key"], second["key"], org.admin_token, stored_hash):
         assert secret not in raw
     assert first["key"][len(API_KEY_PREFIX) : -4] not in raw
@@ -834,9 +839,9 @@ def test_bad_export_queries_are_422_as_on_the_list(client, org, query):
     assert problem_of(exported, 422)["errors"] == problem_of(listed, 422)["errors"]
 
 
-def test_the_export_streams_everything_after_a_position_without_a_limit(client, org, tools):
+def test_the_export_streams_everything_after_a_position_without_a_limit(client, org, application):
     for number in range(520):  # more than the export reads at a time (500)
-        tools.create_api_key(org.id, f"key-{number}", None, OPERATOR)
+        application.create_api_key(org.id, f"key-{number}", None, OPERATOR)
     everything = events(client, org, limit=1000)["items"]
     assert len(everything) > 500
 
@@ -960,7 +965,7 @@ def test_health_readiness_and_metrics(client, org):
 # -- concurrent changes --------------------------------------------------------------
 
 
-def test_a_change_that_lost_a_race_is_409_and_changes_nothing(client, org, tools):
+def test_a_change_that_lost_a_race_is_409_and_changes_nothing(client, org, application):
     """Another request changes the webhook while this one resolves its new host name."""
     from domain.actors import SYSTEM
     from domain.webhook_urls import WebhookUrlPolicy
@@ -968,35 +973,35 @@ def test_a_change_that_lost_a_race_is_409_and_changes_nothing(client, org, tools
     put_webhook(client, org)
 
     def resolve_while_another_request_lands(host: str) -> list[str]:
-        tools.change_webhook(org.id, SYSTEM, enabled=True)
+        application.change_webhook(org.id, SYSTEM, enabled=True)
         return ["93.184.215.14"]
 
-    tools.url_policy = WebhookUrlPolicy(resolve=resolve_while_another_request_lands)
-    before = history(tools)
+    application.url_policy = WebhookUrlPolicy(resolve=resolve_while_another_request_lands)
+    before = history(application)
     response = client.patch(
         f"{ADMIN}/webhook", json={"url": "https://race.example.com/hook"}, headers=org.headers
     )
     assert "retry" in problem_of(response, 409)["detail"].lower()
-    assert len(history(tools)) == len(before) + 1  # only the other request's change
+    assert len(history(application)) == len(before) + 1  # only the other request's change
     webhook = client.get(f"{ADMIN}/webhook", headers=org.headers).json
     assert webhook["url"] == WEBHOOK_URL and webhook["enabled"] is True
 
 
-def test_revoking_concurrently_is_200_for_both_and_records_one_event(client, org, tools):
+def test_revoking_concurrently_is_200_for_both_and_records_one_event(client, org, application):
     """Another request revokes the key between this request's read and its write."""
     from domain.actors import SYSTEM
 
     key_id = create_key(client, org)["id"]
-    real_clock = tools.clock
+    real_clock = application.clock
     raced = []
 
     def clock_while_another_request_lands():
         if not raced:
             raced.append(True)
-            tools.revoke_api_key(org.id, uuid.UUID(key_id), SYSTEM)
+            application.revoke_api_key(org.id, uuid.UUID(key_id), SYSTEM)
         return real_clock()
 
-    tools.clock = clock_while_another_request_lands
+    application.clock = clock_while_another_request_lands
     response = client.post(f"{ADMIN}/api-keys/{key_id}/revoke", headers=org.headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.json["status"] == "revoked"

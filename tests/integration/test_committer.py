@@ -31,7 +31,7 @@ def proxy(postgres_url: str) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def tools(tmp_path, postgres_url: str, proxy: TcpProxy) -> Iterator[DeveloperTools]:
+def application(tmp_path, postgres_url: str, proxy: TcpProxy) -> Iterator[DeveloperTools]:
     parts = urlsplit(postgres_url)
     through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     settings = make_settings(
@@ -53,8 +53,8 @@ def new_delivery(org_id: uuid.UUID, event_id: str) -> Delivery:
     )
 
 
-def test_a_commit_whose_reply_was_lost_is_found_stored(tools, proxy):
-    committer = Committer(tools)
+def test_a_commit_whose_reply_was_lost_is_found_stored(application, proxy):
+    committer = Committer(application)
     try:
         org_id = uuid.uuid4()
         deliveries = [new_delivery(org_id, f"evt-{n}") for n in range(3)]
@@ -65,14 +65,14 @@ def test_a_commit_whose_reply_was_lost_is_found_stored(tools, proxy):
 
         assert proxy.counts.dropped_replies == 1
         for delivery in deliveries:
-            stored = tools.repository.get(delivery.id)
+            stored = application.repository.get(delivery.id)
             assert (stored.version, stored.event_id) == (1, delivery.event_id)
     finally:
         committer.close()
 
 
-def test_a_real_conflict_is_still_reported(tools, proxy):
-    committer = Committer(tools)
+def test_a_real_conflict_is_still_reported(application, proxy):
+    committer = Committer(application)
     try:
         org_id = uuid.uuid4()
         committer.save(new_delivery(org_id, "evt-1"))

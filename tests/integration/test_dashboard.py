@@ -123,11 +123,11 @@ def test_the_cookie_is_secure_over_https(flask_app, org):
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_a_wrong_token_gets_one_message_that_reveals_nothing(page, org, other_org, tools):
+def test_a_wrong_token_gets_one_message_that_reveals_nothing(page, org, other_org, application):
     unknown = credentials.mint(credentials.ADMIN_TOKEN_PREFIX).plaintext
     typo = org.admin_token[:-1] + ("A" if org.admin_token[-1] != "A" else "B")
-    api_key = tools.create_api_key(org.id, "ci", None, OPERATOR)[1]
-    before = history(tools)
+    api_key = application.create_api_key(org.id, "ci", None, OPERATOR)[1]
+    before = history(application)
     bodies = set()
     for wrong in (unknown, typo, api_key, "", "tenzo_admin_", "x" * 5000):
         response = page.sign_in(wrong)
@@ -139,7 +139,7 @@ def test_a_wrong_token_gets_one_message_that_reveals_nothing(page, org, other_or
         )
         bodies.add(CSRF_FIELD.sub("", text))
     assert len(bodies) == 1  # the same page whatever was wrong
-    assert history(tools) == before
+    assert history(application) == before
     assert page.get("/api-keys").status_code == 302
 
 
@@ -156,13 +156,13 @@ def test_sign_out_ends_the_session(signed_in):
     assert signed_in.get("/api-keys").status_code == 302
 
 
-def test_a_revoked_admin_token_ends_its_sessions_on_the_next_request(signed_in, org, tools):
-    token = tools.repository.get(
+def test_a_revoked_admin_token_ends_its_sessions_on_the_next_request(signed_in, org, application):
+    token = application.repository.get(
         credentials.credential_id(credentials.hash_credential(org.admin_token))
     )
     assert isinstance(token, AdminToken)
     token.revoke(actor=OPERATOR)
-    tools.save(token)
+    application.save(token)
     response = signed_in.get("/api-keys")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/sign-in")
@@ -177,9 +177,9 @@ def test_a_session_expires_after_eight_hours(signed_in):
 # -- CSRF ---------------------------------------------------------------------------------
 
 
-def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in, tools, org):
-    tools.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
-    before = history(tools)
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in, application, org):
+    application.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
+    before = history(application)
     for path, form in [
         ("/api-keys", {"name": "sneaky"}),
         ("/webhook", {"url": "https://example.org/other"}),
@@ -193,7 +193,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in,
         assert "could not be accepted" in response.get_data(as_text=True)
         forged = signed_in.client.post(path, data=form | {"csrf_token": "forged"})
         assert forged.status_code == 400, path
-    assert history(tools) == before
+    assert history(application) == before
     assert signed_in.get("/api-keys").status_code == 200  # still signed in
 
 
@@ -204,29 +204,29 @@ def test_sign_in_needs_the_csrf_token_too(page, org):
     assert page.get("/api-keys").status_code == 302
 
 
-def test_another_sessions_csrf_token_is_refused(flask_app, signed_in, org, tools):
+def test_another_sessions_csrf_token_is_refused(flask_app, signed_in, org, application):
     other = Page(flask_app.test_client())
     other.sign_in(org.admin_token)
-    before = history(tools)
+    before = history(application)
     response = signed_in.client.post("/api-keys", data={"name": "x", "csrf_token": "nope"})
     assert response.status_code == 400
     other.get("/api-keys")
     response = signed_in.client.post("/api-keys", data={"name": "x", "csrf_token": other.csrf})
     assert response.status_code == 400
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- API keys -----------------------------------------------------------------------------
 
 
-def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
+def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, application, org):
     response = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": "2099-12-31"})
     assert response.status_code == 201
     text = response.get_data(as_text=True)
     plaintext = re.search(r">(tenzo_pk_\w+)</textarea>", text).group(1)
     assert "will not be shown again" in text
     assert response.headers["Cache-Control"] == "no-store"
-    key = tools.authenticate_api_key(plaintext)
+    key = application.authenticate_api_key(plaintext)
     assert key.name == "Greenhouse sync"
     assert key.expires_at.isoformat() == "2100-01-01T00:00:00+00:00"  # through the 31st, UTC
     listed = signed_in.get("/api-keys").get_data(as_text=True)
@@ -234,11 +234,11 @@ def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, tools, org):
     assert key.key_hint in listed and "never" in listed and "Active" in listed
 
 
-def test_the_key_list_reads_usage_in_one_query(flask_app, signed_in, tools, org, monkeypatch):
-    keys = [tools.create_api_key(org.id, f"key {n}", None, OPERATOR)[0] for n in range(5)]
+def test_the_key_list_reads_usage_in_one_query(flask_app, signed_in, application, org, monkeypatch):
+    keys = [application.create_api_key(org.id, f"key {n}", None, OPERATOR)[0] for n in range(5)]
     usage = flask_app.extensions["tenzo"].usage
     for _ in range(7):
-        usage.record(keys[2].id, tools.clock())
+        usage.record(keys[2].id, application.clock())
     usage.flush()
 
     statements = usage_statements(monkeypatch)
@@ -250,12 +250,12 @@ def test_the_key_list_reads_usage_in_one_query(flask_app, signed_in, tools, org,
     assert len(counted) == 1 and re.search(r">\s*7\s*<", counted[0]), counted
 
 
-def test_expired_and_revoked_keys_are_marked(signed_in, tools, org):
-    soon = tools.clock() + timedelta(seconds=1)
-    expiring, _ = tools.create_api_key(org.id, "short lived", soon, OPERATOR)
-    revoked, _ = tools.create_api_key(org.id, "retired", None, OPERATOR)
-    tools.revoke_api_key(org.id, revoked.id, OPERATOR)
-    time.sleep(max(0.0, (soon - tools.clock()).total_seconds()) + 0.1)
+def test_expired_and_revoked_keys_are_marked(signed_in, application, org):
+    soon = application.clock() + timedelta(seconds=1)
+    expiring, _ = application.create_api_key(org.id, "short lived", soon, OPERATOR)
+    revoked, _ = application.create_api_key(org.id, "retired", None, OPERATOR)
+    application.revoke_api_key(org.id, revoked.id, OPERATOR)
+    time.sleep(max(0.0, (soon - application.clock()).total_seconds()) + 0.1)
     text = signed_in.get("/api-keys").get_data(as_text=True)
     rows = re.findall(r'<tr class="status-(\w+)" data-key-id="([\w-]+)"', text)
     by_id = {key_id: status for status, key_id in rows}
@@ -275,44 +275,44 @@ def test_expired_and_revoked_keys_are_marked(signed_in, tools, org):
         ),
     ],
 )
-def test_key_form_errors_are_the_apis(signed_in, client, org, tools, form, api_body, field):
+def test_key_form_errors_are_the_apis(signed_in, client, org, application, form, api_body, field):
     api = client.post("/admin/v1/api-keys", json=api_body, headers=org.headers)
     assert api.status_code == 422
-    before = history(tools)
+    before = history(application)
     response = signed_in.post("/api-keys", form)
     assert response.status_code == 200
     shown = field_errors(response)
     assert shown[field.replace("expires_at", "expires_on")] == " ".join(api.json["errors"][field])
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_bad_expiry_date_is_refused(signed_in, tools):
-    before = history(tools)
+def test_a_bad_expiry_date_is_refused(signed_in, application):
+    before = history(application)
     response = signed_in.post("/api-keys", {"name": "x", "expires_on": "31/12/2099"})
     assert response.status_code == 200
     assert field_errors(response) == {"expires_on": "Not a valid date."}
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_revoking_asks_first_then_marks_the_key(signed_in, tools, org):
-    key, _ = tools.create_api_key(org.id, "old sync", None, OPERATOR)
+def test_revoking_asks_first_then_marks_the_key(signed_in, application, org):
+    key, _ = application.create_api_key(org.id, "old sync", None, OPERATOR)
     confirm = signed_in.get(f"/api-keys/{key.id}/revoke")
     assert confirm.status_code == 200
     assert "Revoke the key “old sync”?" in confirm.get_data(as_text=True)
-    assert tools.get_api_key(org.id, key.id).status(tools.clock()) == "active"
+    assert application.get_api_key(org.id, key.id).status(application.clock()) == "active"
     response = signed_in.post(f"/api-keys/{key.id}/revoke")
     assert response.status_code == 302
-    assert tools.get_api_key(org.id, key.id).status(tools.clock()) == "revoked"
+    assert application.get_api_key(org.id, key.id).status(application.clock()) == "revoked"
     listed = signed_in.get("/api-keys").get_data(as_text=True)
     assert 'class="status-revoked"' in listed and "badge-revoked" in listed
 
 
-def test_another_organizations_key_is_not_found(signed_in, tools, other_org):
-    key, _ = tools.create_api_key(other_org.id, "theirs", None, OPERATOR)
-    before = history(tools)
+def test_another_organizations_key_is_not_found(signed_in, application, other_org):
+    key, _ = application.create_api_key(other_org.id, "theirs", None, OPERATOR)
+    before = history(application)
     assert signed_in.get(f"/api-keys/{key.id}/revoke").status_code == 404
     assert signed_in.post(f"/api-keys/{key.id}/revoke").status_code == 404
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- webhook ------------------------------------------------------------------------------
@@ -328,20 +328,20 @@ def test_another_organizations_key_is_not_found(signed_in, tools, other_org):
         "https://example.com/" + "a" * 2100,
     ],
 )
-def test_webhook_url_errors_are_the_apis(signed_in, client, org, tools, url):
+def test_webhook_url_errors_are_the_apis(signed_in, client, org, application, url):
     api = client.put("/admin/v1/webhook", json={"url": url}, headers=org.headers)
     assert api.status_code == 422
-    before = history(tools)
+    before = history(application)
     response = signed_in.post("/webhook", {"url": url})
     assert response.status_code == 200
     assert field_errors(response)["url"] == " ".join(api.json["errors"]["url"])
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_configure_switch_secret_and_delete_the_webhook(signed_in, tools, org):
+def test_configure_switch_secret_and_delete_the_webhook(signed_in, application, org):
     response = signed_in.post("/webhook", {"url": "https://example.com/hook"})
     assert response.status_code == 302
-    webhook = tools.get_webhook(org.id)
+    webhook = application.get_webhook(org.id)
     assert (webhook.url, webhook.enabled, webhook.secret) == (
         "https://example.com/hook",
         False,
@@ -351,25 +351,25 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, tools, org):
     assert 'role="switch" aria-checked="false"' in text and ">not set<" in text
 
     signed_in.post("/webhook/enabled", {"enabled": "true"})
-    assert tools.get_webhook(org.id).enabled is True
+    assert application.get_webhook(org.id).enabled is True
     assert 'aria-checked="true"' in signed_in.get("/webhook").get_data(as_text=True)
 
     generated = signed_in.post("/webhook/secret", {"action": "generate"})
     secret = re.search(r">(whsec_[\w-]+)</textarea>", generated.get_data(as_text=True)).group(1)
     assert len(secret) >= 40
-    assert tools.get_webhook(org.id).secret == secret
+    assert application.get_webhook(org.id).secret == secret
     text = signed_in.get("/webhook").get_data(as_text=True)
     assert secret not in text and ">set<" in text
 
     too_long = signed_in.post("/webhook/secret", {"action": "set", "secret": "x" * 257})
     assert too_long.status_code == 200 and field_errors(too_long)["secret"]
     signed_in.post("/webhook/secret", {"action": "set", "secret": "my own secret"})
-    assert tools.get_webhook(org.id).secret == "my own secret"
+    assert application.get_webhook(org.id).secret == "my own secret"
     signed_in.post("/webhook/secret", {"action": "remove"})
-    assert tools.get_webhook(org.id).secret is None
+    assert application.get_webhook(org.id).secret is None
 
     signed_in.post("/webhook", {"url": "https://example.org/new"})
-    assert tools.get_webhook(org.id).url == "https://example.org/new"
+    assert application.get_webhook(org.id).url == "https://example.org/new"
 
     assert "Delete the webhook?" in signed_in.get("/webhook/delete").get_data(as_text=True)
     signed_in.post("/webhook/delete")
@@ -380,11 +380,11 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, tools, org):
 
 
 def test_the_audit_log_shows_filters_and_exports_this_organizations_events(
-    signed_in, tools, org, other_org
+    signed_in, application, org, other_org
 ):
     signed_in.post("/api-keys", {"name": "audited"})
-    tools.create_api_key(other_org.id, "not ours", None, OPERATOR)
-    tools.configure_webhook(org.id, "https://example.com/h", "a secret value", True, OPERATOR)
+    application.create_api_key(other_org.id, "not ours", None, OPERATOR)
+    application.configure_webhook(org.id, "https://example.com/h", "a secret value", True, OPERATOR)
 
     text = signed_in.get("/audit-log").get_data(as_text=True)
     assert "ApiKeyCreated" in text and "WebhookConfigured" in text
@@ -404,19 +404,19 @@ def test_the_audit_log_shows_filters_and_exports_this_organizations_events(
     assert export.mimetype == "application/x-ndjson"
     assert "attachment" in export.headers["Content-Disposition"]
     items = [json.loads(line) for line in export.get_data(as_text=True).splitlines()]
-    assert items == tools.event_history(org.id, limit=1000)
+    assert items == application.event_history(org.id, limit=1000)
     assert "a secret value" not in export.get_data(as_text=True)
     filtered = signed_in.get("/audit-log/export?type=WebhookConfigured").get_data(as_text=True)
     assert [json.loads(line)["type"] for line in filtered.splitlines()] == ["WebhookConfigured"]
 
 
-def test_the_audit_log_pages_forward(signed_in, tools, org, monkeypatch):
+def test_the_audit_log_pages_forward(signed_in, application, org, monkeypatch):
     from services.api.dashboard import views as dashboard
 
     monkeypatch.setattr(dashboard, "AUDIT_PAGE_SIZE", 2)
     for number in range(3):
-        tools.create_api_key(org.id, f"k{number}", None, OPERATOR)
-    positions = [item["position"] for item in tools.event_history(org.id, limit=100)]
+        application.create_api_key(org.id, f"k{number}", None, OPERATOR)
+    positions = [item["position"] for item in application.event_history(org.id, limit=100)]
     assert len(positions) == 5  # organization, admin token, three keys
     seen, path = [], "/audit-log"
     while path:
@@ -446,24 +446,24 @@ def test_audit_filters_are_checked_as_the_api_checks_them(signed_in, client, org
 # -- test events and deliveries -------------------------------------------------------------
 
 
-def test_a_test_event_needs_delivery_switched_on(signed_in, tools, org):
-    tools.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
+def test_a_test_event_needs_delivery_switched_on(signed_in, application, org):
+    application.configure_webhook(org.id, "https://example.com/hook", None, False, OPERATOR)
     text = signed_in.get("/webhook").get_data(as_text=True)
     assert "Send test event" not in text and "Switch delivery on" in text
-    before = history(tools)
+    before = history(application)
     response = signed_in.post("/webhook/test")
     assert response.status_code == 302
     page = signed_in.get("/webhook").get_data(as_text=True)
     assert 'role="alert"' in page and "Webhook delivery is disabled" in page
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, tools, org):
-    tools.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
+def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, application, org):
+    application.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
     response = signed_in.post("/webhook/test")
     assert response.status_code == 302
     delivery_id = response.headers["Location"].rsplit("/", 1)[1]
-    delivery = tools.get_delivery(org.id, UUID(delivery_id))
+    delivery = application.get_delivery(org.id, UUID(delivery_id))
     assert delivery.event_type == "webhook.test"
 
     pending = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
@@ -471,12 +471,12 @@ def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, tools, org):
     assert "Redeliver" not in pending
     assert "webhook.test" in signed_in.get("/deliveries").get_data(as_text=True)
 
-    before = history(tools)
+    before = history(application)
     signed_in.post(f"/deliveries/{delivery_id}/redeliver")  # still pending: refused
-    assert history(tools) == before
+    assert history(application) == before
     assert "still in progress" in signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
 
-    record_outcome(tools, org.id, UUID(delivery_id), 503, response_excerpt="nope")
+    record_outcome(application, org.id, UUID(delivery_id), 503, response_excerpt="nope")
     failed = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
     assert "data-refresh" not in failed and ">Failed<" in failed
     assert "unexpected status 503" in failed and ">nope</pre>" in failed
@@ -484,7 +484,7 @@ def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, tools, org):
     assert 'data-label="Last response"><code>503</code>' in listed
 
     signed_in.post(f"/deliveries/{delivery_id}/redeliver")
-    assert tools.get_delivery(org.id, UUID(delivery_id)).status == "pending"
+    assert application.get_delivery(org.id, UUID(delivery_id)).status == "pending"
     assert "Redelivery requested" in signed_in.get(f"/deliveries/{delivery_id}").get_data(
         as_text=True
     )
@@ -498,12 +498,12 @@ def test_delivery_filters_are_checked_as_the_api_checks_them(signed_in, client, 
     assert " ".join(api.json["errors"][field]) in text
 
 
-def test_deliveries_page_back_in_time(signed_in, tools, org, monkeypatch):
+def test_deliveries_page_back_in_time(signed_in, application, org, monkeypatch):
     from services.api.dashboard import views as dashboard
 
     monkeypatch.setattr(dashboard, "DELIVERY_PAGE_SIZE", 2)
-    tools.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
-    ids = [str(tools.send_test_event(org.id, OPERATOR).id) for _ in range(3)]
+    application.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
+    ids = [str(application.send_test_event(org.id, OPERATOR).id) for _ in range(3)]
     first = signed_in.get("/deliveries").get_data(as_text=True)
     assert re.findall(r'data-delivery-id="([\w-]+)"', first) == ids[::-1][:2]
     older = re.search(r'href="(/deliveries\?cursor=[\w=-]+)">Older deliveries', first).group(1)
@@ -512,11 +512,11 @@ def test_deliveries_page_back_in_time(signed_in, tools, org, monkeypatch):
     assert "Older deliveries" not in second and ">Newest<" in second
 
 
-def test_another_organizations_delivery_is_not_found(signed_in, tools, other_org):
-    tools.configure_webhook(other_org.id, "https://example.com/hook", None, True, OPERATOR)
-    theirs = tools.send_test_event(other_org.id, OPERATOR)
-    record_outcome(tools, other_org.id, theirs.id, 500)
-    before = history(tools)
+def test_another_organizations_delivery_is_not_found(signed_in, application, other_org):
+    application.configure_webhook(other_org.id, "https://example.com/hook", None, True, OPERATOR)
+    theirs = application.send_test_event(other_org.id, OPERATOR)
+    record_outcome(application, other_org.id, theirs.id, 500)
+    before = history(application)
     assert signed_in.get(f"/deliveries/{theirs.id}").status_code == 404
     assert signed_in.post(f"/deliveries/{theirs.id}/redeliver").status_code == 404
-    assert history(tools) == before
+    assert history(application) == before

@@ -52,10 +52,10 @@ def requests_for(receiver, event_id):
 
 def test_a_valid_message_is_delivered_signed_once_and_recorded(stack, receiver, broker_url):
     org_id = stack.organization(receiver.url, secret=SECRET)
-    job, _ = stack.tools.upsert_job(
+    job, _ = stack.application.upsert_job(
         org_id, {"title": "Backend engineer", "external_id": "J-7"}, OPERATOR
     )
-    candidate, _ = stack.tools.upsert_candidate(
+    candidate, _ = stack.application.upsert_candidate(
         org_id,
         {
             "job_id": job.id,
@@ -105,7 +105,7 @@ def test_a_valid_message_is_delivered_signed_once_and_recorded(stack, receiver, 
         },
     }
     # Every step is an event; the message was acknowledged only after them.
-    history = stack.tools.event_history(org_id, aggregate_id=delivery.id)
+    history = stack.application.event_history(org_id, aggregate_id=delivery.id)
     assert [item["type"] for item in history] == [
         "DeliveryScheduled",
         "DeliveryAttempted",
@@ -121,7 +121,7 @@ def test_a_valid_message_is_delivered_signed_once_and_recorded(stack, receiver, 
 def test_unknown_candidate_and_job_are_sent_as_ids_only(stack, receiver, broker_url):
     org_id = stack.organization(receiver.url)
     other = stack.organization(None)
-    job, _ = stack.tools.upsert_job(other, {"title": "Someone else's job"}, OPERATOR)
+    job, _ = stack.application.upsert_job(other, {"title": "Someone else's job"}, OPERATOR)
     stack.wait_for_projection()
     message = interview_message(org_id)
     message["data"]["job_id"] = str(job.id)  # exists, but in another organization
@@ -164,7 +164,7 @@ def test_always_500_makes_three_attempts_then_fails(stack, receiver, broker_url)
     assert all(a["error"] == "unexpected status 500" for a in delivery.attempts)
     assert [r.headers["x-webhook-attempt"] for r in receiver.requests] == ["1", "2", "3"]
     assert len({r.body for r in receiver.requests}) == 1  # the same bytes every time
-    types = [i["type"] for i in stack.tools.event_history(org_id, aggregate_id=delivery.id)]
+    types = [i["type"] for i in stack.application.event_history(org_id, aggregate_id=delivery.id)]
     assert types == ["DeliveryScheduled"] + ["DeliveryAttempted"] * 3 + ["DeliveryFailed"]
 
 
@@ -265,7 +265,7 @@ def test_connection_refused_and_untrusted_certificates_are_failed_attempts(tmp_p
 def test_a_disabled_webhook_gets_nothing_and_nothing_is_recorded(stack, receiver, broker_url):
     org_id = stack.organization(receiver.url, enabled=False)
     message = interview_message(org_id)
-    before = stack.tools.recorder.max_notification_id()
+    before = stack.application.recorder.max_notification_id()
 
     publish(broker_url, message)
     wait_for(lambda: stack.dispatcher.pool.waiting() == 0 and not stack.dispatcher.in_flight)
@@ -274,7 +274,7 @@ def test_a_disabled_webhook_gets_nothing_and_nothing_is_recorded(stack, receiver
     assert receiver.requests == []
     with pytest.raises(NotFound):
         stack.delivery(org_id, message["event_id"])
-    assert stack.tools.recorder.max_notification_id() == before
+    assert stack.application.recorder.max_notification_id() == before
     assert queue_depth(broker_url, INTERVIEWS_QUEUE) == 0
 
 
@@ -285,7 +285,7 @@ def test_a_changed_url_gets_the_next_delivery(stack, receiver, broker_url, tmp_p
         publish(broker_url, first)
         stack.wait_for_outcome(org_id, first["event_id"])
 
-        stack.tools.change_webhook(org_id, OPERATOR, url=new_receiver.url)
+        stack.application.change_webhook(org_id, OPERATOR, url=new_receiver.url)
         stack.wait_for_projection()
         second = interview_message(org_id)
         publish(broker_url, second)
@@ -308,11 +308,11 @@ def test_a_message_published_right_after_a_change_sees_it(tmp_path, broker_url, 
         return REGISTRY.get_sample_value("tenzo_webhook_deliveries_total", labels) or 0
 
     with HttpsReceiver(ca=receiver.ca) as new_receiver, Stack(settings, relay=False) as stack:
-        tools = stack.tools
-        org, _ = tools.create_organization("Acme", OPERATOR)
-        tools.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
-        job, _ = tools.upsert_job(org.id, {"title": "Backend engineer"}, OPERATOR)
-        candidate, _ = tools.upsert_candidate(
+        application = stack.application
+        org, _ = application.create_organization("Acme", OPERATOR)
+        application.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
+        job, _ = application.upsert_job(org.id, {"title": "Backend engineer"}, OPERATOR)
+        candidate, _ = application.upsert_candidate(
             org.id,
             {"job_id": job.id, "first_name": "Ada", "last_name": "L", "email": "ada@example.com"},
             OPERATOR,
@@ -322,13 +322,13 @@ def test_a_message_published_right_after_a_change_sees_it(tmp_path, broker_url, 
         publish(broker_url, first)
         assert stack.wait_for_outcome(org.id, first["event_id"]).status == "succeeded"
 
-        tools.change_webhook(org.id, OPERATOR, enabled=False)
+        application.change_webhook(org.id, OPERATOR, enabled=False)
         before = not_sent()
         disabled = interview_message(org.id)
         publish(broker_url, disabled)
         wait_for(lambda: not_sent() > before, what="the message for a disabled webhook")
 
-        tools.change_webhook(org.id, OPERATOR, url=new_receiver.url, enabled=True)
+        application.change_webhook(org.id, OPERATOR, url=new_receiver.url, enabled=True)
         last = interview_message(org.id)
         publish(broker_url, last)
         assert stack.wait_for_outcome(org.id, last["event_id"]).status == "succeeded"
@@ -351,13 +351,13 @@ def test_a_retry_right_after_the_webhook_is_disabled_is_not_sent(tmp_path, broke
     )
     receiver.script(ScriptedResponse(status=500))
     with Stack(settings, relay=False) as stack:
-        tools = stack.tools
-        org, _ = tools.create_organization("Acme", OPERATOR)
-        tools.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
+        application = stack.application
+        org, _ = application.create_organization("Acme", OPERATOR)
+        application.configure_webhook(org.id, receiver.url, SECRET, True, OPERATOR)
         message = interview_message(org.id)
         publish(broker_url, message)
         wait_for(lambda: receiver.requests, what="the first attempt")
-        tools.change_webhook(org.id, OPERATOR, enabled=False)
+        application.change_webhook(org.id, OPERATOR, enabled=False)
         delivery = stack.wait_for_outcome(org.id, message["event_id"])
 
     assert len(receiver.requests) == 1
@@ -383,7 +383,7 @@ def test_a_delivery_that_waited_goes_to_the_webhook_as_it_is_now(
         first, second = interview_message(org_id), interview_message(org_id)
         publish(broker_url, first, second)
         wait_for(lambda: receiver.requests, what="the first request")
-        stack.tools.change_webhook(org_id, OPERATOR, url=new_receiver.url)
+        stack.application.change_webhook(org_id, OPERATOR, url=new_receiver.url)
         stack.wait_for_projection()
         delivery = stack.wait_for_outcome(org_id, second["event_id"])
 
@@ -427,7 +427,7 @@ def test_an_event_id_published_again_after_its_delivery_is_not_sent_again(
         message["event_id"],
         later["event_id"],
     ]
-    again = stack.tools.repository.get(first.id)
+    again = stack.application.repository.get(first.id)
     assert (again.version, again.status) == (3, "succeeded")
 
 
@@ -521,8 +521,8 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
 
     settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path)
     with Stack(settings) as stack:
-        client = create_app(build_api(settings, stack.tools)).test_client()
-        org, token = stack.tools.create_organization("Acme", OPERATOR)
+        client = create_app(build_api(settings, stack.application)).test_client()
+        org, token = stack.application.create_organization("Acme", OPERATOR)
         headers = {"Authorization": f"Bearer {token}"}
         assert (
             client.put(
@@ -583,7 +583,7 @@ def test_test_event_and_redelivery_through_the_admin_api(tmp_path, broker_url, r
 # -- projection --------------------------------------------------------------------------------
 
 
-def test_the_projection_query_reads_many_messages_at_once(tools):
+def test_the_projection_query_reads_many_messages_at_once(application):
     """On SQLite and PostgreSQL, one query for a batch of messages: each answer in
     order, with the webhook, the candidate and job when known, and whether the delivery
     exists already (what keeps a duplicate message from sending again)."""
@@ -591,10 +591,10 @@ def test_the_projection_query_reads_many_messages_at_once(tools):
     from domain.deliveries import Delivery
     from services.dispatcher.projection import DispatchProjection, InterviewRef, WebhookTarget
 
-    projection = DispatchProjection(tools)
-    acme, _ = tools.create_organization("Acme", OPERATOR)
-    other, _ = tools.create_organization("Other", OPERATOR)
-    tools.configure_webhook(
+    projection = DispatchProjection(application)
+    acme, _ = application.create_organization("Acme", OPERATOR)
+    other, _ = application.create_organization("Other", OPERATOR)
+    application.configure_webhook(
         acme.id, "https://acme.example.com/hooks", "s3cret-value", True, OPERATOR
     )
     projection.rebuild()
@@ -617,14 +617,14 @@ def test_the_projection_query_reads_many_messages_at_once(tools):
     assert (first.candidate, first.job) == ({"id": "c"}, {"id": "j"})
     assert second.target is None and second.candidate == {"id": "c2"}
 
-    tools.save(delivery)
+    application.save(delivery)
     assert [c.delivered for c in projection.interview_contexts(refs)] == [True, False]
     assert projection.interview_contexts([]) == []
 
     # Changes the projection has not heard of yet are read from the event store.
-    tools.change_webhook(acme.id, OPERATOR, url="https://acme.example.com/v2", enabled=False)
-    job, _ = tools.upsert_job(acme.id, {"title": "Backend engineer"}, OPERATOR)
-    elsewhere, _ = tools.upsert_job(other.id, {"title": "Not Acme's"}, OPERATOR)
+    application.change_webhook(acme.id, OPERATOR, url="https://acme.example.com/v2", enabled=False)
+    job, _ = application.upsert_job(acme.id, {"title": "Backend engineer"}, OPERATOR)
+    elsewhere, _ = application.upsert_job(other.id, {"title": "Not Acme's"}, OPERATOR)
     [now, not_acmes] = projection.interview_contexts(
         [
             InterviewRef(acme.id, "c", str(job.id), uuid.uuid4()),
@@ -641,8 +641,8 @@ def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, recei
     settings = make_settings(tmp_path, broker, receiver.ca_pem_path)
     with Stack(settings) as stack:
         org_id = stack.organization(receiver.url, secret="first-secret")
-        stack.tools.change_webhook(org_id, OPERATOR, url=receiver.url_for("localhost"))
-        stack.tools.change_webhook(org_id, OPERATOR, secret="second-secret")
+        stack.application.change_webhook(org_id, OPERATOR, url=receiver.url_for("localhost"))
+        stack.application.change_webhook(org_id, OPERATOR, secret="second-secret")
         stack.wait_for_projection()
         projection = stack.dispatcher.projection
         current = projection.webhook(org_id)
@@ -650,7 +650,7 @@ def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, recei
         assert (current.url, current.secret) == (receiver.url_for("localhost"), "second-secret")
 
         # An old event relayed again (at-least-once) changes nothing.
-        old = stack.tools.event_history(org_id, type="WebhookConfigured")[0]
+        old = stack.application.event_history(org_id, type="WebhookConfigured")[0]
         assert projection.apply(old) is False
         assert projection.webhook(org_id) == current
 
@@ -681,7 +681,7 @@ def test_projection_applies_each_event_at_most_once_and_rebuilds(tmp_path, recei
 
 def test_a_deleted_webhook_stops_deliveries(stack, receiver, broker_url):
     org_id = stack.organization(receiver.url)
-    stack.tools.delete_webhook(org_id, OPERATOR)
+    stack.application.delete_webhook(org_id, OPERATOR)
     stack.wait_for_projection()
     message = interview_message(org_id)
 
@@ -704,9 +704,11 @@ def test_many_concurrent_deliveries_on_postgresql_share_saves(
 ):
     settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, database_url=postgres_url)
     with Stack(settings) as stack:
-        orgs = [stack.tools.create_organization(f"Org {i}", OPERATOR)[0].id for i in range(40)]
+        orgs = [
+            stack.application.create_organization(f"Org {i}", OPERATOR)[0].id for i in range(40)
+        ]
         for org_id in orgs:
-            stack.tools.configure_webhook(org_id, receiver.url, SECRET, True, OPERATOR)
+            stack.application.configure_webhook(org_id, receiver.url, SECRET, True, OPERATOR)
         stack.wait_for_projection()
         messages = [interview_message(org_id) for org_id in orgs for _ in range(3)]
         receiver.script(*[ScriptedResponse(delay=0.1)] * len(messages))  # overlap them
@@ -812,7 +814,7 @@ def test_a_message_the_projection_query_refuses_is_dead_lettered_alone(
 
 @pytest.mark.rabbitmq
 def test_once_the_api_is_ready_an_interview_published_before_any_dispatcher_is_kept(
-    settings_env, tools, amqp_url
+    settings_env, application, amqp_url
 ):
     """/readyz declares the exchange and the queues: a producer that publishes as soon
     as the service is ready, before any dispatcher has connected, loses nothing (a topic
@@ -823,7 +825,7 @@ def test_once_the_api_is_ready_an_interview_published_before_any_dispatcher_is_k
 
     dispatching.delete_topology(amqp_url)
     settings = Settings.from_env(settings_env | {"TENZO_BROKER_URL": amqp_url})
-    client = create_app(build_api(settings, tools)).test_client()
+    client = create_app(build_api(settings, application)).test_client()
     assert client.get("/readyz").status_code == 200
     publish(amqp_url, interview_message(uuid.uuid4()))
     assert queue_depth(amqp_url, INTERVIEWS_QUEUE) == 1

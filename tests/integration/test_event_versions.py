@@ -14,7 +14,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def tools(postgres_url, encryption_key, tmp_path):
+def application(postgres_url, encryption_key, tmp_path):
     settings = Settings.from_env(
         {
             "TENZO_DATABASE_URL": postgres_url,
@@ -27,24 +27,24 @@ def tools(postgres_url, encryption_key, tmp_path):
     app.close()
 
 
-def test_the_probe_tells_whether_a_key_has_events_after_a_version(tools):
-    probe = has_newer_events_probe(tools)
+def test_the_probe_tells_whether_a_key_has_events_after_a_version(application):
+    probe = has_newer_events_probe(application)
     assert probe is not None
-    organization, _ = tools.create_organization("Acme", OPERATOR)
-    key, _ = tools.create_api_key(organization.id, "ci", None, OPERATOR)
+    organization, _ = application.create_organization("Acme", OPERATOR)
+    key, _ = application.create_api_key(organization.id, "ci", None, OPERATOR)
     assert probe(key.id, 0) is True
     assert probe(key.id, 1) is False
-    tools.revoke_api_key(organization.id, key.id, OPERATOR)
+    application.revoke_api_key(organization.id, key.id, OPERATOR)
     assert probe(key.id, 1) is True
     assert probe(key.id, 2) is False
     assert probe(organization.id, 1) is False  # another aggregate's stream
 
 
-def test_the_probe_prepares_its_statement_again_after_deallocate_all(tools):
-    probe = has_newer_events_probe(tools)
-    organization, _ = tools.create_organization("Acme", OPERATOR)
-    key, _ = tools.create_api_key(organization.id, "ci", None, OPERATOR)
-    pool = tools.factory.datastore.pool
+def test_the_probe_prepares_its_statement_again_after_deallocate_all(application):
+    probe = has_newer_events_probe(application)
+    organization, _ = application.create_organization("Acme", OPERATOR)
+    key, _ = application.create_api_key(organization.id, "ci", None, OPERATOR)
+    pool = application.factory.datastore.pool
     size = pool.get_stats()["pool_size"]
     for _ in range(3):
         for _ in range(size):
@@ -57,6 +57,6 @@ def test_the_probe_prepares_its_statement_again_after_deallocate_all(tools):
             pool.putconn(connection)
         assert probe(key.id, 1) is False
         assert probe(key.id, 0) is True
-    tools.revoke_api_key(organization.id, key.id, OPERATOR)
+    application.revoke_api_key(organization.id, key.id, OPERATOR)
     assert probe(key.id, 1) is True
-    assert tools.key_reads.get(ApiKey, key.id).revoked_at is not None
+    assert application.key_reads.get(ApiKey, key.id).revoked_at is not None

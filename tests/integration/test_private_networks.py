@@ -40,15 +40,15 @@ def test_loopback_and_private_targets_are_allowed(client, org, url):
 
 
 @pytest.mark.parametrize("case", list(LINK_LOCAL))
-def test_link_local_targets_are_422_and_change_nothing(client, org, tools, case):
+def test_link_local_targets_are_422_and_change_nothing(client, org, application, case):
     url = LINK_LOCAL[case]
     client.put(f"{ADMIN}/webhook", json={"url": "https://10.1.2.3/hook"}, headers=org.headers)
     for method in ("put", "patch"):
-        before = history(tools)
+        before = history(application)
         response = getattr(client, method)(
             f"{ADMIN}/webhook", json={"url": url}, headers=org.headers
         )
         problem = problem_of(response, 422)
         assert list(problem["errors"]) == ["url"]
         assert "link-local" in " ".join(problem["errors"]["url"])
-        assert history(tools) == before
+        assert history(application) == before

@@ -66,7 +66,7 @@ def usage_of(client, org, key_id: str, expected: int, within: float = 2.0) -> di
 # -- jobs and candidates ------------------------------------------------------------
 
 
-def test_push_a_job_then_update_it_by_external_id(client, key, auth, org, tools):
+def test_push_a_job_then_update_it_by_external_id(client, key, auth, org, application):
     created = client.post("/v1/jobs", json=JOB | {"external_id": "j-7"}, headers=auth)
     assert created.status_code == 201
     job = created.json
@@ -87,18 +87,18 @@ def test_push_a_job_then_update_it_by_external_id(client, key, auth, org, tools)
     shown = client.get(f"/v1/jobs/{job['id']}", headers=auth)
     assert shown.status_code == 200 and shown.json == updated.json
 
-    events = tools.event_history(org.id, aggregate_id=job["id"])
+    events = application.event_history(org.id, aggregate_id=job["id"])
     assert [item["type"] for item in events] == ["JobCreated", "JobUpdated"]
     assert {item["actor"]["id"] for item in events} == {key["id"]}
     assert events[0]["actor"]["type"] == "api_key"
 
 
-def test_posting_the_same_job_again_changes_nothing(client, auth, tools):
+def test_posting_the_same_job_again_changes_nothing(client, auth, application):
     client.post("/v1/jobs", json=JOB | {"external_id": "same"}, headers=auth)
-    before = history(tools)
+    before = history(application)
     again = client.post("/v1/jobs", json=JOB | {"external_id": "same"}, headers=auth)
     assert again.status_code == 200
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def test_push_candidates_and_list_them_by_job(client, auth, job):
@@ -163,7 +163,7 @@ def test_pages_are_newest_first_and_stable_under_concurrent_inserts(client, auth
     assert seen == list(reversed(ids))
 
 
-def test_concurrent_pushes_of_one_external_id_create_one_job(flask_app, auth, org, tools):
+def test_concurrent_pushes_of_one_external_id_create_one_job(flask_app, auth, org, application):
     def push(n: int):
         client = flask_app.test_client()
         body = {"external_id": "race", "title": f"Title {n % 2}"}
@@ -174,7 +174,7 @@ def test_concurrent_pushes_of_one_external_id_create_one_job(flask_app, auth, or
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * 15 + [201]
     assert len({r.json["id"] for r in responses}) == 1
-    assert len(tools.event_history(org.id, type="JobCreated")) == 1
+    assert len(application.event_history(org.id, type="JobCreated")) == 1
 
 
 # -- authentication -----------------------------------------------------------------
@@ -198,15 +198,17 @@ AUTH_FAILURES = {
 
 
 @pytest.mark.parametrize("case", list(AUTH_FAILURES))
-def test_every_bad_credential_gets_the_same_401_and_changes_nothing(client, org, key, tools, case):
+def test_every_bad_credential_gets_the_same_401_and_changes_nothing(
+    client, org, key, application, case
+):
     headers = AUTH_FAILURES[case](key, org)
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=headers)
     body = problem_of(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert body == _reference_401(client)
     assert client.get("/v1/jobs", headers=headers).status_code == 401
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def _reference_401(client) -> dict:
@@ -214,51 +216,53 @@ def _reference_401(client) -> dict:
 
 
 def test_a_revoked_key_is_refused_on_the_next_request_and_the_log_has_only_its_hint(
-    client, org, key, auth, tools, caplog
+    client, org, key, auth, application, caplog
 ):
     caplog.set_level(logging.DEBUG)
     assert client.get("/v1/jobs", headers=auth).status_code == 200
     client.post(f"/admin/v1/api-keys/{key['id']}/revoke", headers=org.headers)
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=auth)
     assert problem_of(response, 401) == _reference_401(client)
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert history(tools) == before
+    assert history(application) == before
     assert key["key"] not in caplog.text
     assert f"revoked API key {key['key_hint']}" in caplog.text
 
 
-def test_an_expired_key_is_refused(client, org, tools):
+def test_an_expired_key_is_refused(client, org, application):
     key = create_key(client, org, expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
     assert client.get("/v1/jobs", headers=bearer(key["key"])).status_code == 200
-    tools.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
-    before = history(tools)
+    application.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=bearer(key["key"]))
     assert problem_of(response, 401) == _reference_401(client)
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_key_in_the_query_string_is_refused_and_never_logged(client, auth, key, tools, caplog):
+def test_a_key_in_the_query_string_is_refused_and_never_logged(
+    client, auth, key, application, caplog
+):
     caplog.set_level(logging.DEBUG)
-    before = history(tools)
+    before = history(application)
     for url in (f"/v1/jobs?api_key={key['key']}", f"/v1/jobs?limit=5&token={key['key']}"):
         for headers in ({}, auth):
             response = client.get(url, headers=headers)
             assert problem_of(response, 401) == _reference_401(client)
             response = client.post(url, json=JOB, headers=headers)
             assert response.status_code == 401
-    assert history(tools) == before
+    assert history(application) == before
     assert key["key"] not in caplog.text
     assert key["key"][-8:] not in caplog.text
 
 
-def test_an_api_key_is_refused_on_the_admin_api(client, auth, tools):
-    before = history(tools)
+def test_an_api_key_is_refused_on_the_admin_api(client, auth, application):
+    before = history(application)
     for method, path in (("get", "/admin/v1/api-keys"), ("post", "/admin/v1/api-keys")):
         response = getattr(client, method)(path, json={"name": "x"}, headers=auth)
         assert problem_of(response, 401) == _reference_401(client)
         assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def test_another_organizations_job_is_not_found(client, auth, other_org, job):
@@ -289,12 +293,12 @@ BAD_JOBS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_JOBS))
-def test_a_bad_job_is_refused_with_422_and_changes_nothing(client, auth, tools, case):
+def test_a_bad_job_is_refused_with_422_and_changes_nothing(client, auth, application, case):
     body, field = BAD_JOBS[case]
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/jobs", json=body, headers=auth)
     assert field in problem_of(response, 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def test_a_long_description_within_the_bound_is_accepted(client, auth):
@@ -325,20 +329,22 @@ BAD_CANDIDATES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CANDIDATES))
-def test_a_bad_candidate_is_refused_with_422_and_changes_nothing(client, auth, job, tools, case):
+def test_a_bad_candidate_is_refused_with_422_and_changes_nothing(
+    client, auth, job, application, case
+):
     make, field = BAD_CANDIDATES[case]
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/candidates", json=make(job["id"]), headers=auth)
     assert field in problem_of(response, 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_candidate_for_another_organizations_job_is_refused(client, other_org, job, tools):
+def test_a_candidate_for_another_organizations_job_is_refused(client, other_org, job, application):
     other_auth = bearer(create_key(client, other_org)["key"])
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/candidates", json=candidate_body(job["id"]), headers=other_auth)
     assert "job_id" in problem_of(response, 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=bm9wZQ"])
@@ -346,38 +352,38 @@ def test_bad_paging_parameters_are_422(client, auth, query):
     problem_of(client.get(f"/v1/jobs?{query}", headers=auth), 422)
 
 
-def test_a_body_that_is_not_json_is_refused(client, auth, tools):
-    before = history(tools)
+def test_a_body_that_is_not_json_is_refused(client, auth, application):
+    before = history(application)
     response = client.post("/v1/jobs", data="title=x", headers=auth)
     assert response.status_code in (400, 415)
     assert response.mimetype == PROBLEM
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- idempotency ----------------------------------------------------------------------
 
 
-def test_the_same_idempotency_key_and_body_replay_the_first_response(client, auth, tools):
+def test_the_same_idempotency_key_and_body_replay_the_first_response(client, auth, application):
     headers = auth | {"Idempotency-Key": "order-42"}
     first = client.post("/v1/jobs", json=JOB, headers=headers)
     assert first.status_code == 201
-    after_first = history(tools)
+    after_first = history(application)
     again = client.post("/v1/jobs", json=dict(reversed(JOB.items())), headers=headers)
     assert again.status_code == 201
     assert again.json == first.json
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert history(tools) == after_first
+    assert history(application) == after_first
 
 
-def test_the_same_idempotency_key_with_another_body_is_422(client, auth, tools):
+def test_the_same_idempotency_key_with_another_body_is_422(client, auth, application):
     headers = auth | {"Idempotency-Key": "order-43"}
     assert client.post("/v1/jobs", json=JOB, headers=headers).status_code == 201
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB | {"title": "Other"}, headers=headers)
     assert "Idempotency-Key" in problem_of(response, 422)["errors"]
     elsewhere = client.post("/v1/candidates", json=JOB, headers=headers)
     problem_of(elsewhere, 422)
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def test_idempotency_keys_are_per_organization(client, auth, other_org):
@@ -394,14 +400,16 @@ def test_a_failed_request_does_not_use_up_its_idempotency_key(client, auth):
     assert client.post("/v1/jobs", json=JOB, headers=headers).status_code == 201
 
 
-def test_a_bad_idempotency_key_is_422(client, auth, tools):
-    before = history(tools)
+def test_a_bad_idempotency_key_is_422(client, auth, application):
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=auth | {"Idempotency-Key": "k" * 256})
     assert "Idempotency-Key" in problem_of(response, 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_concurrent_requests_with_one_idempotency_key_execute_once(flask_app, auth, org, tools):
+def test_concurrent_requests_with_one_idempotency_key_execute_once(
+    flask_app, auth, org, application
+):
     headers = auth | {"Idempotency-Key": "concurrent"}
     start = threading.Barrier(6)
 
@@ -414,7 +422,7 @@ def test_concurrent_requests_with_one_idempotency_key_execute_once(flask_app, au
         responses = list(pool.map(push, range(6)))
     assert {r.status_code for r in responses} == {201}
     assert len({r.json["id"] for r in responses}) == 1
-    assert len(tools.event_history(org.id, type="JobCreated")) == 1
+    assert len(application.event_history(org.id, type="JobCreated")) == 1
 
 
 # -- usage and rate limit -----------------------------------------------------------
@@ -447,20 +455,20 @@ def test_refused_requests_do_not_count(client, org, key, auth):
     assert usage_of(client, org, key["id"], 1)["usage_count"] == 1
 
 
-def test_over_the_rate_limit_is_429_with_retry_after(settings_env, tools, org):
+def test_over_the_rate_limit_is_429_with_retry_after(settings_env, application, org):
     limited = Settings.from_env(
         settings_env | {"TENZO_RATE_LIMIT_PER_SECOND": "0.5", "TENZO_RATE_LIMIT_BURST": "3"}
     )
-    client = create_app(build_api(limited, tools)).test_client()
+    client = create_app(build_api(limited, application)).test_client()
     key = create_key(client, org)
     other = create_key(client, org)
     codes = [client.get("/v1/jobs", headers=bearer(key["key"])).status_code for _ in range(3)]
     assert codes == [200, 200, 200]
-    before = history(tools)
+    before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=bearer(key["key"]))
     problem_of(response, 429)
     assert 1 <= int(response.headers["Retry-After"]) <= 2
-    assert history(tools) == before
+    assert history(application) == before
     # the limit is per key
     assert client.get("/v1/jobs", headers=bearer(other["key"])).status_code == 200
 
@@ -479,5 +487,5 @@ def test_a_key_revoked_by_another_process_is_refused_on_the_next_request(
     assert client.get("/v1/jobs", headers=auth).status_code == 401
 
 
-def org_actor(tools, org):
-    return tools.authenticate_admin(org.admin_token)[1]
+def org_actor(application, org):
+    return application.authenticate_admin(org.admin_token)[1]

@@ -31,7 +31,7 @@ def settings(tmp_path, broker_url):
 
 
 @pytest.fixture
-def tools(settings):
+def application(settings):
     app = build_application(settings)
     yield app
     app.close()
@@ -74,25 +74,27 @@ def relayed(url: str, expected: int, timeout: float = 10) -> list[tuple[str, dic
     return found
 
 
-def make_history(tools):
-    organization, _ = tools.create_organization("Acme", OPERATOR)
-    tools.create_api_key(organization.id, "ci", None, OPERATOR)
-    tools.configure_webhook(organization.id, "https://127.0.0.1/a", "top-secret-1", True, OPERATOR)
-    tools.change_webhook(
+def make_history(application):
+    organization, _ = application.create_organization("Acme", OPERATOR)
+    application.create_api_key(organization.id, "ci", None, OPERATOR)
+    application.configure_webhook(
+        organization.id, "https://127.0.0.1/a", "top-secret-1", True, OPERATOR
+    )
+    application.change_webhook(
         organization.id, OPERATOR, url="https://127.0.0.1/b", secret="top-secret-2"
     )
     return organization.id
 
 
-def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, tools, broker_url):
-    make_history(tools)
+def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, application, broker_url):
+    make_history(application)
     listen(broker_url)
-    relay = build_relay(settings, tools)
+    relay = build_relay(settings, application)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        newest = tools.recorder.max_notification_id()
+        newest = application.recorder.max_notification_id()
         events = relayed(broker_url, newest)
         wait_for(lambda: relay.position() == newest, what="the saved position")
     finally:
@@ -116,18 +118,18 @@ def test_events_are_relayed_in_order_redacted_with_routing_keys(settings, tools,
     assert REGISTRY.get_sample_value("tenzo_relay_lag_events") == 0
 
 
-def test_a_new_relay_continues_from_the_saved_position(settings, tools, broker_url):
-    make_history(tools)
+def test_a_new_relay_continues_from_the_saved_position(settings, application, broker_url):
+    make_history(application)
     listen(broker_url)
     with broker_connection(broker_url) as connection:
-        first = build_relay(settings, tools)
+        first = build_relay(settings, application)
         producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
         while first.publish_batch(producer):
             pass
-        relayed(broker_url, tools.recorder.max_notification_id())  # drain them
+        relayed(broker_url, application.recorder.max_notification_id())  # drain them
 
-        organization, _ = tools.create_organization("Globex", OPERATOR)
-        restarted = build_relay(settings, tools)
+        organization, _ = application.create_organization("Globex", OPERATOR)
+        restarted = build_relay(settings, application)
         assert restarted.lag() == 2
         while restarted.publish_batch(producer):
             pass
@@ -149,9 +151,9 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
     with TcpProxy((server.hostname, server.port or 5672)) as proxy:
         through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
         settings = make_settings(tmp_path, through_proxy, None, TENZO_OPERATOR_TOKEN="op-token")
-        tools = build_application(settings)
-        client = create_app(build_api(settings, tools)).test_client()
-        relay = build_relay(settings, tools, poll_interval=0.05)
+        application = build_application(settings)
+        client = create_app(build_api(settings, application)).test_client()
+        relay = build_relay(settings, application, poll_interval=0.05)
         listen(broker_url)
         stop = threading.Event()
         thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
@@ -177,7 +179,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
         finally:
             stop.set()
             thread.join(10)
-            tools.close()
+            application.close()
 
     events = relayed(broker_url, 5)
     positions = [body["position"] for _, body in events]

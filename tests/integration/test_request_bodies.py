@@ -73,31 +73,35 @@ def send(client, org, api_key, operator_headers):
 
 @pytest.mark.parametrize("text", list(UNSTORABLE.values()), ids=list(UNSTORABLE))
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
-def test_nul_and_lone_surrogates_in_values_are_400_and_change_nothing(send, tools, endpoint, text):
-    before = history(tools)
+def test_nul_and_lone_surrogates_in_values_are_400_and_change_nothing(
+    send, application, endpoint, text
+):
+    before = history(application)
     response = send(endpoint, ENDPOINTS[endpoint][2] % text)
     problem = problem_of(response, 400)
     assert problem["type"] == "/problems/malformed-request"
     assert "NUL" in problem["detail"] and "surrogate" in problem["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize("text", [r"\ud800", r"\u0000"], ids=["lone-surrogate", "nul"])
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
-def test_nul_and_lone_surrogates_in_keys_are_400_and_change_nothing(send, tools, endpoint, text):
-    before = history(tools)
+def test_nul_and_lone_surrogates_in_keys_are_400_and_change_nothing(
+    send, application, endpoint, text
+):
+    before = history(application)
     template = ENDPOINTS[endpoint][2]
     raw = template.replace("{", f'{{"k{text}": 1, ', 1) % "fine"
     problem = problem_of(send(endpoint, raw), 400)
     assert "NUL" in problem["detail"] and "surrogate" in problem["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_the_public_api_refuses_them_also_with_an_idempotency_key(send, tools):
-    before = history(tools)
+def test_the_public_api_refuses_them_also_with_an_idempotency_key(send, application):
+    before = history(application)
     response = send("job", r'{"title": "\ud800"}', **{"Idempotency-Key": "job-1"})
     problem_of(response, 400)
-    assert history(tools) == before
+    assert history(application) == before
 
 
 @pytest.mark.parametrize("endpoint", ["api-key", "job", "organization"])
@@ -123,28 +127,28 @@ DEEP = {
 
 @pytest.mark.parametrize("raw", list(DEEP.values()), ids=list(DEEP))
 @pytest.mark.parametrize("endpoint", ["api-key", "job", "webhook", "organization"])
-def test_deeply_nested_json_is_400_and_changes_nothing(send, tools, endpoint, raw):
+def test_deeply_nested_json_is_400_and_changes_nothing(send, application, endpoint, raw):
     assert len(raw) < MIB
-    before = history(tools)
+    before = history(application)
     problem = problem_of(send(endpoint, raw), 400)
     assert problem["type"] == "/problems/malformed-request"
     assert f"nested more than {MAX_DEPTH} levels" in problem["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_deeply_nested_json_with_an_idempotency_key_is_400(send, tools):
-    before = history(tools)
+def test_deeply_nested_json_with_an_idempotency_key_is_400(send, application):
+    before = history(application)
     response = send("job", DEEP["100000-arrays"], **{"Idempotency-Key": "deep"})
     problem_of(response, 400)
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_nesting_up_to_the_limit_is_read_and_validated(send, tools):
-    before = history(tools)
+def test_nesting_up_to_the_limit_is_read_and_validated(send, application):
+    before = history(application)
     depth = MAX_DEPTH - 1  # the body itself is the first level
     raw = '{"name": ' + "[" * depth + "]" * depth + "}"
     assert "name" in problem_of(send("api-key", raw), 422)["errors"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 # -- chunked bodies, over real HTTP ------------------------------------------------------
@@ -186,9 +190,9 @@ def name_body(size: int) -> bytes:
 
 @pytest.mark.parametrize("size", [MIB + 1, 2 * MIB])
 def test_a_chunked_body_over_1_mib_is_413_like_one_with_a_content_length(
-    server, client, org, tools, size
+    server, client, org, application, size
 ):
-    before = history(tools)
+    before = history(application)
     response = post_chunked(f"{server}/admin/v1/api-keys", name_body(size), org)
     problem = problem_of(response, 413)
     with_length = client.post(
@@ -199,15 +203,15 @@ def test_a_chunked_body_over_1_mib_is_413_like_one_with_a_content_length(
     )
     assert problem == problem_of(with_length, 413)
     assert "1 MiB" in problem["detail"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
-def test_a_chunked_body_of_exactly_1_mib_is_read_whole(server, org, tools):
-    before = history(tools)
+def test_a_chunked_body_of_exactly_1_mib_is_read_whole(server, org, application):
+    before = history(application)
     response = post_chunked(f"{server}/admin/v1/api-keys", name_body(MIB), org)
     problem = problem_of(response, 422)  # the whole body was read: the name is too long
     assert list(problem["errors"]) == ["name"]
-    assert history(tools) == before
+    assert history(application) == before
 
 
 def test_a_small_chunked_body_works(server, org):

@@ -33,27 +33,27 @@ def strand(stack: Stack, org_id: uuid.UUID, url: str) -> Delivery:
         actor=DISPATCHER,
     )
     delivery.record_attempt(
-        started_at=stack.tools.clock(),
+        started_at=stack.application.clock(),
         status_code=500,
         duration_ms=3,
         error="unexpected status 500",
         response_excerpt="",
         actor=DISPATCHER,
     )
-    stack.tools.save(delivery)
+    stack.application.save(delivery)
     return delivery
 
 
 def wait_until_ended(stack: Stack, org_id: uuid.UUID, delivery: Delivery) -> Delivery:
     def ended() -> Delivery | None:
-        found = stack.tools.get_delivery(org_id, delivery.id)
+        found = stack.application.get_delivery(org_id, delivery.id)
         return found if found.status != "pending" else None
 
     return wait_for(ended, 30, f"delivery {delivery.id} to end")
 
 
 def history_types(stack: Stack, org_id: uuid.UUID, delivery: Delivery) -> list[str]:
-    items = stack.tools.event_history(org_id, aggregate_id=delivery.id)
+    items = stack.application.event_history(org_id, aggregate_id=delivery.id)
     return [item["type"] for item in items]
 
 
@@ -76,7 +76,7 @@ def test_a_stranded_pending_delivery_is_resumed_and_finished(tmp_path, broker_ur
         types = history_types(stack, org_id, delivery)
         resumed = [
             item
-            for item in stack.tools.event_history(org_id, aggregate_id=delivery.id)
+            for item in stack.application.event_history(org_id, aggregate_id=delivery.id)
             if item["type"] == "DeliveryResumed"
         ]
 
@@ -151,17 +151,17 @@ def test_an_admin_may_redeliver_a_stalled_delivery_but_not_a_live_one(tmp_path, 
     )
     stack = Stack(settings)  # not started: no dispatcher works on anything
     try:
-        organization, _ = stack.tools.create_organization("Stalled", OPERATOR)
+        organization, _ = stack.application.create_organization("Stalled", OPERATOR)
         org_id = organization.id
-        stack.tools.configure_webhook(org_id, receiver.url, None, True, OPERATOR)
+        stack.application.configure_webhook(org_id, receiver.url, None, True, OPERATOR)
         delivery = strand(stack, org_id, receiver.url)
         with pytest.raises(Conflict):
-            stack.tools.request_redelivery(org_id, delivery.id, OPERATOR)
+            stack.application.request_redelivery(org_id, delivery.id, OPERATOR)
 
         time.sleep(float(STALLED_AFTER) + 0.8)  # past its next step (0.2 s) + the margin
-        redelivered = stack.tools.request_redelivery(org_id, delivery.id, OPERATOR)
+        redelivered = stack.application.request_redelivery(org_id, delivery.id, OPERATOR)
     finally:
-        stack.tools.close()
+        stack.application.close()
 
     assert redelivered.series == 2
     assert redelivered.status == "pending"

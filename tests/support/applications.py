@@ -1,10 +1,10 @@
 """DeveloperTools with its catalog, built by the composition root, for use-case tests.
 
-``in_memory_tools()`` runs the whole application in this process's memory, as the
+``in_memory_application()`` runs the whole application in this process's memory, as the
 eventsourcing examples run theirs: the event store is eventsourcing's SQLite datastore
 on an in-memory database, and the catalog's tables live in the same database (it
 reaches them through the event store's datastore), so there is one implementation of
-everything, only faster. ``tools_on(url)`` builds the same on a file or a server.
+everything, only faster. ``application_on(url)`` builds the same on a file or a server.
 """
 
 from __future__ import annotations
@@ -20,32 +20,32 @@ from services.bootstrap import build_application
 from services.settings import IN_MEMORY_DATABASE_URL, Settings
 
 
-def tools_on(database_url: str, **settings: Any) -> DeveloperTools:
+def application_on(database_url: str, **settings: Any) -> DeveloperTools:
     """DeveloperTools on this database, as ``build_application`` builds it for a
     process; close it when done. ``settings`` are other Settings fields."""
     settings.setdefault("encryption_key", base64.b64encode(os.urandom(32)).decode())
     return build_application(Settings(database_url=database_url, **settings))
 
 
-def in_memory_tools(**settings: Any) -> DeveloperTools:
+def in_memory_application(**settings: Any) -> DeveloperTools:
     """DeveloperTools on a database of its own in memory, gone when it is closed."""
-    return tools_on(IN_MEMORY_DATABASE_URL, **settings)
+    return application_on(IN_MEMORY_DATABASE_URL, **settings)
 
 
-def position(tools: DeveloperTools) -> int:
+def position(application: DeveloperTools) -> int:
     """The position of the newest event in the notification log (0 when empty)."""
-    return tools.recorder.max_notification_id() or 0
+    return application.recorder.max_notification_id() or 0
 
 
-def recorded_since(tools: DeveloperTools, after: int) -> list[str]:
+def recorded_since(application: DeveloperTools, after: int) -> list[str]:
     """The events recorded after a position, as ``Aggregate.Event`` names, in order."""
-    notifications = tools.recorder.select_notifications(start=after + 1, limit=1_000_000)
-    return [type(tools.mapper.to_domain_event(n)).__qualname__ for n in notifications]
+    notifications = application.recorder.select_notifications(start=after + 1, limit=1_000_000)
+    return [type(application.mapper.to_domain_event(n)).__qualname__ for n in notifications]
 
 
 @contextmanager
-def records_nothing(tools: DeveloperTools) -> Iterator[None]:
+def records_nothing(application: DeveloperTools) -> Iterator[None]:
     """Asserts that nothing is recorded in the block (e.g. a refused command)."""
-    before = position(tools)
+    before = position(application)
     yield
-    assert recorded_since(tools, before) == []
+    assert recorded_since(application, before) == []

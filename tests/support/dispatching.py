@@ -110,12 +110,12 @@ class Stack:
 
     def __init__(self, settings: Settings, relay: bool = True):
         self.settings = settings
-        self.tools: DeveloperTools = build_application(settings)
+        self.application: DeveloperTools = build_application(settings)
         self.stop = threading.Event()
         self.dispatcher = build_dispatcher(
-            settings, self.tools, drain_seconds=1.0, defer_seconds=0.5
+            settings, self.application, drain_seconds=1.0, defer_seconds=0.5
         )
-        self.relay = build_relay(settings, self.tools, poll_interval=0.05)
+        self.relay = build_relay(settings, self.application, poll_interval=0.05)
         self.threads = [threading.Thread(target=self.dispatcher.run, args=(self.stop,))]
         if relay:  # without it, the projection hears of no change through the broker
             self.threads.append(threading.Thread(target=self.relay.run, args=(self.stop,)))
@@ -133,21 +133,23 @@ class Stack:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=15)
-        self.tools.close()
+        self.application.close()
 
     def organization(
         self, url: str | None, secret: str | None = "whsec-test-secret", enabled: bool = True
     ) -> uuid.UUID:
         """A new organization, with a webhook when ``url`` is given, known to the projection."""
-        organization, _ = self.tools.create_organization(f"Org {uuid.uuid4().hex[:6]}", OPERATOR)
+        organization, _ = self.application.create_organization(
+            f"Org {uuid.uuid4().hex[:6]}", OPERATOR
+        )
         if url is not None:
-            self.tools.configure_webhook(organization.id, url, secret, enabled, OPERATOR)
+            self.application.configure_webhook(organization.id, url, secret, enabled, OPERATOR)
         self.wait_for_projection()
         return organization.id
 
     def wait_for_projection(self, timeout: float = 10) -> None:
         """Wait until the dispatcher's projection has seen every event recorded so far."""
-        target = self.tools.recorder.max_notification_id() or 0
+        target = self.application.recorder.max_notification_id() or 0
         projection = self.dispatcher.projection
 
         def caught_up() -> bool:
@@ -159,7 +161,7 @@ class Stack:
     def delivery(self, org_id: uuid.UUID, event_id: str) -> Any:
         from domain.deliveries import delivery_id
 
-        return self.tools.get_delivery(org_id, delivery_id(org_id, event_id))
+        return self.application.get_delivery(org_id, delivery_id(org_id, event_id))
 
     def wait_for_outcome(self, org_id: uuid.UUID, event_id: str, timeout: float = 15) -> Any:
         from domain.errors import NotFound
@@ -254,7 +256,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10, what: str = "it"
 
 
 def record_outcome(
-    tools: DeveloperTools,
+    application: DeveloperTools,
     org_id: uuid.UUID,
     delivery_id: uuid.UUID,
     status_code: int,
@@ -263,9 +265,9 @@ def record_outcome(
     """Record one attempt answered with ``status_code`` and the delivery's outcome, as
     the dispatcher does (a success status ends it succeeded, any other failed)."""
     succeeded = status_code in (200, 201, 202, 204)
-    delivery = tools.get_delivery(org_id, delivery_id)
+    delivery = application.get_delivery(org_id, delivery_id)
     delivery.record_attempt(
-        started_at=tools.clock(),
+        started_at=application.clock(),
         status_code=status_code,
         duration_ms=12,
         error=None if succeeded else f"unexpected status {status_code}",
@@ -276,4 +278,4 @@ def record_outcome(
         delivery.succeed(actor=DISPATCHER)
     else:
         delivery.fail(reason="1 attempts failed", actor=DISPATCHER)
-    tools.save(delivery)
+    application.save(delivery)

@@ -177,11 +177,11 @@ class Tenant:
     candidate_id: uuid.UUID
 
     @classmethod
-    def create(cls, tools: DeveloperTools, webhook_url: str) -> Tenant:
-        organization, _ = tools.create_organization(f"Org {uuid.uuid4().hex[:6]}", OPERATOR)
-        tools.configure_webhook(organization.id, webhook_url, "whsec-faults", True, OPERATOR)
-        job, _ = tools.upsert_job(organization.id, {"title": "Backend engineer"}, OPERATOR)
-        candidate, _ = tools.upsert_candidate(
+    def create(cls, application: DeveloperTools, webhook_url: str) -> Tenant:
+        organization, _ = application.create_organization(f"Org {uuid.uuid4().hex[:6]}", OPERATOR)
+        application.configure_webhook(organization.id, webhook_url, "whsec-faults", True, OPERATOR)
+        job, _ = application.upsert_job(organization.id, {"title": "Backend engineer"}, OPERATOR)
+        candidate, _ = application.upsert_candidate(
             organization.id,
             {"job_id": job.id, "first_name": "Ada", "last_name": "L", "email": "ada@example.com"},
             OPERATOR,
@@ -189,8 +189,8 @@ class Tenant:
         return cls(organization.id, job.id, candidate.id)
 
     @classmethod
-    def several(cls, tools: DeveloperTools, webhook_url: str, count: int) -> list[Tenant]:
-        return [cls.create(tools, webhook_url) for _ in range(count)]
+    def several(cls, application: DeveloperTools, webhook_url: str, count: int) -> list[Tenant]:
+        return [cls.create(application, webhook_url) for _ in range(count)]
 
     def interview(self) -> dict[str, Any]:
         message = interview_message(self.org_id)
@@ -285,14 +285,14 @@ class InterviewLoad:
 # -- the check -------------------------------------------------------------------------
 
 
-def delivery_statuses(tools: DeveloperTools, org_ids: set[uuid.UUID]) -> Counter[str]:
+def delivery_statuses(application: DeveloperTools, org_ids: set[uuid.UUID]) -> Counter[str]:
     """How many of the organizations' deliveries are in each status (the catalog)."""
-    tools.catalog.catch_up()
+    application.catalog.catch_up()
     found: Counter[str] = Counter()
     for org_id in org_ids:
         for status in ("pending", "succeeded", "failed"):
             found[status] += len(
-                tools.catalog.aggregate_ids(org_id, "Delivery", limit=100_000, status=status)
+                application.catalog.aggregate_ids(org_id, "Delivery", limit=100_000, status=status)
             )
     return found
 
@@ -306,7 +306,7 @@ def waiting_messages(broker_url: str) -> int:
 
 
 def wait_until_settled(
-    tools: DeveloperTools,
+    application: DeveloperTools,
     published: Published,
     broker_url: str,
     quiet: float = 15,
@@ -321,7 +321,7 @@ def wait_until_settled(
     last: tuple[Counter[str], int] | None = None
     changed_at = started
     while True:
-        statuses = delivery_statuses(tools, org_ids)
+        statuses = delivery_statuses(application, org_ids)
         now = time.monotonic()
         if statuses["succeeded"] + statuses["failed"] >= expected and not statuses["pending"]:
             return now - started
@@ -367,19 +367,19 @@ class DeliveryReport:
 
 
 def check_deliveries(
-    tools: DeveloperTools,
+    application: DeveloperTools,
     published: Published,
     receiver: HttpsReceiver,
     attempts: int = len(RETRY_DELAYS),
 ) -> DeliveryReport:
     """Read every published event's delivery from the event store (and count the
     organizations' delivery records in the catalog)."""
-    statuses = delivery_statuses(tools, {org_id for org_id, _ in published})
+    statuses = delivery_statuses(application, {org_id for org_id, _ in published})
     report = DeliveryReport(published=len(published), records=sum(statuses.values()))
     report.statuses = statuses
     for org_id, event_id in published:
         try:
-            delivery = tools.get_delivery(org_id, delivery_id(org_id, event_id))
+            delivery = application.get_delivery(org_id, delivery_id(org_id, event_id))
         except NotFound:
             report.lost.append(event_id)
             continue

@@ -14,19 +14,19 @@ import pytest
 
 from domain.actors import OPERATOR, Actor
 from domain.application import DeveloperTools
-from tests.support.applications import in_memory_tools, tools_on
+from tests.support.applications import application_on, in_memory_application
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def tools(
+def application(
     request: pytest.FixtureRequest, tmp_path: Any, encryption_key: str
 ) -> Iterator[DeveloperTools]:
     if request.param == "memory":
-        app = in_memory_tools(encryption_key=encryption_key)
+        app = in_memory_application(encryption_key=encryption_key)
     elif request.param == "sqlite":
-        app = tools_on(f"sqlite:///{tmp_path}/events.sqlite3", encryption_key=encryption_key)
+        app = application_on(f"sqlite:///{tmp_path}/events.sqlite3", encryption_key=encryption_key)
     else:
-        app = tools_on(request.getfixturevalue("postgres_url"), encryption_key=encryption_key)
+        app = application_on(request.getfixturevalue("postgres_url"), encryption_key=encryption_key)
     try:
         yield app
     finally:
@@ -36,17 +36,17 @@ def tools(
 class Org:
     """An organization created for a test: its id, admin token and the actor it records."""
 
-    def __init__(self, tools: DeveloperTools, name: str):
-        organization, self.admin_token = tools.create_organization(name, OPERATOR)
+    def __init__(self, application: DeveloperTools, name: str):
+        organization, self.admin_token = application.create_organization(name, OPERATOR)
         self.id = organization.id
-        self.admin: Actor = tools.authenticate_admin(self.admin_token)[1]
+        self.admin: Actor = application.authenticate_admin(self.admin_token)[1]
 
 
 @pytest.fixture
-def org(tools: DeveloperTools) -> Org:
-    return Org(tools, "Acme")
+def org(application: DeveloperTools) -> Org:
+    return Org(application, "Acme")
 
 
 @pytest.fixture
-def other_org(tools: DeveloperTools) -> Org:
-    return Org(tools, "Globex")
+def other_org(application: DeveloperTools) -> Org:
+    return Org(application, "Globex")

@@ -14,13 +14,13 @@ def types(items):
     return [item["type"] for item in items]
 
 
-def test_an_organization_sees_its_own_events_oldest_first(tools, org, other_org):
-    key, plaintext = tools.create_api_key(org.id, "ats", None, org.admin)
-    tools.configure_webhook(org.id, URL, SECRET, True, org.admin)
-    tools.revoke_api_key(org.id, key.id, org.admin)
-    tools.create_api_key(other_org.id, "theirs", None, other_org.admin)
+def test_an_organization_sees_its_own_events_oldest_first(application, org, other_org):
+    key, plaintext = application.create_api_key(org.id, "ats", None, org.admin)
+    application.configure_webhook(org.id, URL, SECRET, True, org.admin)
+    application.revoke_api_key(org.id, key.id, org.admin)
+    application.create_api_key(other_org.id, "theirs", None, other_org.admin)
 
-    history = tools.event_history(org.id)
+    history = application.event_history(org.id)
 
     assert types(history) == [
         "OrganizationCreated",
@@ -30,31 +30,31 @@ def test_an_organization_sees_its_own_events_oldest_first(tools, org, other_org)
         "ApiKeyRevoked",
     ]
     positions = [item["position"] for item in history]
-    assert positions == sorted(positions) and positions[-1] < position(tools)
+    assert positions == sorted(positions) and positions[-1] < position(application)
     assert history[2]["actor"] == org.admin and history[0]["actor"]["type"] == "operator"
     text = json.dumps(history)
     assert SECRET not in text and plaintext not in text and key.key_hash not in text
-    assert types(tools.event_history(other_org.id))[-1] == "ApiKeyCreated"
+    assert types(application.event_history(other_org.id))[-1] == "ApiKeyCreated"
 
 
-def test_the_history_pages_and_filters(tools, org):
-    key, _ = tools.create_api_key(org.id, "ats", None, org.admin)
-    tools.revoke_api_key(org.id, key.id, org.admin)
-    everything = tools.event_history(org.id)
+def test_the_history_pages_and_filters(application, org):
+    key, _ = application.create_api_key(org.id, "ats", None, org.admin)
+    application.revoke_api_key(org.id, key.id, org.admin)
+    everything = application.event_history(org.id)
 
-    first = tools.event_history(org.id, limit=2)
-    rest = tools.event_history(org.id, after=first[-1]["position"])
+    first = application.event_history(org.id, limit=2)
+    rest = application.event_history(org.id, after=first[-1]["position"])
     assert first + rest == everything
-    assert types(tools.event_history(org.id, type="ApiKeyRevoked")) == ["ApiKeyRevoked"]
-    assert types(tools.event_history(org.id, aggregate_id=key.id)) == [
+    assert types(application.event_history(org.id, type="ApiKeyRevoked")) == ["ApiKeyRevoked"]
+    assert types(application.event_history(org.id, aggregate_id=key.id)) == [
         "ApiKeyCreated",
         "ApiKeyRevoked",
     ]
-    assert tools.event_history(org.id, after=everything[-1]["position"]) == []
+    assert application.event_history(org.id, after=everything[-1]["position"]) == []
 
 
-def test_events_recorded_after_a_read_are_shown_on_the_next(tools, org):
-    tools.event_history(org.id)  # caught up
-    tools.create_api_key(org.id, "late", None, org.admin)
+def test_events_recorded_after_a_read_are_shown_on_the_next(application, org):
+    application.event_history(org.id)  # caught up
+    application.create_api_key(org.id, "late", None, org.admin)
 
-    assert types(tools.event_history(org.id))[-1] == "ApiKeyCreated"
+    assert types(application.event_history(org.id))[-1] == "ApiKeyCreated"

@@ -1,13 +1,13 @@
-"""in_memory_tools(): each application has a database of its own, gone when closed."""
+"""in_memory_application(): each application has a database of its own, gone when closed."""
 
 from __future__ import annotations
 
 from domain.actors import OPERATOR
-from tests.support.applications import in_memory_tools, position
+from tests.support.applications import in_memory_application, position
 
 
 def test_in_memory_applications_share_nothing():
-    first, second = in_memory_tools(), in_memory_tools()
+    first, second = in_memory_application(), in_memory_application()
     try:
         organization, _ = first.create_organization("Acme", OPERATOR)
 
@@ -19,6 +19,6 @@ def test_in_memory_applications_share_nothing():
     finally:
         first.close()
         second.close()
-    again = in_memory_tools()
+    again = in_memory_application()
     assert position(again) == 0
     again.close()

@@ -11,8 +11,8 @@ from tests.support.applications import position, recorded_since, records_nothing
 
 
 @pytest.fixture
-def job(tools, org):
-    job, _ = tools.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
+def job(application, org):
+    job, _ = application.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
     return job
 
 
@@ -21,30 +21,30 @@ def candidate_fields(job, **changes):
     return fields | changes
 
 
-def test_a_job_is_created_then_updated_by_its_external_id(tools, org):
-    before = position(tools)
+def test_a_job_is_created_then_updated_by_its_external_id(application, org):
+    before = position(application)
 
-    job, created = tools.upsert_job(
+    job, created = application.upsert_job(
         org.id, {"external_id": "J-1", "title": " Engineer ", "location": "Lyon"}, org.admin
     )
 
-    assert created and recorded_since(tools, before) == ["Job.Created"]
+    assert created and recorded_since(application, before) == ["Job.Created"]
     assert (job.title, job.status, job.location) == ("Engineer", "open", "Lyon")
-    before = position(tools)
-    same, created = tools.upsert_job(
+    before = position(application)
+    same, created = application.upsert_job(
         org.id, {"external_id": "J-1", "title": "Engineer", "status": "closed"}, org.admin
     )
     assert not created and same.id == job.id
-    assert recorded_since(tools, before) == ["Job.Updated"]
-    shown = tools.get_job(org.id, job.id)
+    assert recorded_since(application, before) == ["Job.Updated"]
+    shown = application.get_job(org.id, job.id)
     assert (shown.status, shown.location) == ("closed", "Lyon")  # not given: kept
-    with records_nothing(tools):
-        tools.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
+    with records_nothing(application):
+        application.upsert_job(org.id, {"external_id": "J-1", "title": "Engineer"}, org.admin)
 
 
-def test_jobs_without_an_external_id_are_always_new(tools, org):
-    first, _ = tools.upsert_job(org.id, {"title": "Designer"}, org.admin)
-    second, created = tools.upsert_job(org.id, {"title": "Designer"}, org.admin)
+def test_jobs_without_an_external_id_are_always_new(application, org):
+    first, _ = application.upsert_job(org.id, {"title": "Designer"}, org.admin)
+    second, created = application.upsert_job(org.id, {"title": "Designer"}, org.admin)
     assert created and first.id != second.id
 
 
@@ -56,46 +56,49 @@ def test_jobs_without_an_external_id_are_always_new(tools, org):
         ({"title": "x", "status": "x"}, "status"),
     ],
 )
-def test_a_bad_job_is_refused_and_records_nothing(tools, org, job, fields, field):
-    with records_nothing(tools), pytest.raises(InvalidInput) as refused:
-        tools.upsert_job(org.id, {"external_id": "J-1"} | fields, org.admin)
+def test_a_bad_job_is_refused_and_records_nothing(application, org, job, fields, field):
+    with records_nothing(application), pytest.raises(InvalidInput) as refused:
+        application.upsert_job(org.id, {"external_id": "J-1"} | fields, org.admin)
     assert refused.value.field == field
-    assert tools.get_job(org.id, job.id).title == "Engineer"
+    assert application.get_job(org.id, job.id).title == "Engineer"
 
 
-def test_jobs_are_listed_newest_first_and_paged(tools, org):
-    jobs = [tools.upsert_job(org.id, {"title": f"Job {n}"}, org.admin)[0] for n in range(3)]
+def test_jobs_are_listed_newest_first_and_paged(application, org):
+    jobs = [application.upsert_job(org.id, {"title": f"Job {n}"}, org.admin)[0] for n in range(3)]
 
-    first, cursor = tools.list_jobs(org.id, limit=2)
-    rest, last = tools.list_jobs(org.id, limit=2, cursor=cursor)
+    first, cursor = application.list_jobs(org.id, limit=2)
+    rest, last = application.list_jobs(org.id, limit=2, cursor=cursor)
 
     assert [j.id for j in first + rest] == [j.id for j in reversed(jobs)] and last is None
 
 
-def test_candidates_are_upserted_and_listed_by_job(tools, org, job):
-    other_job, _ = tools.upsert_job(org.id, {"title": "Other"}, org.admin)
-    before = position(tools)
+def test_candidates_are_upserted_and_listed_by_job(application, org, job):
+    other_job, _ = application.upsert_job(org.id, {"title": "Other"}, org.admin)
+    before = position(application)
 
-    ada, created = tools.upsert_candidate(
+    ada, created = application.upsert_candidate(
         org.id, candidate_fields(job, external_id="C-1"), org.admin
     )
-    bob, _ = tools.upsert_candidate(
+    bob, _ = application.upsert_candidate(
         org.id, candidate_fields(other_job, first_name="Bob"), org.admin
     )
 
-    assert created and recorded_since(tools, before) == ["Candidate.Created", "Candidate.Created"]
-    assert [c.id for c in tools.list_candidates(org.id, job_id=job.id)[0]] == [ada.id]
-    assert [c.id for c in tools.list_candidates(org.id)[0]] == [bob.id, ada.id]
-    moved, created = tools.upsert_candidate(
+    assert created and recorded_since(application, before) == [
+        "Candidate.Created",
+        "Candidate.Created",
+    ]
+    assert [c.id for c in application.list_candidates(org.id, job_id=job.id)[0]] == [ada.id]
+    assert [c.id for c in application.list_candidates(org.id)[0]] == [bob.id, ada.id]
+    moved, created = application.upsert_candidate(
         org.id, {"external_id": "C-1", "job_id": other_job.id}, org.admin
     )
     assert not created and moved.first_name == "Ada"
-    assert [c.id for c in tools.list_candidates(org.id, job_id=job.id)[0]] == []
-    assert {c.id for c in tools.list_candidates(org.id, job_id=other_job.id)[0]} == {
+    assert [c.id for c in application.list_candidates(org.id, job_id=job.id)[0]] == []
+    assert {c.id for c in application.list_candidates(org.id, job_id=other_job.id)[0]} == {
         ada.id,
         bob.id,
     }
-    assert tools.get_candidate(org.id, ada.id).job_id == other_job.id
+    assert application.get_candidate(org.id, ada.id).job_id == other_job.id
 
 
 @pytest.mark.parametrize(
@@ -107,22 +110,22 @@ def test_candidates_are_upserted_and_listed_by_job(tools, org, job):
         ({"email": None}, "email"),
     ],
 )
-def test_a_bad_candidate_is_refused_and_records_nothing(tools, org, job, changes, field):
-    with records_nothing(tools), pytest.raises(InvalidInput) as refused:
-        tools.upsert_candidate(org.id, candidate_fields(job, **changes), org.admin)
+def test_a_bad_candidate_is_refused_and_records_nothing(application, org, job, changes, field):
+    with records_nothing(application), pytest.raises(InvalidInput) as refused:
+        application.upsert_candidate(org.id, candidate_fields(job, **changes), org.admin)
     assert refused.value.field == field
 
 
-def test_another_organizations_jobs_and_candidates_do_not_exist(tools, org, other_org, job):
-    ada, _ = tools.upsert_candidate(org.id, candidate_fields(job), org.admin)
+def test_another_organizations_jobs_and_candidates_do_not_exist(application, org, other_org, job):
+    ada, _ = application.upsert_candidate(org.id, candidate_fields(job), org.admin)
 
-    with records_nothing(tools):
+    with records_nothing(application):
         with pytest.raises(NotFound):
-            tools.get_job(other_org.id, job.id)
+            application.get_job(other_org.id, job.id)
         with pytest.raises(NotFound):
-            tools.get_candidate(other_org.id, ada.id)
+            application.get_candidate(other_org.id, ada.id)
         with pytest.raises(NotFound):
-            tools.list_candidates(other_org.id, job_id=job.id)
+            application.list_candidates(other_org.id, job_id=job.id)
         with pytest.raises(InvalidInput):
-            tools.upsert_candidate(other_org.id, candidate_fields(job), other_org.admin)
-    assert tools.list_jobs(other_org.id) == ([], None)
+            application.upsert_candidate(other_org.id, candidate_fields(job), other_org.admin)
+    assert application.list_jobs(other_org.id) == ([], None)

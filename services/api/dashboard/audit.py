@@ -111,9 +111,9 @@ class AuditFilter:
         return (item for item in self._history(org_id, 0) if self.matches(item))
 
     def _history(self, org_id: UUID, after: int) -> Iterator[dict[str, Any]]:
-        tools = services().tools
+        application = services().application
         while True:
-            batch = tools.event_history(org_id, after=after, limit=BATCH, type=self.type)
+            batch = application.event_history(org_id, after=after, limit=BATCH, type=self.type)
             yield from batch
             if len(batch) < BATCH:
                 return

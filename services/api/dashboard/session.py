@@ -79,7 +79,7 @@ def check_csrf() -> None:
 
 def sign_in(token: str) -> None:
     """Start a session for an admin token, or raise Unauthorized."""
-    _, actor = services().tools.authenticate_admin(token)
+    _, actor = services().application.authenticate_admin(token)
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session.permanent = True
     session[_TOKEN_ID] = actor["id"]
@@ -103,7 +103,7 @@ def signed_in() -> bool:
         session.clear()
         return False
     try:
-        org_id, actor = services().tools.authenticate_admin_token_id(UUID(token_id))
+        org_id, actor = services().application.authenticate_admin_token_id(UUID(token_id))
     except (Unauthorized, ValueError):
         session.clear()
         return False

@@ -85,7 +85,7 @@ def _secure_headers(response: Response) -> Response:
 
 @blp.context_processor
 def _helpers() -> dict[str, Any]:
-    now = services().tools.clock()
+    now = services().application.clock()
     return {
         "dashboard_endpoints": current_app.view_functions.keys(),
         "csrf_token": auth.csrf_token,
@@ -106,7 +106,7 @@ def _not_found(error: NotFound) -> ResponseReturnValue:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
-    organization = services().tools.get_organization(g.org_id)
+    organization = services().application.get_organization(g.org_id)
     return render_template(template, organization=organization, **context), status
 
 
@@ -149,9 +149,9 @@ def sign_out() -> ResponseReturnValue:
 
 
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
-    tools = services().tools
-    now = tools.clock()
-    keys = present_keys(tools.list_api_keys(g.org_id), now)
+    application = services().application
+    now = application.clock()
+    keys = present_keys(application.list_api_keys(g.org_id), now)
     return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
 
 
@@ -171,8 +171,8 @@ def generate_api_key() -> ResponseReturnValue:
             except ValueError:
                 raise InvalidInput("Not a valid date.", field="expires_on") from None
         valid = schemas.ApiKeyCreateSchema().load(body)
-        tools = services().tools
-        key, plaintext = tools.create_api_key(
+        application = services().application
+        key, plaintext = application.create_api_key(
             g.org_id, valid["name"], valid.get("expires_at"), g.actor
         )
     except (ValidationError, InvalidInput) as error:
@@ -180,20 +180,20 @@ def generate_api_key() -> ResponseReturnValue:
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
         return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
-    new_key = present_key(key, tools.clock()) | {"key": plaintext}
+    new_key = present_key(key, application.clock()) | {"key": plaintext}
     return _keys_page(201, new_key=new_key)
 
 
 @blp.get("/api-keys/<uuid:key_id>/revoke")
 def confirm_revoke(key_id: UUID) -> ResponseReturnValue:
-    tools = services().tools
-    key = present_key(tools.get_api_key(g.org_id, key_id), tools.clock())
+    application = services().application
+    key = present_key(application.get_api_key(g.org_id, key_id), application.clock())
     return _page("dashboard/revoke_key.html", tab="keys", key=key)
 
 
 @blp.post("/api-keys/<uuid:key_id>/revoke")
 def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
-    key = services().tools.revoke_api_key(g.org_id, key_id, g.actor)
+    key = services().application.revoke_api_key(g.org_id, key_id, g.actor)
     flash(f"The key “{key.name}” ({key.key_hint}) is revoked.")
     return redirect(url_for(".api_keys"))
 
@@ -203,7 +203,7 @@ def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
 
 def _current_webhook() -> dict[str, Any] | None:
     try:
-        return present_webhook(services().tools.get_webhook(g.org_id))
+        return present_webhook(services().application.get_webhook(g.org_id))
     except NotFound:
         return None
 
@@ -222,7 +222,7 @@ def webhook() -> ResponseReturnValue:
 @blp.post("/webhook")
 def save_webhook() -> ResponseReturnValue:
     """Create the webhook, or change its URL when it exists."""
-    tools, form = services().tools, request.form
+    application, form = services().application, request.form
     url = form.get("url", "")
     existing = _current_webhook()
     try:
@@ -231,13 +231,13 @@ def save_webhook() -> ResponseReturnValue:
             if form.get("secret"):
                 body["secret"] = form["secret"]
             valid = schemas.WebhookPutSchema().load(body)
-            tools.configure_webhook(
+            application.configure_webhook(
                 g.org_id, valid["url"], valid.get("secret"), valid["enabled"], g.actor
             )
             flash("Webhook saved.")
         else:
             valid = schemas.WebhookPatchSchema().load({"url": url})
-            tools.change_webhook(g.org_id, g.actor, url=valid["url"])
+            application.change_webhook(g.org_id, g.actor, url=valid["url"])
             flash("Webhook URL saved.")
     except (ValidationError, InvalidInput) as error:
         form_values = {"url": url, "enabled": form.get("enabled") == "on"}
@@ -248,19 +248,19 @@ def save_webhook() -> ResponseReturnValue:
 @blp.post("/webhook/secret")
 def change_webhook_secret() -> ResponseReturnValue:
     """Set, change, remove or generate the secret; a generated one is shown once."""
-    tools, action = services().tools, request.form.get("action")
+    application, action = services().application, request.form.get("action")
     generated = None
     try:
         if action == "remove":
-            tools.change_webhook(g.org_id, g.actor, secret=None)
+            application.change_webhook(g.org_id, g.actor, secret=None)
             flash("Webhook secret removed: deliveries are no longer signed.")
             return redirect(url_for(".webhook"))
         if action == "generate":
             generated = SECRET_PREFIX + secrets.token_urlsafe(32)
-            tools.change_webhook(g.org_id, g.actor, secret=generated)
+            application.change_webhook(g.org_id, g.actor, secret=generated)
         else:
             valid = schemas.WebhookPatchSchema().load({"secret": request.form.get("secret", "")})
-            tools.change_webhook(g.org_id, g.actor, secret=valid["secret"])
+            application.change_webhook(g.org_id, g.actor, secret=valid["secret"])
             flash("Webhook secret saved.")
             return redirect(url_for(".webhook"))
     except (ValidationError, InvalidInput) as error:
@@ -271,7 +271,7 @@ def change_webhook_secret() -> ResponseReturnValue:
 @blp.post("/webhook/enabled")
 def switch_webhook() -> ResponseReturnValue:
     enabled = request.form.get("enabled") == "true"
-    services().tools.change_webhook(g.org_id, g.actor, enabled=enabled)
+    services().application.change_webhook(g.org_id, g.actor, enabled=enabled)
     flash("Webhook delivery is on." if enabled else "Webhook delivery is off.")
     return redirect(url_for(".webhook"))
 
@@ -286,7 +286,7 @@ def confirm_delete_webhook() -> ResponseReturnValue:
 
 @blp.post("/webhook/delete")
 def delete_webhook() -> ResponseReturnValue:
-    services().tools.delete_webhook(g.org_id, g.actor)
+    services().application.delete_webhook(g.org_id, g.actor)
     flash("Webhook deleted.")
     return redirect(url_for(".webhook"))
 
@@ -295,7 +295,7 @@ def delete_webhook() -> ResponseReturnValue:
 def send_test_event() -> ResponseReturnValue:
     """Send a ``webhook.test`` delivery and show it: its page follows it to the result."""
     try:
-        delivery = services().tools.send_test_event(g.org_id, g.actor)
+        delivery = services().application.send_test_event(g.org_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
         return redirect(url_for(".webhook"))
@@ -313,7 +313,7 @@ def deliveries() -> ResponseReturnValue:
     next_cursor, errors = None, {}
     try:  # the admin API's rules, and so its messages
         query = DeliveryQuerySchema(only=("status", "cursor")).load(given)
-        items, next_cursor = services().tools.list_deliveries(
+        items, next_cursor = services().application.list_deliveries(
             g.org_id, query.get("status"), DELIVERY_PAGE_SIZE, query.get("cursor")
         )
     except (ValidationError, InvalidInput) as error:
@@ -334,14 +334,14 @@ def deliveries() -> ResponseReturnValue:
 
 @blp.get("/deliveries/<uuid:delivery_id>")
 def delivery(delivery_id: UUID) -> ResponseReturnValue:
-    found = present_delivery(services().tools.get_delivery(g.org_id, delivery_id))
+    found = present_delivery(services().application.get_delivery(g.org_id, delivery_id))
     return _page("dashboard/delivery.html", tab="deliveries", delivery=found)
 
 
 @blp.post("/deliveries/<uuid:delivery_id>/redeliver")
 def redeliver(delivery_id: UUID) -> ResponseReturnValue:
     try:
-        services().tools.request_redelivery(g.org_id, delivery_id, g.actor)
+        services().application.request_redelivery(g.org_id, delivery_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
     else:
