@@ -14,7 +14,7 @@ from eventsourcing.persistence import RecordConflictError
 from domain import credentials
 from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
-from domain.deliveries import DeliveryUseCases, RetrySchedule, TestEventRenderer
+from domain.deliveries import DeliveryUseCases, RetryRule, TestEventRenderer
 from domain.errors import InvalidInput, NotFound, Unauthorized
 from domain.fast_forward import FastForwardReads, HasNewerEvents
 from domain.organizations import AdminToken, Organization
@@ -47,16 +47,18 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         catalog: Callable[[Application[UUID]], Catalog],
         newer_events_probe: Callable[[Application[UUID]], HasNewerEvents | None],
         render_test_event: TestEventRenderer,
+        retry: RetryRule,
         clock: Callable[[], datetime] = utc_now,
-        retry_schedule: RetrySchedule | None = None,
     ):
         """``catalog`` and ``newer_events_probe`` are factories given this application,
         built once its event store is open: the catalog indexes that store, and the
-        probe is a lean query on it (None keeps the library's own query)."""
+        probe is a lean query on it (None keeps the library's own query). ``retry`` is
+        the dispatcher's retry rule: an admin may redeliver a pending delivery once it
+        is stalled by that rule."""
         super().__init__(env)
         self.url_policy = url_policy
         self.clock = clock
-        self.retry_schedule = retry_schedule or RetrySchedule()
+        self.retry = retry
         self.render_test_event = render_test_event
         self.catalog = catalog(self)
         # API keys are read on every Public API request: decoded once, checked for

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -54,6 +54,26 @@ class RetrySchedule:
     @property
     def attempts(self) -> int:
         return len(self.retry_delays)
+
+
+class RetryRule(Protocol):
+    """How a delivery's attempts are spaced: the retry schedule as the dispatcher
+    decides it (``RetryPolicy`` in services/dispatcher/retry.py, with tenacity). The
+    aggregate knows when its series began and when its last attempt ended; the rule
+    knows the delays, so both the dispatcher and a stall check ask the same rule."""
+
+    @property
+    def stalled_after(self) -> float:
+        """Seconds a pending delivery's next step may be overdue before it is stalled."""
+        ...
+
+    def attempts_over(self, made: int) -> bool:
+        """Whether a series with ``made`` attempts made has none left."""
+        ...
+
+    def delay_before(self, made: int) -> float:
+        """Seconds from the previous attempt's end (or the series' start) to the next."""
+        ...
 
 
 class AttemptRecord(TypedDict):
@@ -162,14 +182,14 @@ class Delivery(Aggregate):
         self,
         url: str,
         actor: Actor,
-        schedule: RetrySchedule | None = None,
+        retry: RetryRule | None = None,
         now: datetime | None = None,
     ) -> None:
         """Start a new attempt series (same event id, same body) to ``url``.
 
-        Refused while the delivery is pending, unless it is stalled by ``schedule`` at
+        Refused while the delivery is pending, unless it is stalled by ``retry`` at
         ``now`` (no dispatcher works on it: see ``is_stalled``)."""
-        stalled = schedule is not None and now is not None and self.is_stalled(schedule, now)
+        stalled = retry is not None and now is not None and self.is_stalled(retry, now)
         if self.status == "pending" and not stalled:
             raise Conflict("The delivery is still in progress; redeliver it once it has ended.")
         self._redelivery_requested(url=url, series=self.series + 1, actor=actor)
@@ -215,24 +235,24 @@ class Delivery(Aggregate):
         """When the delivery ended (its last event), or None while it is pending."""
         return None if self.status == "pending" else self.modified_on
 
-    def next_attempt_due(self, schedule: RetrySchedule) -> datetime:
+    def next_attempt_due(self, retry: RetryRule) -> datetime:
         """When the next attempt of the current series is due: its delay after the
         previous attempt ended, or after the series began (scheduled, redelivery asked,
         resumed). With every attempt made, the outcome is due at once (its last event)."""
         made = self.attempts_in_series
-        if made >= schedule.attempts:
+        if retry.attempts_over(made):
             return self.modified_on
         since = self.last_attempt_ended_at() or self.modified_on
-        return since + timedelta(seconds=schedule.retry_delays[made])
+        return since + timedelta(seconds=retry.delay_before(made))
 
-    def is_stalled(self, schedule: RetrySchedule, now: datetime) -> bool:
+    def is_stalled(self, retry: RetryRule, now: datetime) -> bool:
         """Whether this pending delivery has no live dispatcher: its next step is overdue
-        by more than ``schedule.stalled_after`` seconds (longer than an attempt may
+        by more than ``retry.stalled_after`` seconds (longer than an attempt may
         take), and nothing was recorded of it in that time either."""
         if self.status != "pending":
             return False
-        latest = max(self.next_attempt_due(schedule), self.modified_on)
-        return now > latest + timedelta(seconds=schedule.stalled_after)
+        latest = max(self.next_attempt_due(retry), self.modified_on)
+        return now > latest + timedelta(seconds=retry.stalled_after)
 
     def last_attempt_ended_at(self) -> datetime | None:
         """When the latest attempt of the current series ended, if it has one."""
@@ -253,7 +273,7 @@ class DeliveryUseCases:
         render_test_event: TestEventRenderer
         catalog: Catalog
         clock: Callable[[], datetime]
-        retry_schedule: RetrySchedule
+        retry: RetryRule
 
         def save(self, *objs: Any, **kwargs: Any) -> Any: ...
         def get_webhook(self, org_id: UUID) -> Webhook: ...
@@ -284,9 +304,7 @@ class DeliveryUseCases:
         and none has resumed it yet) may be redelivered."""
         delivery = self.get_delivery(org_id, id)
         webhook = self._enabled_webhook(org_id)
-        delivery.request_redelivery(
-            url=webhook.url, actor=by, schedule=self.retry_schedule, now=self.clock()
-        )
+        delivery.request_redelivery(url=webhook.url, actor=by, retry=self.retry, now=self.clock())
         self.save(delivery)
         return delivery
 

@@ -66,7 +66,7 @@ def build_application(settings: Settings) -> DeveloperTools:
             catalog=Catalog,
             newer_events_probe=has_newer_events_probe,
             render_test_event=test_event_body,
-            retry_schedule=settings.retry_schedule,
+            retry=RetryPolicy(settings.retry_schedule),
         )
         try:
             check_encryption_key(app)
@@ -146,7 +146,7 @@ def build_dispatcher(
         sender,
         committer,
         pool,
-        RetryPolicy(settings.retry_schedule),
+        application.retry,
         package_version(),
         on_done=finished.put,
     )
@@ -173,7 +173,7 @@ def build_dispatcher(
             in_flight=in_flight,
             receiver=receiver,
             dead_letters=dead_letters,
-            stalled=StalledDeliveries(application.recorder, runner.load, settings.retry_schedule),
+            stalled=StalledDeliveries(application.recorder, runner.load, application.retry),
             drain_seconds=drain_seconds,
         )
     )

@@ -53,11 +53,10 @@ from eventsourcing.persistence import IntegrityError
 from contracts.webhook_payload import webhook_headers
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
-from domain.deliveries import Delivery
+from domain.deliveries import Delivery, RetryRule
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection, WebhookTarget
-from services.dispatcher.retry import RetryPolicy
 from services.dispatcher.sender import AttemptResult, WebhookSender
 from services.infrastructure import metrics
 
@@ -122,7 +121,7 @@ class DeliveryRunner:
         sender: WebhookSender,
         committer: Committer,
         pool: FairPool,
-        retry: RetryPolicy,
+        retry: RetryRule,
         version: str,
         on_done: Callable[[DeliveryJob, str | None], None],
     ):
@@ -167,7 +166,7 @@ class DeliveryRunner:
         if self.retry.attempts_over(made):  # attempts made, outcome not stored before a crash
             self._end(job, failure=f"{made} attempts failed")
             return
-        wait = (self.retry.next_attempt_due(delivery) - datetime.now(UTC)).total_seconds()
+        wait = (delivery.next_attempt_due(self.retry) - datetime.now(UTC)).total_seconds()
         if wait > 0.005:
             self.pool.call_later(wait, job.org_id, partial(self._step, job))
             return
@@ -287,7 +286,7 @@ class DeliveryRunner:
     def _claim(self, job: DeliveryJob, delivery: Delivery, reason: str) -> Delivery | None:
         """Take over a pending delivery with ``DeliveryResumed``; None when another
         dispatcher recorded something of it meanwhile (it is working on it)."""
-        if job.only_if_stalled and not delivery.is_stalled(self.retry.schedule, datetime.now(UTC)):
+        if job.only_if_stalled and not delivery.is_stalled(self.retry, datetime.now(UTC)):
             return None
         delivery.resume(reason=f"{reason}; {UNRECORDED_ATTEMPT_NOTE}", actor=DISPATCHER)
         if not self._save(job, delivery):

@@ -5,11 +5,12 @@ gives the delay before each attempt of a series, and its count is the number of
 attempts. Here that schedule is expressed with tenacity's strategies, as the design
 names: ``stop_after_attempt`` ends a series once its attempts are made, and
 ``wait_schedule`` waits exactly the configured delay before the next one, no jitter,
-no growth. Nothing here sleeps or reads a clock: the runner asks, with the delivery
-as stored, whether another attempt may be made and when it is due, and schedules
-that step on its pool (a waiting delivery holds no thread). A resumed delivery is
-answered the same way, from what is recorded: the next attempt is numbered after
-the recorded ones and due its delay after the last of them ended.
+no growth. Nothing here sleeps or reads a clock. The Delivery aggregate applies the
+policy to what it recorded (``Delivery.next_attempt_due(policy)``: the delay after its
+last attempt ended, or after its series began; ``is_stalled``), through the domain's
+``RetryRule`` protocol, so the runner scheduling the next step on its pool (a waiting
+delivery holds no thread), the sweeper and an admin's redelivery all ask this one
+policy. A resumed delivery is answered the same way, from what is recorded.
 
 tenacity counts the attempts made so far (``RetryCallState.attempt_number``); a state
 with ``n`` attempts made asks for the delay before attempt ``n + 1``.
@@ -18,13 +19,12 @@ with ``n`` attempts made asks for the delay before attempt ``n + 1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from tenacity import RetryCallState, stop_after_attempt
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from domain.deliveries import Delivery, RetrySchedule
+from domain.deliveries import RetrySchedule
 
 
 class wait_schedule(wait_base):  # noqa: N801 - named like tenacity's own strategies
@@ -49,7 +49,8 @@ def _made(attempts: int) -> RetryCallState:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When a delivery's next attempt is due, and when its series has no attempt left."""
+    """How many attempts a series has, the delay before each, and when a pending
+    delivery counts as stalled (the domain's ``RetryRule``)."""
 
     schedule: RetrySchedule
     stop: stop_base = field(init=False)
@@ -64,6 +65,11 @@ class RetryPolicy:
         """How many attempts a series has."""
         return self.schedule.attempts
 
+    @property
+    def stalled_after(self) -> float:
+        """Seconds a pending delivery's next step may be overdue before it is stalled."""
+        return self.schedule.stalled_after
+
     def attempts_over(self, made: int) -> bool:
         """Whether a series with ``made`` attempts made has none left."""
         return bool(self.stop(_made(made)))
@@ -72,13 +78,3 @@ class RetryPolicy:
         """Seconds between the previous attempt's end (or the series' start) and the
         next attempt, ``made`` attempts of the series being made."""
         return float(self.wait(_made(made)))
-
-    def next_attempt_due(self, delivery: Delivery) -> datetime:
-        """When the delivery's next attempt is due: its delay after the previous attempt
-        ended, or after the series began (scheduled, redelivery asked, resumed). With
-        every attempt made, the outcome is due at once (its last event)."""
-        made = delivery.attempts_in_series
-        if self.attempts_over(made):
-            return delivery.modified_on
-        since = delivery.last_attempt_ended_at() or delivery.modified_on
-        return since + timedelta(seconds=self.delay_before(made))

@@ -4,7 +4,7 @@ Normally a pending delivery has an owner: the dispatcher holding its broker mess
 which records an event at every attempt. A dispatcher can lose a delivery without
 dying (a bug, an error it could not record) or die where nothing hands the delivery
 on. The sweeper is the safety net for every such case: a delivery whose next step is
-overdue by more than ``RetrySchedule.stalled_after`` (longer than an attempt may take)
+overdue by more than ``stalled_after`` of the retry policy (longer than an attempt may take)
 has no live owner, and any dispatcher resumes it, claiming it with ``DeliveryResumed``.
 
 It follows the event store's notification log, asking only for Delivery events and
@@ -27,7 +27,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from domain.deliveries import Delivery, RetrySchedule
+from domain.deliveries import Delivery, RetryRule
 from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.sweeper")
@@ -55,7 +55,7 @@ class StalledDeliveries:
         self,
         recorder: Any,
         load: Callable[[UUID], Delivery | None],
-        schedule: RetrySchedule,
+        schedule: RetryRule,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.recorder = recorder

@@ -10,6 +10,7 @@ import pytest
 from domain.actors import DISPATCHER, actor
 from domain.deliveries import Delivery, RetrySchedule, delivery_id
 from domain.errors import Conflict
+from services.dispatcher.retry import RetryPolicy
 
 ORG = uuid.UUID("6b4f3d1e-0000-4000-8000-000000000001")
 ADMIN = actor("admin_token", uuid.uuid4())
@@ -101,7 +102,7 @@ def test_events_are_named_for_the_audit_history():
     assert names == ["Delivery.Scheduled", "Delivery.Attempted", "Delivery.Succeeded"]
 
 
-SCHEDULE = RetrySchedule(retry_delays=(0.0, 2.0, 4.0), stalled_after=60.0)
+SCHEDULE = RetryPolicy(RetrySchedule(retry_delays=(0.0, 2.0, 4.0), stalled_after=60.0))
 
 
 def at(moment: datetime, seconds: float) -> datetime:
@@ -136,7 +137,7 @@ def test_a_pending_delivery_is_stalled_only_once_its_next_step_is_overdue_by_the
         response_excerpt="",
         actor=DISPATCHER,
     )
-    hourly = RetrySchedule(retry_delays=(0.0, 3600.0), stalled_after=60.0)
+    hourly = RetryPolicy(RetrySchedule(retry_delays=(0.0, 3600.0), stalled_after=60.0))
     assert not waiting.is_stalled(hourly, at(waiting.modified_on, 3600 + 59))
     assert waiting.is_stalled(hourly, at(waiting.modified_on, 3600 + 61))
 
