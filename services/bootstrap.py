@@ -19,7 +19,7 @@ from services.api.usage import UsageCounter
 from services.dispatcher.committer import Committer
 from services.dispatcher.dead_letters import DeadLetters
 from services.dispatcher.delivery_runner import DeliveryRunner
-from services.dispatcher.dispatcher import Dispatcher, DispatcherParts
+from services.dispatcher.dispatcher import Dispatcher
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.in_flight import FinishedJobs, InFlight
 from services.dispatcher.new_deliveries import NewDeliveries
@@ -162,20 +162,18 @@ def build_dispatcher(
         defer_seconds=defer_seconds,
     )
     return Dispatcher(
-        DispatcherParts(
-            settings=settings,
-            application=application,
-            projection=projection,
-            sender=sender,
-            committer=committer,
-            pool=pool,
-            runner=runner,
-            in_flight=in_flight,
-            receiver=receiver,
-            dead_letters=dead_letters,
-            stalled=StalledDeliveries(application.recorder, runner.load, application.retry),
-            drain_seconds=drain_seconds,
-        )
+        settings=settings,
+        application=application,
+        projection=projection,
+        sender=sender,
+        committer=committer,
+        pool=pool,
+        runner=runner,
+        in_flight=in_flight,
+        receiver=receiver,
+        dead_letters=dead_letters,
+        stalled=StalledDeliveries(application.recorder, runner.load, application.retry),
+        drain_seconds=drain_seconds,
     )
 
 

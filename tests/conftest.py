@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from domain.actors import OPERATOR
+from domain.actors import OPERATOR, Actor
 from domain.application import DeveloperTools
 from services.bootstrap import build_api, build_application
 from services.settings import Settings
@@ -125,12 +125,14 @@ def operator_headers() -> dict[str, str]:
 
 
 class Org:
-    """An organization created for a test, with its admin token."""
+    """An organization created for a test: its id, admin token (and headers bearing
+    it) and the actor its admin is recorded as."""
 
     def __init__(self, application: DeveloperTools, name: str):
         organization, self.admin_token = application.create_organization(name, OPERATOR)
         self.id = organization.id
         self.headers = {"Authorization": f"Bearer {self.admin_token}"}
+        self.admin: Actor = application.authenticate_admin(self.admin_token)[1]
 
 
 @pytest.fixture

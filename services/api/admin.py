@@ -28,10 +28,17 @@ blp = Blueprint(
 # -- presenters -----------------------------------------------------------------------
 
 
-def present_key(key: ApiKey, now: datetime, usage: Usage | None = None) -> dict[str, Any]:
-    """One key as the API shows it; ``usage`` read here unless given (see present_keys)."""
-    if usage is None:
-        usage = services().usage.read(key.id)
+def present_keys(keys: list[ApiKey], now: datetime) -> list[dict[str, Any]]:
+    """Keys as the API shows them, their usage read in one query for the whole list."""
+    usages = services().usage.read_many(key.id for key in keys)
+    return [_present_key(key, now, usages[key.id]) for key in keys]
+
+
+def present_key(key: ApiKey, now: datetime) -> dict[str, Any]:
+    return present_keys([key], now)[0]
+
+
+def _present_key(key: ApiKey, now: datetime, usage: Usage) -> dict[str, Any]:
     return {
         "id": key.id,
         "name": key.name,
@@ -43,12 +50,6 @@ def present_key(key: ApiKey, now: datetime, usage: Usage | None = None) -> dict[
         "status": key.status(now),
         "revoked_at": key.revoked_at,
     }
-
-
-def present_keys(keys: list[ApiKey], now: datetime) -> list[dict[str, Any]]:
-    """A list of keys, their usage read in one query rather than one per key."""
-    usages = services().usage.read_many(key.id for key in keys)
-    return [present_key(key, now, usages[key.id]) for key in keys]
 
 
 def present_webhook(webhook: Webhook) -> dict[str, Any]:

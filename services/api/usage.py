@@ -66,11 +66,6 @@ def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _usage(row: Any) -> Usage:
-    last = row["last_used_at"]
-    return Usage(int(row["usage_count"]), datetime.fromisoformat(last) if last else None)
-
-
 class UsageCounter:
     """Records how often, and when last, each API key was used; reads it back."""
 
@@ -123,18 +118,10 @@ class UsageCounter:
                 raise
             metrics.USAGE_FLUSHES.inc()
 
-    def read(self, key_id: UUID) -> Usage:
-        """The flushed usage of a key (every process's uses, up to a second behind)."""
-        with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                "SELECT usage_count, last_used_at FROM tenzo_api_key_usage WHERE key_id = :id",
-                {"id": str(key_id)},
-            ).fetchone()
-        return Usage() if row is None else _usage(row)
-
     def read_many(self, key_ids: Iterable[UUID]) -> dict[UUID, Usage]:
-        """The flushed usage of each key, as ``read`` gives it, in one query per
-        ``READ_MANY_CHUNK`` keys (a list of keys reads its counts at once)."""
+        """The flushed usage of each key (every process's uses, up to a second behind),
+        in one query per ``READ_MANY_CHUNK`` keys (a list of keys reads its counts at
+        once)."""
         wanted = list(dict.fromkeys(key_ids))
         found: dict[UUID, Usage] = {}
         with self.tables.transaction(commit=False) as cursor:
@@ -145,7 +132,10 @@ class UsageCounter:
                 sql = f"{READ_MANY} ({placeholders})"  # noqa: S608 (names only, no values)
                 rows = cursor.execute(sql, params).fetchall()
                 for row in rows:
-                    found[UUID(row["key_id"])] = _usage(row)
+                    last = row["last_used_at"]
+                    found[UUID(row["key_id"])] = Usage(
+                        int(row["usage_count"]), datetime.fromisoformat(last) if last else None
+                    )
         return {key_id: found.get(key_id, Usage()) for key_id in wanted}
 
     def _store_closed(self) -> bool:

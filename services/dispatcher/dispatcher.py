@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from kombu import Connection, Consumer
@@ -38,7 +38,8 @@ from services.dispatcher.projection import DispatchProjection
 from services.dispatcher.receiving import BATCH, MessageReceiver
 from services.dispatcher.sender import WebhookSender
 from services.dispatcher.sweeper import StalledDeliveries
-from services.infrastructure.broker import ReconnectDelays, broker_connection, broker_display
+from services.infrastructure.broker import broker_connection, broker_display
+from services.infrastructure.retrying import ReconnectDelays
 from services.infrastructure.topology import declare_topology, is_rabbitmq
 from services.settings import Settings
 
@@ -51,9 +52,10 @@ PROJECTION_PREFETCH = 100
 READ_AHEAD_SECONDS = 0.001
 
 
-@dataclass(frozen=True)
-class DispatcherParts:
-    """What a Dispatcher works with (built once by services/bootstrap.py)."""
+@dataclass(eq=False)
+class Dispatcher:
+    """``run(stop)`` consumes until ``stop`` is set, reconnecting after broker failures.
+    Its parts are built once by services/bootstrap.py (``build_dispatcher``)."""
 
     settings: Settings
     application: DeveloperTools
@@ -67,28 +69,13 @@ class DispatcherParts:
     dead_letters: DeadLetters
     stalled: StalledDeliveries
     drain_seconds: float = 10.0  # for attempts in progress when stopping
+    ready: threading.Event = field(default_factory=threading.Event, init=False)
+    """Set once consuming (tests, `tenzo serve`)."""
 
-
-class Dispatcher:
-    """``run(stop)`` consumes until ``stop`` is set, reconnecting after broker failures."""
-
-    def __init__(self, parts: DispatcherParts):
-        self.settings = parts.settings
-        self.application = parts.application
-        self.projection = parts.projection
-        self.sender = parts.sender
-        self.committer = parts.committer
-        self.pool = parts.pool
-        self.runner = parts.runner
-        self.in_flight = parts.in_flight
-        self.receiver = parts.receiver
-        self.dead_letters = parts.dead_letters
-        self.stalled = parts.stalled
-        self.drain_seconds = parts.drain_seconds
+    def __post_init__(self) -> None:
         self.sweep_seconds = min(max(self.settings.retry_schedule.stalled_after / 3, 0.5), 10.0)
         self._found_stalled: queue.SimpleQueue[tuple[UUID, UUID]] = queue.SimpleQueue()
         self._next_housekeeping = 0.0
-        self.ready = threading.Event()  # set once consuming (tests, `tenzo serve`)
 
     @property
     def exclusive(self) -> bool:

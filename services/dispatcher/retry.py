@@ -25,6 +25,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from domain.deliveries import RetrySchedule
+from services.infrastructure.retrying import after_attempts
 
 
 class wait_schedule(wait_base):  # noqa: N801 - named like tenacity's own strategies
@@ -38,13 +39,6 @@ class wait_schedule(wait_base):  # noqa: N801 - named like tenacity's own strate
     def __call__(self, retry_state: RetryCallState) -> float:
         made = retry_state.attempt_number
         return self.delays[min(max(made, 0), len(self.delays) - 1)]
-
-
-def _made(attempts: int) -> RetryCallState:
-    """A tenacity call state after ``attempts`` attempts (nothing is called through it)."""
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempts
-    return state
 
 
 @dataclass(frozen=True)
@@ -72,9 +66,9 @@ class RetryPolicy:
 
     def attempts_over(self, made: int) -> bool:
         """Whether a series with ``made`` attempts made has none left."""
-        return bool(self.stop(_made(made)))
+        return bool(self.stop(after_attempts(made)))
 
     def delay_before(self, made: int) -> float:
         """Seconds between the previous attempt's end (or the series' start) and the
         next attempt, ``made`` attempts of the series being made."""
-        return float(self.wait(_made(made)))
+        return float(self.wait(after_attempts(made)))

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from kombu import Connection, Exchange
 from kombu.transport import filesystem, virtual
 from kombu.utils.json import dumps
-from tenacity import RetryCallState, wait_exponential
 
 from contracts import broker as contract
 
@@ -100,23 +99,3 @@ def broker_reachable(url: str, timeout: float = 2.0) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
-
-
-class ReconnectDelays:
-    """How long a process waits before reconnecting after a broker (or database)
-    failure: tenacity's ``wait_exponential``, 0.2 s doubling up to 10 s, and back to
-    0.2 s once connected (``reset``). Used by the relay and the dispatcher alike."""
-
-    def __init__(self, first: float = 0.2, longest: float = 10.0):
-        self.wait = wait_exponential(multiplier=first, max=longest)
-        self.failures = 0
-
-    def next(self) -> float:
-        """The delay before the next reconnection attempt (one more failure)."""
-        self.failures += 1
-        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = self.failures
-        return float(self.wait(state))
-
-    def reset(self) -> None:
-        self.failures = 0

@@ -33,11 +33,11 @@ from domain.application import DeveloperTools
 from services.infrastructure import metrics
 from services.infrastructure.broker import (
     EVENTS_EXCHANGE,
-    ReconnectDelays,
     broker_connection,
     broker_display,
 )
 from services.infrastructure.positions import Position, PositionMoved
+from services.infrastructure.retrying import ReconnectDelays
 from services.infrastructure.topology import declare_topology, is_rabbitmq
 
 log = logging.getLogger("tenzo.relay")

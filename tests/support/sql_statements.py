@@ -13,18 +13,15 @@ def usage_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from services.infrastructure.storage import SqlCursor, SqlTables
 
     seen: list[str] = []
-    execute, read = SqlCursor.execute, SqlTables.read
 
-    def counting_execute(self: Any, sql: str, params: Any = None) -> Any:
-        if "tenzo_api_key_usage" in sql:
-            seen.append(sql)
-        return execute(self, sql, params)
+    def counting(send: Any) -> Any:
+        def counted(self: Any, sql: str, params: Any = None) -> Any:
+            if "tenzo_api_key_usage" in sql:
+                seen.append(sql)
+            return send(self, sql, params)
 
-    def counting_read(self: Any, sql: str, params: Any = None) -> Any:
-        if "tenzo_api_key_usage" in sql:
-            seen.append(sql)
-        return read(self, sql, params)
+        return counted
 
-    monkeypatch.setattr(SqlCursor, "execute", counting_execute)
-    monkeypatch.setattr(SqlTables, "read", counting_read)
+    monkeypatch.setattr(SqlCursor, "execute", counting(SqlCursor.execute))
+    monkeypatch.setattr(SqlTables, "read", counting(SqlTables.read))
     return seen

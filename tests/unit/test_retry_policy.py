@@ -99,7 +99,7 @@ def test_a_redelivery_starts_the_schedule_over():
 
 
 def test_reconnecting_waits_exponentially_from_0_2_to_10_seconds_and_starts_over():
-    from services.infrastructure.broker import ReconnectDelays
+    from services.infrastructure.retrying import ReconnectDelays
 
     delays = ReconnectDelays()
     assert [delays.next() for _ in range(8)] == [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]

@@ -2,7 +2,8 @@
 
 Every test here runs in memory (the default: milliseconds), and on an SQLite file and
 PostgreSQL like the integration tests (``pytest -m "not postgres"`` leaves PostgreSQL
-out; ``pytest -k memory`` keeps only the fast runs).
+out; ``pytest -k memory`` keeps only the fast runs). ``org`` and ``other_org`` are the
+suite's (tests/conftest.py), made on this folder's ``application``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from domain.actors import OPERATOR, Actor
 from domain.application import DeveloperTools
 from tests.support.applications import application_on, in_memory_application
 
@@ -31,22 +31,3 @@ def application(
         yield app
     finally:
         app.close()
-
-
-class Org:
-    """An organization created for a test: its id, admin token and the actor it records."""
-
-    def __init__(self, application: DeveloperTools, name: str):
-        organization, self.admin_token = application.create_organization(name, OPERATOR)
-        self.id = organization.id
-        self.admin: Actor = application.authenticate_admin(self.admin_token)[1]
-
-
-@pytest.fixture
-def org(application: DeveloperTools) -> Org:
-    return Org(application, "Acme")
-
-
-@pytest.fixture
-def other_org(application: DeveloperTools) -> Org:
-    return Org(application, "Globex")
