@@ -500,12 +500,13 @@ def test_no_form_repeats_its_action_on_reload_or_back(tab: Tab, receiver: HttpsR
         assert history() == recorded, "a reload or Back repeated a form's action"
 
     tab.sign_in()
-    # Not yet Post/Redirect/Get (issue 16, "shown once means once"): the forms that
-    # reveal a key or a secret answer the POST with the page itself, so a reload posts
-    # again. They are left out here until they redirect.
     page.get_by_label("Name").fill("Reload me")
     page.get_by_role("button", name="Generate New Key").click()
-    fresh_enabled_webhook(tab, receiver.url)
+    key = page.get_by_label("New API key").input_value()
+    reload_and_back(revealed=key)
+
+    secret = fresh_enabled_webhook(tab, receiver.url)
+    reload_and_back(revealed=secret)
     tab.open_tab("Webhooks")
 
     page.get_by_role("switch", name="Enable webhook delivery").click()

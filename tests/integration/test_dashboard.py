@@ -220,12 +220,18 @@ def test_another_sessions_csrf_token_is_refused(flask_app, signed_in, org, appli
 
 
 def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, application, org):
-    response = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": "2099-12-31"})
-    assert response.status_code == 201
+    posted = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": "2099-12-31"})
+    assert posted.status_code == 302  # Post/Redirect/Get: a reload creates nothing
+    assert posted.headers["Location"].endswith("/api-keys")
+    with signed_in.client.session_transaction() as session:
+        cookie_content = repr(dict(session))  # the key waits there, sealed
+    response = signed_in.get("/api-keys")
+    assert response.status_code == 200
     text = response.get_data(as_text=True)
     plaintext = re.search(r">(tenzo_pk_\w+)</textarea>", text).group(1)
     assert "will not be shown again" in text
     assert response.headers["Cache-Control"] == "no-store"
+    assert plaintext not in cookie_content and plaintext[9:] not in cookie_content
     key = application.authenticate_api_key(plaintext)
     assert key.name == "Greenhouse sync"
     assert key.expires_at.isoformat() == "2100-01-01T00:00:00+00:00"  # through the 31st, UTC
@@ -355,7 +361,9 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, application, 
     assert 'aria-checked="true"' in signed_in.get("/webhook").get_data(as_text=True)
 
     generated = signed_in.post("/webhook/secret", {"action": "generate"})
-    secret = re.search(r">(whsec_[\w-]+)</textarea>", generated.get_data(as_text=True)).group(1)
+    assert generated.status_code == 302  # Post/Redirect/Get: a reload generates nothing
+    shown = signed_in.get("/webhook").get_data(as_text=True)
+    secret = re.search(r">(whsec_[\w-]+)</textarea>", shown).group(1)
     assert len(secret) >= 40
     assert application.get_webhook(org.id).secret == secret
     text = signed_in.get("/webhook").get_data(as_text=True)

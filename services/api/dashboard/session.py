@@ -5,6 +5,11 @@ hash), never the token: every request looks that id up in the event store, so a 
 token ends its sessions on the very next request, in every process. The cookie is
 signed with a key derived from the encryption key, so every API process agrees on it
 without another setting.
+
+A new API key or a generated webhook secret is shown once, after a redirect
+(Post/Redirect/Get: a reload or Back repeats nothing): the POST seals it into the
+cookie with the event store's cipher (``reveal_once``), and the page it redirects to
+takes it out (``take_revealed``), so a second look, in any tab, finds nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ COOKIE_NAME = "tenzo_dashboard"
 CSRF_FIELD = "csrf_token"
 _TOKEN_ID = "admin_token_id"
 _SIGNED_IN_AT = "signed_in_at"
+_REVEAL = "reveal"
 
 
 class CsrfRefused(Exception):
@@ -109,3 +115,26 @@ def signed_in() -> bool:
         return False
     g.org_id, g.actor = org_id, actor
     return True
+
+
+def reveal_once(what: str, text: str) -> None:
+    """Keep ``text`` for the next page that asks for ``what`` (sealed: AES-GCM with the
+    event store's key, so the cookie never carries it readable)."""
+    sealed = _cipher().encrypt(text.encode("utf-8"))
+    session[_REVEAL] = {"what": what, "sealed": base64.b64encode(sealed).decode("ascii")}
+
+
+def take_revealed(what: str) -> str | None:
+    """What ``reveal_once`` kept for ``what``, once; None after that."""
+    kept = session.get(_REVEAL)
+    if not isinstance(kept, dict) or kept.get("what") != what:
+        return None
+    session.pop(_REVEAL)
+    return _cipher().decrypt(base64.b64decode(kept["sealed"])).decode("utf-8")
+
+
+def _cipher() -> Any:
+    cipher = services().application.mapper.cipher
+    if cipher is None:  # never: the event store is always encrypted
+        raise RuntimeError("the dashboard reveals secrets only with an encrypted event store")
+    return cipher

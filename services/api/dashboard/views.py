@@ -157,7 +157,13 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
 
 @blp.get("/api-keys")
 def api_keys() -> ResponseReturnValue:
-    return _keys_page()
+    revealed = auth.take_revealed("new-key")
+    if revealed is None:
+        return _keys_page()
+    key_id, plaintext = revealed.split(" ", 1)
+    application = services().application
+    key = application.get_api_key(g.org_id, UUID(key_id))
+    return _keys_page(new_key=present_key(key, application.clock()) | {"key": plaintext})
 
 
 @blp.post("/api-keys")
@@ -180,8 +186,8 @@ def generate_api_key() -> ResponseReturnValue:
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
         return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
-    new_key = present_key(key, application.clock()) | {"key": plaintext}
-    return _keys_page(201, new_key=new_key)
+    auth.reveal_once("new-key", f"{key.id} {plaintext}")
+    return redirect(url_for(".api_keys"))
 
 
 @blp.get("/api-keys/<uuid:key_id>/revoke")
@@ -216,7 +222,7 @@ def _webhook_page(status: int = 200, **context: Any) -> ResponseReturnValue:
 
 @blp.get("/webhook")
 def webhook() -> ResponseReturnValue:
-    return _webhook_page()
+    return _webhook_page(generated_secret=auth.take_revealed("new-secret"))
 
 
 @blp.post("/webhook")
@@ -249,7 +255,6 @@ def save_webhook() -> ResponseReturnValue:
 def change_webhook_secret() -> ResponseReturnValue:
     """Set, change, remove or generate the secret; a generated one is shown once."""
     application, action = services().application, request.form.get("action")
-    generated = None
     try:
         if action == "remove":
             application.change_webhook(g.org_id, g.actor, secret=None)
@@ -265,7 +270,8 @@ def change_webhook_secret() -> ResponseReturnValue:
             return redirect(url_for(".webhook"))
     except (ValidationError, InvalidInput) as error:
         return _webhook_page(FORM_SHOWN_AGAIN, secret_errors=field_errors(error))
-    return _webhook_page(201, generated_secret=generated)
+    auth.reveal_once("new-secret", generated)
+    return redirect(url_for(".webhook"))
 
 
 @blp.post("/webhook/enabled")
