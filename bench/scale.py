@@ -76,6 +76,7 @@ EVENTS_PER_UNIT = 19  # a job, 4 candidates, 5 deliveries (3 succeeded, 1 failed
 UNITS_PER_SAVE = 100  # 1,900 events per transaction
 RETRY_AFTER_CAP = 0.25
 READ_DEADLINE = 300.0
+MIN_TIMED_BACKLOG = 5000  # a smaller backlog says "kept up", not a rate
 
 # Targets (issue 14), checked at the largest size measured.
 LIST_P50_MS = 25.0
@@ -411,16 +412,17 @@ class Figures:
 
     @property
     def catch_up_per_second(self) -> float | None:
-        """None when there was no backlog to catch up (the growth wrote nothing: the
-        previous size's scenarios had already passed this size)."""
-        if self.backlog <= 0 or self.catch_up_seconds <= 0:
+        """None when the backlog was too small to time a rate: the growth wrote
+        nothing (the previous size's scenarios had passed this size), or a catalog that
+        follows the writes in the background kept up with them."""
+        if self.backlog < MIN_TIMED_BACKLOG or self.catch_up_seconds <= 0:
             return None
         return self.backlog / self.catch_up_seconds
 
     def catch_up_text(self) -> str:
         rate = self.catch_up_per_second
         if rate is None:
-            return f"— (backlog {self.backlog:,})"
+            return f"— (backlog {self.backlog:,}, seen after {self.catch_up_seconds:.2f} s)"
         return f"{rate:,.0f} ({self.backlog:,} in {self.catch_up_seconds:.1f} s)"
 
 
