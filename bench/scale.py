@@ -495,7 +495,7 @@ def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
         admin.execute(f'CREATE DATABASE "{database}"')
     database_url = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + database))
     vhost = f"tenzo-scale-{suffix}"
-    dispatcher = None
+    dispatcher = application = None
     hogs: list[subprocess.Popen[bytes]] = []
     try:
         amqp_url = dispatch.make_vhost(vhost)
@@ -549,7 +549,6 @@ def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
             recorded.waiter(receiver.receipts),
         )["per_second"]
         print(f"  alone {alone:.0f}/s, with {count} CPU hogs {contended:.0f}/s")
-        application.close()
         return DispatchFigures(
             args.busy_interviews,
             args.busy_ms,
@@ -569,6 +568,8 @@ def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
                 dispatcher.wait(20)
             except subprocess.TimeoutExpired:
                 dispatcher.kill()
+        if application is not None:
+            application.close()
         receiver.process.kill()
         dispatch.drop_vhost(vhost)
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
@@ -597,8 +598,10 @@ def render(
     header = "| figure | " + " | ".join(f"{f.size:,} events" for f in sizes) + " | target | met |"
     rule = "|---|" + "---|" * len(sizes) + "---|---|"
 
-    def row(name: str, values: list[str], target: str = "", passed: bool | None = None) -> str:
-        verdict = "" if passed is None else met(passed)
+    def row(
+        name: str, values: list[str], target: str = "", passed: bool | str | None = None
+    ) -> str:
+        verdict = passed if isinstance(passed, str) else "" if passed is None else met(passed)
         return f"| {name} | " + " | ".join(values) + f" | {target} | {verdict} |"
 
     rows = [
@@ -608,6 +611,9 @@ def render(
         ),
     ]
     caught = [f.catch_up_per_second for f in sizes if f.catch_up_per_second is not None]
+    # No backlog to time at any size: a background catalog kept up with the growth; met
+    # if it showed the newest event within a second each time.
+    kept_up = all(f.catch_up_seconds <= 1.0 for f in sizes)
     for name in LISTS:
         rows.append(
             row(
@@ -626,7 +632,11 @@ def render(
             "catalog catch-up, events/s (backlog in seconds)",
             [f.catch_up_text() for f in sizes],
             f"≥ {CATCH_UP_PER_SECOND:,.0f}",
-            bool(caught) and caught[-1] >= CATCH_UP_PER_SECOND,
+            met(caught[-1] >= CATCH_UP_PER_SECOND)
+            if caught
+            else "kept up, no rate timed"
+            if kept_up
+            else met(False),
         ),
         row(
             f"small organization's first history page after {args.big_writes:,} writes "
@@ -755,7 +765,7 @@ def main() -> None:
         "TENZO_RATE_LIMIT_PER_SECOND": "1000000",
         "TENZO_RATE_LIMIT_BURST": "1000000",
     }
-    api_services = None
+    api_services = application = None
     try:
         application = build_application(Settings.from_env(env))
         api_services = build_api(Settings.from_env(env), application)
@@ -767,6 +777,8 @@ def main() -> None:
     finally:
         if api_services is not None:
             api_services.close()
+        if application is not None:
+            application.close()  # stops a background catalog before its database goes
         if args.keep:
             print(f"kept the database: {database_url}")
         else:
