@@ -28,7 +28,8 @@ A read answered 503 (the catalog is behind) is retried after its Retry-After (at
 most 0.25 s), the wait counted in its latency. Then, unless ``--no-dispatch``, on a
 database of its own: a busy but healthy endpoint (200 after 1.5 s, one organization,
 ``--busy-interviews`` messages) and a CPU-contention run (throughput of
-``tenzo dispatcher`` without and with one CPU-burning process per core), with
+``tenzo dispatcher`` alone and beside one CPU-burning process per core, in
+alternating pairs), with
 bench/dispatch.py's receiver and publisher.
 
 Run: `.venv/bin/python bench/scale.py` (PostgreSQL from TENZO_BENCH_POSTGRES_URL,
@@ -382,8 +383,8 @@ def rebuild(env: dict[str, str]) -> tuple[float, float]:
     """`tenzo projections rebuild` from the first event, as a subprocess: (seconds,
     peak RSS in MB, from wait4)."""
     command = [TENZO, "projections", "rebuild"]
-    usage = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
-    if "--restart" in usage.stdout:  # a resumable rebuild: time a whole one each time
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
+    if "--restart" in helped.stdout:  # a resumable rebuild: time a whole one each time
         command.append("--restart")
     began = time.perf_counter()
     process = subprocess.Popen(
@@ -474,13 +475,13 @@ class DispatchFigures:
     busy_ms: int
     busy_per_second: float
     contention_messages: int
-    alone_per_second: float
-    contended_per_second: float
+    pairs: list[tuple[float, float]]  # (alone, beside the hogs) deliveries/s
     hogs: int
 
     @property
     def ratio(self) -> float:
-        return self.contended_per_second / self.alone_per_second
+        """The median of the pairs' ratios (beside the hogs / alone)."""
+        return statistics.median(hogged / alone for alone, hogged in self.pairs)
 
 
 def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
@@ -531,37 +532,34 @@ def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
         print(f"  {busy:.2f} deliveries/s")
 
         fast = orgs[1:]
-        print(f"dispatcher: {args.contention_messages:,} messages, {len(fast)} organizations …")
-        alone = dispatch.throughput_run(
-            amqp_url,
-            fast,
-            args.contention_messages,
-            receiver.receipts,
-            recorded.waiter(receiver.receipts),
-        )["per_second"]
         count = os.cpu_count() or 1
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-        contended = dispatch.throughput_run(
-            amqp_url,
-            fast,
-            args.contention_messages,
-            receiver.receipts,
-            recorded.waiter(receiver.receipts),
-        )["per_second"]
-        print(f"  alone {alone:.0f}/s, with {count} CPU hogs {contended:.0f}/s")
+        pairs: list[tuple[float, float]] = []
+        for index in range(args.contention_pairs):
+            # Alternating order (alone first, then hogs first): the shared machine's
+            # drift cancels out in the median of the pairs' ratios.
+            rates = {}
+            for hogged in (False, True) if index % 2 == 0 else (True, False):
+                if hogged:
+                    hogs = [
+                        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        for _ in range(count)
+                    ]
+                rates[hogged] = dispatch.throughput_run(
+                    amqp_url,
+                    fast,
+                    args.contention_messages,
+                    receiver.receipts,
+                    recorded.waiter(receiver.receipts),
+                )["per_second"]
+                stop(hogs)
+                hogs = []
+            pairs.append((rates[False], rates[True]))
+            print(f"  alone {rates[False]:.0f}/s, with {count} CPU hogs {rates[True]:.0f}/s")
         return DispatchFigures(
-            args.busy_interviews,
-            args.busy_ms,
-            busy,
-            args.contention_messages,
-            alone,
-            contended,
-            count,
+            args.busy_interviews, args.busy_ms, busy, args.contention_messages, pairs, count
         )
     finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
+        stop(hogs)
         if dispatcher is not None:
             dispatcher.send_signal(signal.SIGTERM)
             try:
@@ -574,6 +572,12 @@ def dispatch_runs(args: Any, workdir: Path) -> DispatchFigures:
         dispatch.drop_vhost(vhost)
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -707,11 +711,11 @@ def render(
             f"{dispatched.busy_per_second:.2f} | ≥ {BUSY_PER_SECOND:.0f} | "
             f"{met(dispatched.busy_per_second >= BUSY_PER_SECOND)} |",
             f"| {args.contention_orgs} organizations, {dispatched.contention_messages:,} "
-            "messages, deliveries/s alone | "
-            f"{dispatched.alone_per_second:.0f} | | |",
-            f"| the same with {dispatched.hogs} CPU-burning processes (one per core) | "
-            f"{dispatched.contended_per_second:.0f} ({dispatched.ratio:.2f} of alone) | "
-            "proportional, no collapse | |",
+            "messages, deliveries/s alone (each pair) | "
+            f"{', '.join(f'{alone:.0f}' for alone, _ in dispatched.pairs)} | | |",
+            f"| the same beside {dispatched.hogs} CPU-burning processes (one per core) | "
+            f"{', '.join(f'{hogged:.0f}' for _, hogged in dispatched.pairs)} (median ratio "
+            f"{dispatched.ratio:.2f} of alone) | proportional, no collapse | |",
         ]
     return "\n".join(lines)
 
@@ -742,6 +746,9 @@ def main() -> None:
     parser.add_argument("--busy-ms", type=int, default=1500)
     parser.add_argument("--contention-orgs", type=int, default=50)
     parser.add_argument("--contention-messages", type=int, default=2000)
+    parser.add_argument(
+        "--contention-pairs", type=int, default=2, help="alone / beside CPU hogs, alternating"
+    )
     parser.add_argument("--no-dispatch", action="store_true", help="skip the dispatcher runs")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--keep", action="store_true", help="keep the grown database")
