@@ -29,8 +29,7 @@ most 0.25 s), the wait counted in its latency. Then, unless ``--no-dispatch``, o
 database of its own: a busy but healthy endpoint (200 after 1.5 s, one organization,
 ``--busy-interviews`` messages) and a CPU-contention run (throughput of
 ``tenzo dispatcher`` alone and beside one CPU-burning process per core, in
-alternating pairs), with
-bench/dispatch.py's receiver and publisher.
+alternating pairs), with bench/dispatch.py's receiver and publisher.
 
 Run: `.venv/bin/python bench/scale.py` (PostgreSQL from TENZO_BENCH_POSTGRES_URL,
 RabbitMQ from TENZO_BENCH_AMQP_URL). Not a test: figures go to docs/benchmarks.md
