@@ -15,6 +15,7 @@ from services.api import admin, delivery_routes, ops, public
 from services.api.context import ApiServices
 from services.api.dashboard import views as dashboard
 from services.api.problems import problem, register_problem_handlers
+from services.api.query_parameters import refuse_unknown_query_parameters
 from services.api.request_bodies import StrictJSONProvider
 from services.infrastructure import metrics
 
@@ -61,6 +62,7 @@ def create_app(services: ApiServices) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     app.before_request(_refuse_credentials_in_query)
+    app.before_request(refuse_unknown_query_parameters)
     app.before_request(_require_json_body)
     app.before_request(_start_timer)
     app.after_request(_finish)

@@ -141,11 +141,13 @@ def push_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 @blp.route("/jobs", methods=["GET"])
 @require_api_key
-@blp.arguments(schemas.PageQuerySchema, location="query")
+@blp.arguments(schemas.LookupQuerySchema, location="query")
 @blp.response(200, schemas.JobPageSchema)
 def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
+    """The organization's jobs, newest first; with ``external_id``, the one job (if any)
+    with that id of your ATS."""
     jobs, next_cursor = services().application.list_jobs(
-        g.org_id, query["limit"], query.get("cursor")
+        g.org_id, query["limit"], query.get("cursor"), external_id=query.get("external_id")
     )
     return {"items": [present_job(job) for job in jobs], "next_cursor": next_cursor}
 
@@ -177,8 +179,14 @@ def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.CandidateQuerySchema, location="query")
 @blp.response(200, schemas.CandidatePageSchema)
 def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
+    """The organization's candidates (of one job, with ``job_id``), newest first; with
+    ``external_id``, the one candidate (if any) with that id of your ATS."""
     candidates, next_cursor = services().application.list_candidates(
-        g.org_id, query.get("job_id"), query["limit"], query.get("cursor")
+        g.org_id,
+        query.get("job_id"),
+        query["limit"],
+        query.get("cursor"),
+        external_id=query.get("external_id"),
     )
     return {"items": [present_candidate(c) for c in candidates], "next_cursor": next_cursor}
 
