@@ -89,7 +89,12 @@ class ProblemApi(Api):  # type: ignore[misc]
 def _refuse_credentials_in_query() -> Response | None:
     """Credentials belong in the Authorization header; a URL ends up in logs and history."""
     if any(value.startswith(CREDENTIAL_PREFIX) for value in request.args.values()):
-        raise Unauthorized("credential in the query string")
+        raise Unauthorized(
+            "A credential was sent in the query string, where URLs are logged and kept in "
+            "histories: send it in the Authorization header (Authorization: Bearer …) "
+            "only, and replace it, as it may have been recorded.",
+            reason="in_query",
+        )
     return None
 
 

@@ -16,6 +16,7 @@ from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unautho
 log = logging.getLogger("tenzo.api")
 
 UNAUTHORIZED_DETAIL = "A valid bearer credential is required in the Authorization header."
+UNAUTHORIZED_TYPE = "/problems/unauthorized"
 
 
 def problem(
@@ -36,12 +37,13 @@ def problem(
     return response
 
 
-def unauthorized() -> Response:
-    """The one 401 every credential failure gets, whatever the reason."""
+def unauthorized(detail: str = UNAUTHORIZED_DETAIL) -> Response:
+    """A 401: ``detail`` says which mistake it is (domain/credential_refusals.py)."""
     return problem(
         401,
         "Unauthorized",
-        UNAUTHORIZED_DETAIL,
+        detail,
+        type=UNAUTHORIZED_TYPE,
         headers={"WWW-Authenticate": "Bearer"},  # exactly as SPEC 5.3 writes it
     )
 
@@ -104,8 +106,8 @@ def http_problem(error: HTTPException) -> Response:
 
 def domain_problem(error: DomainError) -> Response:
     if isinstance(error, Unauthorized):
-        log.info("credential refused: %s", error)
-        return unauthorized()
+        log.info("credential refused (%s): %s", error.reason, error)
+        return unauthorized(str(error))
     if isinstance(error, NotFound):
         return problem(404, "Not Found", f"No such {error} in this organization.")
     if isinstance(error, InvalidInput):

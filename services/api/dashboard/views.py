@@ -132,8 +132,9 @@ def sign_in() -> ResponseReturnValue:
     try:
         auth.sign_in(request.form.get("token", "").strip())
     except Unauthorized as error:
-        log.info("dashboard sign-in refused: %s", error)
-        page = render_template("dashboard/sign_in.html", error="That token is not valid.")
+        log.info("dashboard sign-in refused (%s): %s", error.reason, error)
+        # which mistake it is, as the API's 401 says it (domain/credential_refusals.py)
+        page = render_template("dashboard/sign_in.html", error=str(error))
         return page, FORM_SHOWN_AGAIN
     return redirect(url_for(".api_keys"))
 
