@@ -11,9 +11,10 @@ from flask_smorest import Api
 
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.errors import Unauthorized
-from services.api import admin, delivery_routes, ops, public
+from services.api import admin, delivery_routes, ops, problem_types, public
 from services.api.context import ApiServices
 from services.api.dashboard import views as dashboard
+from services.api.operation_ids import OperationIds
 from services.api.problems import problem, register_problem_handlers
 from services.api.query_parameters import refuse_unknown_query_parameters
 from services.api.request_bodies import StrictJSONProvider
@@ -49,12 +50,13 @@ def create_app(services: ApiServices) -> Flask:
     )
     app.extensions["tenzo"] = services
 
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationIds()]})
     api.register_blueprint(admin.blp)
     api.register_blueprint(delivery_routes.blp)
     api.register_blueprint(public.blp)
     app.register_blueprint(ops.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(problem_types.blp)
     register_problem_handlers(app)
 
     @app.get("/docs/assets/<path:filename>")
@@ -107,6 +109,7 @@ def _require_json_body() -> Response | None:
             415,
             "Unsupported Media Type",
             "Send the body as JSON with Content-Type: application/json.",
+            type=problem_types.UNSUPPORTED_MEDIA_TYPE,
         )
     return None
 

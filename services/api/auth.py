@@ -19,6 +19,7 @@ from domain import credential_refusals as refusals
 from domain import credentials
 from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
+from services.api import problem_types as types
 from services.api.context import services
 from services.api.problems import problem, unauthorized
 from services.infrastructure import metrics
@@ -124,7 +125,7 @@ def require_api_key(view: F) -> F:
                 429,
                 "Too Many Requests",
                 "This API key is over its rate limit; retry after the given seconds.",
-                type="/problems/rate-limited",
+                type=types.RATE_LIMITED,
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         g.org_id, g.actor, g.api_key_id = key.org_id, actor("api_key", key.id), key.id

@@ -134,7 +134,7 @@ def _fingerprint() -> str:
 @blp.response(201, schemas.JobSchema, description="Created")
 @blp.alt_response(200, schema=schemas.JobSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
-def push_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     job, created = services().application.upsert_job(g.org_id, body, g.actor)
     return present_job(job), 201 if created else 200
 
@@ -169,7 +169,7 @@ def get_job(job_id: UUID) -> dict[str, Any]:
 @blp.response(201, schemas.CandidateSchema, description="Created")
 @blp.alt_response(200, schema=schemas.CandidateSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
-def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     candidate, created = services().application.upsert_candidate(g.org_id, body, g.actor)
     return present_candidate(candidate), 201 if created else 200
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from flask import Response, current_app, request
 
+from services.api import problem_types as types
 from services.api.problems import problem
 
-UNKNOWN_TYPE = "/problems/unknown-query-parameter"
 PAGES_FOR_PEOPLE = frozenset({"dashboard", "api-docs", "problems"})
 
 
@@ -61,6 +61,6 @@ def refuse_unknown_query_parameters() -> Response | None:
         400,
         "Bad Request",
         f"Unknown query {noun}: {named}. {takes}",
-        type=UNKNOWN_TYPE,
+        type=types.UNKNOWN_QUERY_PARAMETER,
         errors={name: ["Unknown query parameter."] for name in unknown},
     )
