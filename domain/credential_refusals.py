@@ -100,7 +100,7 @@ def malformed(presented: str, kind: Kind) -> Unauthorized | None:
         )
     if not all(ch in credentials.BASE62 for ch in body):
         return Unauthorized(
-            f"The {kind.name}{shown} has characters a {kind.name} never has (after "
+            f"The {kind.name}{shown} has characters {_article(kind)} never has (after "
             f"{kind.prefix} there are only letters and digits). Copy it again.",
             reason=MALFORMED,
         )
