@@ -74,7 +74,7 @@ def malformed(presented: str, kind: Kind) -> Unauthorized | None:
         if other != kind and presented.startswith(other.prefix):
             return Unauthorized(
                 f"That is {_article(other)} ({other.prefix}…), which is for {other.used_for}; "
-                f"{kind.used_for} takes {_article(kind)} ({kind.prefix}…).",
+                f"use {_article(kind)} ({kind.prefix}…) for {kind.used_for}.",
                 reason=WRONG_KIND,
             )
     if not presented.startswith(kind.prefix):
