@@ -41,13 +41,13 @@ def declared_query_parameters(view: Callable[..., Any]) -> frozenset[str]:
 
 def refuse_unknown_query_parameters() -> Response | None:
     """``before_request``: 400 problem+json naming each parameter the route does not take."""
-    if request.url_rule is None or request.endpoint is None:
-        return None  # no route: the 404 or 405 says more than this would
-    if request.blueprint in PAGES_FOR_PEOPLE or request.blueprint is None:
-        return None
-    view = current_app.view_functions[request.endpoint]
-    declared = declared_query_parameters(view)
-    unknown = sorted(set(request.args) - declared)
+    if not request.query_string:
+        return None  # most requests: nothing to check
+    endpoint, blueprint = request.endpoint, request.blueprint
+    if endpoint is None or blueprint is None or blueprint in PAGES_FOR_PEOPLE:
+        return None  # no route (the 404 or 405 says more than this would), or a page
+    declared = declared_query_parameters(current_app.view_functions[endpoint])
+    unknown = sorted(request.args.keys() - declared)
     if not unknown:
         return None
     takes = (
