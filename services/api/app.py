@@ -11,12 +11,11 @@ from flask_smorest import Api
 
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.errors import Unauthorized
-from services.api import admin, delivery_routes, ops, public
+from services.api import admin, delivery_routes, metrics, ops, public
 from services.api.context import ApiServices
 from services.api.dashboard import views as dashboard
 from services.api.problems import problem, register_problem_handlers
 from services.api.request_bodies import StrictJSONProvider
-from services.infrastructure import metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 CREDENTIAL_PREFIX = "tenzo_"

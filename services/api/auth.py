@@ -18,9 +18,9 @@ from flask import g, request
 from domain import credentials
 from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
+from services.api import metrics
 from services.api.context import services
 from services.api.problems import problem, unauthorized
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.api.auth")
 

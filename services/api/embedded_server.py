@@ -1,0 +1,163 @@
+"""`tenzo serve`'s HTTP server: waitress, a production-grade threaded WSGI server, with a
+graceful stop.
+
+``EmbeddedServer.stop`` (from a signal handler or another thread) makes
+``serve_until_stopped`` stop accepting connections (the port refuses new ones), let the
+requests already received finish and their answers be written, for at most
+``drain_seconds``, then close every connection and return; the caller then closes what
+the app was built with.
+
+waitress reads a request's whole body before the app sees it, so it is the server that
+refuses a body over the API's limit (SPEC 5: 413), as problem+json like every other
+error, without reading the rest, and closes that connection. It writes no access log: a
+middleware logs each answer as gunicorn does in `tenzo api`, the path without its query
+string and with credentials masked (services/infrastructure/log_redaction.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
+
+from contracts.problem import PROBLEM_CONTENT_TYPE
+from services.api.app import MAX_BODY_BYTES
+from services.infrastructure.log_redaction import redact_path
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("tenzo.http")
+
+THREADS = 8  # requests served at once, as one gunicorn worker of `tenzo api` serves
+POLL_SECONDS = 0.2  # how soon the loop notices a stop
+
+
+class EmbeddedServer:
+    """waitress serving ``app`` on ``host``:``port`` (0: any free port) until stopped."""
+
+    def __init__(
+        self, app: WSGIApplication, host: str, port: int, *, drain_seconds: float = 10.0
+    ) -> None:
+        self.drain_seconds = drain_seconds
+        self._sockets: dict[int, Any] = {}  # waitress's socket map: ours, not a global one
+        self._stopping = threading.Event()
+        self._server = _ProblemWSGIServer(
+            AccessLog(app),
+            map=self._sockets,
+            host=host,
+            port=port,
+            threads=THREADS,
+            max_request_body_size=MAX_BODY_BYTES + 1,  # a body of MAX_BODY_BYTES passes
+            asyncore_use_poll=True,  # no limit on file descriptor numbers, unlike select
+            ident="tenzo",
+        )
+        # A queue of requests waiting for a thread is the normal state under load.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def serve_until_stopped(self) -> None:
+        """Serve until ``stop``; then drain (see the module) and close."""
+        try:
+            while not self._stopping.is_set():
+                self._poll(POLL_SECONDS)
+            self._drain()
+        finally:
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+            wasyncore.close_all(self._sockets)
+
+    def stop(self) -> None:
+        """Ask ``serve_until_stopped`` to finish; safe in a signal handler."""
+        self._stopping.set()
+
+    def _drain(self) -> None:
+        # Close the listening socket alone: the server's own close would also close the
+        # trigger the request threads wake the loop with.
+        wasyncore.dispatcher.close(self._server)
+        deadline = time.monotonic() + self.drain_seconds
+        while self._busy() and time.monotonic() < deadline:
+            self._poll(0.05)
+
+    def _busy(self) -> bool:
+        """A connection is reading a request, has one waiting or served, or has an answer
+        still to write."""
+        return any(
+            getattr(channel, "request", None) is not None
+            or getattr(channel, "requests", None)
+            or channel.writable()
+            for channel in list(self._sockets.values())
+        )
+
+    def _poll(self, timeout: float) -> None:
+        wasyncore.loop(timeout=timeout, map=self._sockets, use_poll=True, count=1)
+
+
+class AccessLog:
+    """WSGI middleware: one log line per answer, as `tenzo api`'s gunicorn writes it
+    (services/api/http_server.py), the path masked by ``redact_path``."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            log.info(
+                '%s "%s %s %s" %s',
+                environ.get("REMOTE_ADDR", "-"),
+                redact_path(environ.get("REQUEST_METHOD", "-")),
+                redact_path(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")),
+                environ.get("SERVER_PROTOCOL", "-"),
+                status.split(" ", 1)[0],
+            )
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+
+class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
+    """waitress's answer to a request it refuses itself (malformed, a body over the
+    limit), as problem+json; the connection closes after it, as waitress's own does."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        if isinstance(error, RequestEntityTooLarge):
+            title = "Content Too Large"
+            detail = f"The request body is larger than the limit of {MAX_BODY_BYTES / 2**20:g} MiB."
+        else:
+            title, detail = error.reason, str(error.body)
+        log.info(
+            '%s "%s %s %s" %s',
+            self.channel.addr[0] if self.channel.addr else "-",
+            redact_path(self.request.command or "-"),
+            redact_path(self.request.path or ""),
+            self.request.version and f"HTTP/{self.request.version}",
+            error.code,
+        )
+        body = json.dumps(
+            {"type": "about:blank", "title": title, "status": error.code, "detail": detail}
+        ).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _ProblemChannel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = _ProblemErrorTask
+
+
+class _ProblemWSGIServer(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _ProblemChannel
