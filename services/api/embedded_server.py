@@ -9,15 +9,20 @@ the app was built with.
 
 waitress reads a request's whole body before the app sees it, so it is the server that
 refuses a body over the API's limit (SPEC 5: 413), as problem+json like every other
-error, without reading the rest, and closes that connection. It writes no access log: a
+error, without reading the rest, and closes that connection: gracefully, its sending side
+first, then reading what the client still sends for a while (a lingering close; closing
+with unread data would reset the connection, and the client could lose the answer).
+It writes no access log: a
 middleware logs each answer as gunicorn does in `tenzo api`, the path without its query
 string and with credentials masked (services/infrastructure/log_redaction.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -40,6 +45,7 @@ log = logging.getLogger("tenzo.http")
 
 THREADS = 8  # requests served at once, as one gunicorn worker of `tenzo api` serves
 POLL_SECONDS = 0.2  # how soon the loop notices a stop
+LINGER_SECONDS = 5.0  # how long a refused request's connection reads what still comes
 
 
 class EmbeddedServer:
@@ -73,6 +79,7 @@ class EmbeddedServer:
         try:
             while not self._stopping.is_set():
                 self._poll(POLL_SECONDS)
+                _LingeringClose.end_expired(self._sockets)
             self._drain()
         finally:
             self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
@@ -137,12 +144,13 @@ class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
             detail = f"The request body is larger than the limit of {MAX_BODY_BYTES / 2**20:g} MiB."
         else:
             title, detail = error.reason, str(error.body)
+        request = self.request  # a malformed request line leaves fields unset
         log.info(
-            '%s "%s %s %s" %s',
+            '%s "%s %s HTTP/%s" %s',
             self.channel.addr[0] if self.channel.addr else "-",
-            redact_path(self.request.command or "-"),
-            redact_path(self.request.path or ""),
-            self.request.version and f"HTTP/{self.request.version}",
+            redact_path(getattr(request, "command", None) or "-"),
+            redact_path(getattr(request, "path", None) or "-"),
+            getattr(request, "version", None) or "-",
             error.code,
         )
         body = json.dumps(
@@ -151,12 +159,58 @@ class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
         self.set_close_on_finish()
+        self.channel.linger = True  # the request may not have been read to its end
         self.content_length = len(body)
         self.write(body)
 
 
 class _ProblemChannel(HTTPChannel):  # type: ignore[misc]
     error_task_class = _ProblemErrorTask
+    linger = False
+
+    def handle_close(self) -> None:
+        if not self.linger or not self.connected:
+            super().handle_close()
+            return
+        lingering = self.socket.dup()  # keeps the connection open once waitress closes
+        super().handle_close()
+        _LingeringClose(lingering, self._map)
+
+
+class _LingeringClose(wasyncore.dispatcher):  # type: ignore[misc]
+    """A connection whose answer is written: its sending side is shut (the client reads
+    the end of the answer), and what the client still sends is read and dropped until
+    it hangs up or ``LINGER_SECONDS`` have passed."""
+
+    def __init__(self, sock: socket.socket, socket_map: dict[int, Any]) -> None:
+        super().__init__(sock, map=socket_map)
+        self.deadline = time.monotonic() + LINGER_SECONDS
+        with contextlib.suppress(OSError):  # the client may be gone already
+            sock.shutdown(socket.SHUT_WR)
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read(self) -> None:
+        try:
+            data = self.recv(65536)
+        except OSError:
+            data = b""
+        if not data or time.monotonic() > self.deadline:
+            self.close()
+
+    def handle_close(self) -> None:  # the client hung up
+        self.close()
+
+    @classmethod
+    def end_expired(cls, socket_map: dict[int, Any]) -> None:
+        now = time.monotonic()
+        for dispatcher in list(socket_map.values()):
+            if isinstance(dispatcher, cls) and now > dispatcher.deadline:
+                dispatcher.close()
 
 
 class _ProblemWSGIServer(TcpWSGIServer):  # type: ignore[misc]

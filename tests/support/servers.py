@@ -1,4 +1,4 @@
-"""`tenzo serve` (werkzeug's server) and `tenzo api` (gunicorn) as real processes on
+"""`tenzo serve` (waitress) and `tenzo api` (gunicorn) as real processes on
 SQLite and the embedded broker in a folder of their own, their output kept in a file."""
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class Server:
     def raw(self, request_line: bytes) -> None:
         """Send one malformed request and read whatever comes back."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(request_line + b"\r\nHost: x\r\n\r\n")
+            # A server may take the line and keep the connection: ask it to close.
+            sock.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
             while sock.recv(65536):
                 pass
 
