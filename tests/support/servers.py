@@ -27,7 +27,13 @@ COMMANDS = {"serve": ["serve"], "api": ["api", "--workers", "1"]}
 class Server:
     """One `tenzo serve` or `tenzo api` process; its stdout and stderr go to ``log``."""
 
-    def __init__(self, command: list[str], folder: Path, encryption_key: str):
+    def __init__(
+        self,
+        command: list[str],
+        folder: Path,
+        encryption_key: str,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.log = folder / "server.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("TENZO_")}
@@ -38,7 +44,7 @@ class Server:
             "TENZO_OPERATOR_TOKEN": OPERATOR_TOKEN,
             "TENZO_HTTP_PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
-        }
+        } | (extra_env or {})
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [tenzo_executable(), *command],
