@@ -7,14 +7,14 @@ requests already received finish and their answers be written, for at most
 ``drain_seconds``, then close every connection and return; the caller then closes what
 the app was built with.
 
-waitress reads a request's whole body before the app sees it, so it is the server that
-refuses a body over the API's limit (SPEC 5: 413), as problem+json like every other
-error, without reading the rest, and closes that connection: gracefully, its sending side
-first, then reading what the client still sends for a while (a lingering close; closing
-with unread data would reset the connection, and the client could lose the answer).
-It writes no access log: a
-middleware logs each answer as gunicorn does in `tenzo api`, the path without its query
-string and with credentials masked (services/infrastructure/log_redaction.py).
+waitress reads a request's whole body before the app sees it. A body far over the API's
+limit (SPEC 5: 413; ``REFUSED_UNREAD_BYTES``) it refuses itself, without reading the
+rest, as problem+json in the app's words, and closes that connection gracefully: its
+sending side first, then reading what the client still sends for a while (a lingering
+close: closing with unread data would reset the connection, and the client could lose
+the answer). It writes no access log: a middleware logs each answer as gunicorn does in
+`tenzo api`, the path without its query string and with credentials masked
+(services/infrastructure/log_redaction.py).
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ log = logging.getLogger("tenzo.http")
 
 THREADS = 8  # requests served at once, as one gunicorn worker of `tenzo api` serves
 POLL_SECONDS = 0.2  # how soon the loop notices a stop
+# waitress counts a chunked body's framing too: bodies up to twice the API's limit are
+# read whole and the app refuses those over it (the connection goes on); waitress
+# refuses larger ones itself, unread.
+REFUSED_UNREAD_BYTES = 2 * MAX_BODY_BYTES
 LINGER_SECONDS = 5.0  # how long a refused request's connection reads what still comes
 
 
@@ -63,7 +67,7 @@ class EmbeddedServer:
             host=host,
             port=port,
             threads=THREADS,
-            max_request_body_size=MAX_BODY_BYTES + 1,  # a body of MAX_BODY_BYTES passes
+            max_request_body_size=REFUSED_UNREAD_BYTES,
             asyncore_use_poll=True,  # no limit on file descriptor numbers, unlike select
             ident="tenzo",
         )
