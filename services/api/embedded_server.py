@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from contracts.problem import PROBLEM_CONTENT_TYPE
@@ -61,7 +61,7 @@ class EmbeddedServer:
         self.drain_seconds = drain_seconds
         self._sockets: dict[int, Any] = {}  # waitress's socket map: ours, not a global one
         self._stopping = threading.Event()
-        self._server = _ProblemWSGIServer(
+        self._server = _EmbeddedWSGIServer(
             AccessLog(app),
             map=self._sockets,
             host=host,
@@ -168,7 +168,24 @@ class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
         self.write(body)
 
 
-class _ProblemChannel(HTTPChannel):  # type: ignore[misc]
+class _HeaderSpellingTask(WSGITask):  # type: ignore[misc]
+    """waitress's task for a request the app answers, its header names spelled as the
+    app spells them: waitress capitalizes each word (``Www-Authenticate``,
+    ``X-Ratelimit-Limit``), and the names are ours to keep (SPEC 5.3, as the README's
+    walk-throughs show them)."""
+
+    def build_response_header(self) -> bytes:
+        spelled = {name.lower(): name for name, _ in self.response_headers}
+        status, *lines = super().build_response_header().decode("latin-1").split("\r\n")
+        for number, line in enumerate(lines):
+            name, colon, value = line.partition(":")
+            if colon:
+                lines[number] = spelled.get(name.lower(), name) + colon + value
+        return "\r\n".join([status, *lines]).encode("latin-1")
+
+
+class _EmbeddedChannel(HTTPChannel):  # type: ignore[misc]
+    task_class = _HeaderSpellingTask
     error_task_class = _ProblemErrorTask
     linger = False
 
@@ -217,5 +234,5 @@ class _LingeringClose(wasyncore.dispatcher):  # type: ignore[misc]
                 dispatcher.close()
 
 
-class _ProblemWSGIServer(TcpWSGIServer):  # type: ignore[misc]
-    channel_class = _ProblemChannel
+class _EmbeddedWSGIServer(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _EmbeddedChannel

@@ -6,6 +6,7 @@ is created.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -90,3 +91,20 @@ def test_a_port_in_use_is_named_with_its_setting(tmp_path: Path, command: list[s
     assert "TENZO_HTTP_PORT" in ran.stderr
     assert "Traceback" not in ran.stderr
     assert "Admin token" not in ran.stdout  # nothing was created: no token shown in vain
+
+
+def test_header_names_are_sent_as_the_app_spells_them(tmp_path: Path, encryption_key: str) -> None:
+    server = Server(["serve"], tmp_path, encryption_key)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=SECONDS)
+        connection.request("GET", "/v1/jobs")
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+    finally:
+        server.stop()
+    assert response.status == 401
+    names = [name for name, _ in response.getheaders()]
+    # waitress would send Www-Authenticate; SPEC 5.3 and the README spell it so.
+    assert "WWW-Authenticate" in names, names
+    assert "X-Content-Type-Options" in names, names
