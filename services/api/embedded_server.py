@@ -98,18 +98,28 @@ class EmbeddedServer:
         # trigger the request threads wake the loop with.
         wasyncore.dispatcher.close(self._server)
         deadline = time.monotonic() + self.drain_seconds
-        while self._busy() and time.monotonic() < deadline:
+        while True:
+            self._close_idle_connections()  # a kept-alive connection takes no new request
+            if not self._busy() or time.monotonic() >= deadline:
+                return
             self._poll(0.05)
 
+    def _close_idle_connections(self) -> None:
+        for channel in list(self._sockets.values()):
+            if isinstance(channel, HTTPChannel) and not self._serving(channel):
+                channel.will_close = True  # waitress closes it on the loop's next turn
+
     def _busy(self) -> bool:
-        """A connection is reading a request, has one waiting or served, or has an answer
-        still to write."""
+        """A connection is reading a request, has one waiting or being served, or has
+        an answer still to write (or is to be closed)."""
         return any(
-            getattr(channel, "request", None) is not None
-            or getattr(channel, "requests", None)
-            or channel.writable()
+            channel.writable() or (isinstance(channel, HTTPChannel) and self._serving(channel))
             for channel in list(self._sockets.values())
         )
+
+    @staticmethod
+    def _serving(channel: HTTPChannel) -> bool:
+        return bool(channel.request is not None or channel.requests or channel.total_outbufs_len)
 
     def _poll(self, timeout: float) -> None:
         wasyncore.loop(timeout=timeout, map=self._sockets, use_poll=True, count=1)
