@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.servers import Server
@@ -102,16 +103,21 @@ def test_two_workers_counters_never_go_backwards(tmp_path: Path, encryption_key:
     assert not list(temporary.glob("tenzo-metrics-*")), "the metrics folder outlived the run"
 
 
-def test_a_fresh_folder_per_run_so_counts_start_at_zero(
-    tmp_path: Path, encryption_key: str
-) -> None:
+@pytest.mark.parametrize("folder", ["fresh", "named"])
+def test_every_run_starts_from_zero(tmp_path: Path, encryption_key: str, folder: str) -> None:
+    """A fresh temporary folder per run, or the one PROMETHEUS_MULTIPROC_DIR names,
+    emptied at the start (and kept)."""
+    named = tmp_path / "metrics"
+    extra_env = {"PROMETHEUS_MULTIPROC_DIR": str(named)} if folder == "named" else {}
     for _ in range(2):
-        server = Server(["api", "--workers", "2"], tmp_path, encryption_key)
+        server = Server(["api", "--workers", "2"], tmp_path, encryption_key, extra_env)
         try:
             assert scrapes_counted(scrape(server)) == 0
             assert scrapes_counted(scrape(server)) == 1
         finally:
             server.stop()
+        if folder == "named":
+            assert list(named.glob("counter_*.db")), "the named folder was not used"
 
 
 def test_tenzo_serve_exports_the_metrics_of_all_three_parts(
