@@ -96,8 +96,10 @@ class EmbeddedServer:
     def _drain(self) -> None:
         # Close the listening socket alone: the server's own close would also close the
         # trigger the request threads wake the loop with.
+        self._poll(0)  # take what has arrived: a request begun before the stop is in progress
         wasyncore.dispatcher.close(self._server)
         deadline = time.monotonic() + self.drain_seconds
+        self._poll(0)
         while True:
             self._close_idle_connections()  # a kept-alive connection takes no new request
             if not self._busy() or time.monotonic() >= deadline:

@@ -47,8 +47,13 @@ def test_sigterm_answers_the_request_in_progress_and_takes_no_new_one(
             b"Authorization: Bearer " + org["admin_token"].encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         )
-        with socket.create_connection(("127.0.0.1", server.port), timeout=SECONDS) as sock:
-            sock.sendall(head + body[:10])  # a request in progress: half its body sent
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=SECONDS)
+        connection.request("GET", "/healthz")  # the server has taken this connection
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        assert connection.sock is not None
+        with connection.sock as sock:
+            sock.sendall(head + body[:10])  # the next request in progress: part of its body
 
             server.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + SECONDS
