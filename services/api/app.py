@@ -11,14 +11,13 @@ from flask_smorest import Api
 
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.errors import Unauthorized
-from services.api import admin, delivery_routes, ops, problem_types, public
+from services.api import admin, delivery_routes, metrics, ops, problem_types, public
 from services.api.context import ApiServices
 from services.api.dashboard import views as dashboard
 from services.api.operation_ids import OperationIds
 from services.api.problems import problem, register_problem_handlers
 from services.api.query_parameters import refuse_unknown_query_parameters
 from services.api.request_bodies import StrictJSONProvider
-from services.infrastructure import metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 CREDENTIAL_PREFIX = "tenzo_"

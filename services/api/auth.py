@@ -19,10 +19,10 @@ from domain import credential_refusals as refusals
 from domain import credentials
 from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
+from services.api import metrics
 from services.api import problem_types as types
 from services.api.context import services
 from services.api.problems import problem, unauthorized
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.api.auth")
 
