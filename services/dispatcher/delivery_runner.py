@@ -54,11 +54,11 @@ from contracts.webhook_payload import webhook_headers
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import Delivery, RetryRule
+from services.dispatcher import metrics
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection, WebhookTarget
 from services.dispatcher.sender import AttemptResult, WebhookSender
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.dispatcher")
 
