@@ -188,6 +188,7 @@ class DeliveryRunner:
             secret=secret,
             version=self.version,
         )
+        self.pool.sending()
         result = self.sender.send(delivery.url, body, headers)
         self._observe(job.org_id, result)
         self._record(delivery, result)

@@ -5,11 +5,13 @@
   every timeout or connection failure, between 1 and ``per_org``, the fairness bound).
   The runner reports each attempt's reply (``answered``, ``unanswered``). A *busy*
   endpoint, one that answers however slowly, keeps its full concurrency.
-- An organization is *hanging* while one of its tasks has run longer than
-  ``hang_after`` seconds and its endpoint has answered nothing for as long: it is
-  admitted nothing more until an answer comes or a task ends (``backlog`` counts what
-  it holds, which the receiver uses to set its surplus aside). A busy endpoint answers
-  some attempt every moment and never hangs.
+- An organization is *hanging* while one of its tasks has waited longer than
+  ``hang_after`` seconds for its endpoint's reply and the endpoint has answered nothing
+  for as long: it is admitted nothing more until an answer comes or a task ends
+  (``backlog`` counts what it holds, which the receiver uses to set its surplus
+  aside). A busy endpoint answers some attempt every moment and never hangs; a task
+  that has its reply and waits for the event store (a slow save) is not waiting for
+  the endpoint.
 - Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
   ones (running for less than ``young_for``) at a time. A task that has run longer
   (waiting for an endpoint's answer) stops counting, so it holds a thread but no
@@ -65,6 +67,10 @@ class FairPool:
         # and tasks waiting for admission.
         self._admitted: dict[Hashable, dict[int, float | None]] = {}
         self._waiting: dict[Hashable, deque[Task]] = {}
+        # Running tasks that have their endpoint's reply (answered or not), and the
+        # task each worker thread runs (the runner reports replies from that thread).
+        self._replied: set[int] = set()
+        self._running = threading.local()
         # Admitted tasks waiting for an active slot, oldest first.
         self._ready: deque[tuple[Hashable, int, Task]] = deque()
         # Running tasks younger than young_for, and when each stops being young.
@@ -109,11 +115,18 @@ class FairPool:
             heapq.heappush(self._timers, (due, next(self._ids), org, task))
             self._wake_timer_by(due)
 
+    def sending(self) -> None:
+        """The running task (this thread's) sends an attempt now: it waits for the
+        endpoint's reply until ``answered`` or ``unanswered``."""
+        with self._lock:
+            self._replied.discard(getattr(self._running, "token", -1))
+
     def answered(self, org: Hashable) -> None:
         """The organization's endpoint answered an attempt (any status, however late):
         one more of its tasks may run at once, up to ``per_org``."""
         with self._lock:
             self.limits.answered(org, time.monotonic())
+            self._replied.add(getattr(self._running, "token", -1))
             if org in self._waiting and not self._closed:
                 self._admit_waiting(org)
                 self._dispatch()
@@ -122,6 +135,7 @@ class FairPool:
         """An attempt timed out or could not connect: half as many may run at once."""
         with self._lock:
             self.limits.unanswered(org)
+            self._replied.add(getattr(self._running, "token", -1))
 
     def limit(self, org: Hashable) -> int:
         """How many of the organization's tasks may run at once now."""
@@ -167,7 +181,8 @@ class FairPool:
     # -- internals (called with the lock held) -------------------------------------------
 
     def _is_hanging(self, org: Hashable, now: float) -> bool:
-        """A task has waited longer than ``hang_after`` and no answer came meanwhile."""
+        """A task has waited longer than ``hang_after`` for its endpoint's reply, and no
+        answer came meanwhile."""
         admitted = self._admitted.get(org)
         if not admitted:
             return False
@@ -175,7 +190,10 @@ class FairPool:
         answered_at = self.limits.answered_at(org)
         if answered_at is not None and answered_at > since:
             return False
-        return any(start is not None and start < since for start in admitted.values())
+        return any(
+            start is not None and start < since and token not in self._replied
+            for token, start in admitted.items()
+        )
 
     def _may_admit(self, org: Hashable) -> bool:
         if len(self._admitted.get(org, ())) >= self.limits.limit(org):
@@ -233,12 +251,15 @@ class FairPool:
             task()
 
     def _run(self, org: Hashable, token: int, task: Task) -> None:
+        self._running.token = token
         try:
             task()
         except Exception:
             log.exception("dispatcher task failed")
         finally:
+            self._running.token = -1
             with self._lock:
+                self._replied.discard(token)
                 admitted = self._admitted.get(org, {})
                 admitted.pop(token, None)
                 if not admitted:

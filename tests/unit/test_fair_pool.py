@@ -181,3 +181,37 @@ def test_an_exception_in_a_task_frees_its_place(pool):
     fair.submit("acme", boom)
     fair.submit("acme", ran.set)
     assert ran.wait(2)
+
+
+def test_a_task_that_has_its_reply_and_waits_for_the_store_is_not_hanging(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    saving, replied = Gate(), threading.Event()
+
+    def answered_then_slow_save():
+        fair.sending()
+        fair.answered("acme")  # the endpoint answered at once
+        replied.set()
+        saving.task()  # then the save waits (a PostgreSQL stall, say)
+
+    fair.submit("acme", answered_then_slow_save)
+    assert replied.wait(2)
+    time.sleep(0.3)  # longer than hang_after, and no answer since
+    assert fair.backlog("acme") == 0  # not hanging: it is not waiting for the endpoint
+    saving.release.set()
+
+
+def test_a_task_waiting_again_for_a_reply_can_hang_again(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    second_attempt, gate = threading.Event(), Gate()
+
+    def two_attempts():
+        fair.sending()
+        fair.unanswered("acme")  # the first attempt failed at once
+        fair.sending()  # the next one waits for the endpoint
+        second_attempt.set()
+        gate.task()
+
+    fair.submit("acme", two_attempts)
+    assert second_attempt.wait(2)
+    wait_until(lambda: fair.backlog("acme") == 1)
+    gate.release.set()
