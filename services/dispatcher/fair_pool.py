@@ -5,13 +5,13 @@
   every timeout or connection failure, between 1 and ``per_org``, the fairness bound).
   The runner reports each attempt's reply (``answered``, ``unanswered``). A *busy*
   endpoint, one that answers however slowly, keeps its full concurrency.
-- An organization is *hanging* while one of its tasks has waited longer than
-  ``hang_after`` seconds for its endpoint's reply and the endpoint has answered nothing
-  for as long: it is admitted nothing more until an answer comes or a task ends
-  (``backlog`` counts what it holds, which the receiver uses to set its surplus
-  aside). A busy endpoint answers some attempt every moment and never hangs; a task
-  that has its reply and waits for the event store (a slow save) is not waiting for
-  the endpoint.
+- An organization is *hanging* while one of its attempts has waited longer than
+  ``hang_after`` seconds for the endpoint's reply (from ``sending`` to ``answered`` or
+  ``unanswered``) and the endpoint has answered nothing for as long: it is admitted
+  nothing more until an answer comes or a task ends (``backlog`` counts what it holds,
+  which the receiver uses to set its surplus aside). A busy endpoint answers some
+  attempt every moment and never hangs; a task waiting for the event store (a slow
+  read or save) is not waiting for the endpoint.
 - Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
   ones (running for less than ``young_for``) at a time. A task that has run longer
   (waiting for an endpoint's answer) stops counting, so it holds a thread but no
@@ -67,9 +67,9 @@ class FairPool:
         # and tasks waiting for admission.
         self._admitted: dict[Hashable, dict[int, float | None]] = {}
         self._waiting: dict[Hashable, deque[Task]] = {}
-        # Running tasks that have their endpoint's reply (answered or not), and the
-        # task each worker thread runs (the runner reports replies from that thread).
-        self._replied: set[int] = set()
+        # Running tasks waiting for their endpoint's reply (token → since when), and the
+        # task each worker thread runs (the runner reports attempts from that thread).
+        self._awaiting: dict[int, float] = {}
         self._running = threading.local()
         # Admitted tasks waiting for an active slot, oldest first.
         self._ready: deque[tuple[Hashable, int, Task]] = deque()
@@ -119,14 +119,14 @@ class FairPool:
         """The running task (this thread's) sends an attempt now: it waits for the
         endpoint's reply until ``answered`` or ``unanswered``."""
         with self._lock:
-            self._replied.discard(getattr(self._running, "token", -1))
+            self._awaiting[getattr(self._running, "token", -1)] = time.monotonic()
 
     def answered(self, org: Hashable) -> None:
         """The organization's endpoint answered an attempt (any status, however late):
         one more of its tasks may run at once, up to ``per_org``."""
         with self._lock:
             self.limits.answered(org, time.monotonic())
-            self._replied.add(getattr(self._running, "token", -1))
+            self._awaiting.pop(getattr(self._running, "token", -1), None)
             if org in self._waiting and not self._closed:
                 self._admit_waiting(org)
                 self._dispatch()
@@ -135,7 +135,7 @@ class FairPool:
         """An attempt timed out or could not connect: half as many may run at once."""
         with self._lock:
             self.limits.unanswered(org)
-            self._replied.add(getattr(self._running, "token", -1))
+            self._awaiting.pop(getattr(self._running, "token", -1), None)
 
     def limit(self, org: Hashable) -> int:
         """How many of the organization's tasks may run at once now."""
@@ -181,8 +181,8 @@ class FairPool:
     # -- internals (called with the lock held) -------------------------------------------
 
     def _is_hanging(self, org: Hashable, now: float) -> bool:
-        """A task has waited longer than ``hang_after`` for its endpoint's reply, and no
-        answer came meanwhile."""
+        """An attempt has waited longer than ``hang_after`` for the endpoint's reply, and
+        no answer came meanwhile."""
         admitted = self._admitted.get(org)
         if not admitted:
             return False
@@ -190,10 +190,7 @@ class FairPool:
         answered_at = self.limits.answered_at(org)
         if answered_at is not None and answered_at > since:
             return False
-        return any(
-            start is not None and start < since and token not in self._replied
-            for token, start in admitted.items()
-        )
+        return any(self._awaiting.get(token, math.inf) < since for token in admitted)
 
     def _may_admit(self, org: Hashable) -> bool:
         if len(self._admitted.get(org, ())) >= self.limits.limit(org):
@@ -259,7 +256,7 @@ class FairPool:
         finally:
             self._running.token = -1
             with self._lock:
-                self._replied.discard(token)
+                self._awaiting.pop(token, None)
                 admitted = self._admitted.get(org, {})
                 admitted.pop(token, None)
                 if not admitted:

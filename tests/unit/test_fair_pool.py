@@ -51,6 +51,16 @@ class Gate:
             self.done += 1
 
 
+def attempt(fair, gate):
+    """A task that sends an attempt and waits for the endpoint's reply until released."""
+
+    def task():
+        fair.sending()
+        gate.task()
+
+    return task
+
+
 def test_one_organization_runs_at_most_per_org_tasks_at_once(pool):
     fair = pool(workers=16, per_org=3)
     for _ in range(3):
@@ -110,12 +120,12 @@ def test_a_hanging_organization_gets_no_more_and_others_are_not_held_up(pool):
     hanging, quick = Gate(), Gate()
     quick.release.set()
     for _ in range(2):
-        fair.submit("hanging", hanging.task)
+        fair.submit("hanging", attempt(fair, hanging))
     wait_until(lambda: hanging.running == 2)
     assert fair.backlog("hanging") == 0  # not hanging yet
-    time.sleep(0.3)  # running longer than hang_after, no answer meanwhile: hanging
+    time.sleep(0.3)  # waiting for a reply longer than hang_after, no answer: hanging
     for _ in range(4):
-        fair.submit("hanging", hanging.task)
+        fair.submit("hanging", attempt(fair, hanging))
     time.sleep(0.05)
     assert hanging.running == 2  # below its limit, but admitted nothing more
     assert fair.backlog("hanging") == 6
@@ -135,14 +145,14 @@ def test_a_busy_organization_that_keeps_answering_is_not_hanging(pool):
     fair = pool(workers=16, per_org=4, hang_after=0.1)
     gate = Gate()
     for _ in range(2):
-        fair.submit("busy", gate.task)
+        fair.submit("busy", attempt(fair, gate))
     wait_until(lambda: gate.running == 2)
-    for _ in range(6):  # its tasks run long, but answers keep coming
+    for _ in range(6):  # its attempts wait long, but answers keep coming
         time.sleep(0.05)
         fair.answered("busy")
         assert fair.backlog("busy") == 0
     for _ in range(2):
-        fair.submit("busy", gate.task)
+        fair.submit("busy", attempt(fair, gate))
     wait_until(lambda: gate.running == 4)
     gate.release.set()
 
@@ -215,3 +225,13 @@ def test_a_task_waiting_again_for_a_reply_can_hang_again(pool):
     assert second_attempt.wait(2)
     wait_until(lambda: fair.backlog("acme") == 1)
     gate.release.set()
+
+
+def test_a_task_waiting_for_the_store_before_sending_is_not_hanging(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    reading = Gate()
+    fair.submit("acme", reading.task)  # reads the store; sends nothing yet
+    wait_until(lambda: reading.running == 1)
+    time.sleep(0.3)
+    assert fair.backlog("acme") == 0
+    reading.release.set()
