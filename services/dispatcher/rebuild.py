@@ -131,7 +131,9 @@ class ProjectionRebuild:
     def _aggregate_at(self, notification: Any) -> Any:
         """The aggregate as this event leaves it: the event applied to the one met
         before, or the aggregate read from the event store at the event's version."""
-        aggregate_id = UUID(str(notification.originator_id))
+        aggregate_id = notification.originator_id  # a UUID from PostgreSQL
+        if not isinstance(aggregate_id, UUID):
+            aggregate_id = UUID(str(aggregate_id))
         version = notification.originator_version
         known = self.recent.get(aggregate_id)
         if version == 1 or (known is not None and known.version == version - 1):
