@@ -157,3 +157,31 @@ def test_an_empty_store_rebuilds_to_empty_tables(application):
     assert projection.rebuild() == 0
     assert tables(projection) == {"webhooks": [], "jobs": [], "candidates": []}
     assert not projection.needs_rebuild()
+
+
+def test_the_command_resumes_or_restarts(projection, application, settings_env, monkeypatch):
+    from click.testing import CliRunner
+
+    from services.cli.main import main
+
+    apply_live(projection)
+    live = tables(projection)
+    spoil(projection)
+    for name, value in settings_env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(Interrupted):
+        ProjectionRebuild(projection, batch_size=10).run(progress=_interrupt)
+
+    resumed = CliRunner().invoke(main, ["projections", "rebuild"])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"Projection rebuilt up to position {newest(application)}." in resumed.output
+    assert tables(projection) == live and not projection.needs_rebuild()
+
+    spoil(projection)
+    restarted = CliRunner().invoke(main, ["projections", "rebuild", "--restart"])
+    assert restarted.exit_code == 0, restarted.output
+    assert tables(projection) == live
+
+
+def _interrupt(events: int) -> None:
+    raise Interrupted
