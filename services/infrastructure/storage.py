@@ -46,6 +46,14 @@ class SqlCursor:
             self.raw.execute(sql, params or {})
         return self
 
+    def executemany(self, sql: str, seq_of_params: list[dict[str, Any]]) -> SqlCursor:
+        """One statement for many parameter sets (psycopg pipelines them: one round trip)."""
+        if self.dialect == "postgres":
+            self.raw.executemany(_pyformat(sql), seq_of_params)
+        else:
+            self.raw.executemany(sql, seq_of_params)
+        return self
+
     def fetchone(self) -> Any:
         return self.raw.fetchone()
 
