@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 LOCK := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test install install-dev lint browser bench lock clean
+.PHONY: run test install install-dev lint browser bench lock lock-upgrade clean
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -62,13 +62,17 @@ test: lint browser
 bench: install-dev
 	$(BIN)/python bench/public_api.py
 
-# Regenerate both lock files from pyproject.toml (after changing a dependency there, or
-# to take newer releases). The dev lock is constrained by the runtime lock, so the two
-# always agree on every package they share.
+# Regenerate both lock files from pyproject.toml after changing a dependency there: pins
+# stay as they are unless pyproject.toml asks otherwise (`make lock-upgrade` takes the
+# newest releases it allows). The dev lock is constrained by the runtime lock, so the two
+# agree on every package they share.
 lock: install-dev
-	$(LOCK) --upgrade --output-file requirements.lock pyproject.toml
-	$(LOCK) --upgrade --extra dev --constraint requirements.lock \
+	$(LOCK) $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
+	$(LOCK) $(LOCK_FLAGS) --extra dev --constraint requirements.lock \
 		--output-file requirements-dev.lock pyproject.toml
+
+lock-upgrade:
+	$(MAKE) lock LOCK_FLAGS=--upgrade
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
