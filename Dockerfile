@@ -17,12 +17,13 @@ ENV PATH=/opt/tenzo/bin:$PATH
 COPY requirements.lock /tmp/requirements.lock
 RUN pip install --require-hashes -r /tmp/requirements.lock
 
+# Tenzo itself, built with the setuptools and wheel of the lock: nothing unpinned.
 WORKDIR /src
 COPY pyproject.toml ./
 COPY domain ./domain
 COPY contracts ./contracts
 COPY services ./services
-RUN pip install --no-deps .
+RUN pip install --no-deps --no-build-isolation .
 
 
 FROM python:3.11-slim

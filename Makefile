@@ -6,8 +6,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+# --all-build-deps: setuptools and wheel (pyproject.toml's build-system) are locked too, so
+# Tenzo itself is built with them (--no-build-isolation), nothing fetched unpinned.
 LOCK := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
-	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+	--all-build-deps --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: run test install install-dev lint browser bench lock lock-upgrade clean
 
@@ -20,14 +22,14 @@ $(VENV)/.installed-runtime: requirements.lock pyproject.toml | $(BIN)/python
 	@echo "==> installing the runtime dependencies from requirements.lock (hash-checked)"
 	$(PIP) install --require-hashes -r requirements.lock
 	@echo "==> installing tenzo itself (editable, no dependencies)"
-	$(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
 	@echo "==> installing the runtime and test dependencies from requirements-dev.lock (hash-checked)"
 	$(PIP) install --require-hashes -r requirements-dev.lock
 	@echo "==> installing tenzo itself (editable, no dependencies)"
-	$(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed-runtime
