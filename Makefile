@@ -58,8 +58,9 @@ browser:
 		echo "==> no chromium: the browser tests will be skipped (as root: apt-get install chromium)"; \
 	fi
 
+# PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS="tests/unit -q".
 test: lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install-dev
 	$(BIN)/python bench/public_api.py
