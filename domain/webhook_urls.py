@@ -59,6 +59,10 @@ def is_public_address(address: str) -> bool:
         embedded = embedded_ipv4(ip)
         if embedded is not None and not is_public_address(str(embedded)):
             return False
+        if ip.sixtofour is not None:
+            # 6to4 is routed to the IPv4 address it carries. Judged by that alone: older
+            # Pythons (Debian 12's 3.11.2) list all of 2002::/16 as private, newer ones not.
+            return True
     if ip.version == 4 and ip in _CGNAT:
         return False
     return ip.is_global and not ip.is_multicast

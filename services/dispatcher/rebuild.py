@@ -19,15 +19,14 @@ event store project that aggregate on the spot (read your writes, projection.py)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import LRUCache
 
+from domain.application import DeveloperTools
 from services.infrastructure.positions import DISPATCH_TABLE, Position
-
-if TYPE_CHECKING:
-    from services.dispatcher.projection import DispatchProjection
+from services.infrastructure.storage import SqlCursor, SqlTables
 
 REBUILD_POSITION_NAME = "dispatcher-rebuild"
 PROJECTED_TABLES = ("webhooks", "jobs", "candidates")
@@ -61,12 +60,29 @@ class RecentAggregates:
         self.peak = max(self.peak, len(self))
 
 
+class RebuiltProjection(Protocol):
+    """What a rebuild needs of the projection it refills (projection.py's
+    ``DispatchProjection``, which this module cannot import: it imports this one)."""
+
+    application: DeveloperTools
+    tables: SqlTables
+    projected_types: tuple[str, ...]
+
+    def write_rows(
+        self, cursor: SqlCursor, aggregate_type: str, rows: list[dict[str, Any]]
+    ) -> None: ...
+
+    def set_position(self, cursor: SqlCursor, position: int) -> None: ...
+
+    def row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]: ...
+
+
 class ProjectionRebuild:
     """One rebuild of a projection's tables (see the module's docstring)."""
 
     def __init__(
         self,
-        projection: DispatchProjection,
+        projection: RebuiltProjection,
         recent: RecentAggregates | None = None,
         batch_size: int = 1000,
     ):
