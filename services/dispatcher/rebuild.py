@@ -66,7 +66,9 @@ class RebuiltProjection(Protocol):
 
     application: DeveloperTools
     tables: SqlTables
-    projected_types: tuple[str, ...]
+
+    @property
+    def projected_types(self) -> tuple[str, ...]: ...
 
     def write_rows(
         self, cursor: SqlCursor, aggregate_type: str, rows: list[dict[str, Any]]
