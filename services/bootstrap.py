@@ -33,6 +33,7 @@ from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
 from services.infrastructure.positions import RELAY_TABLE, Position
+from services.infrastructure.stored_aggregates import StoredAggregates
 from services.relay.relay import Relay
 from services.settings import Settings
 
@@ -63,7 +64,8 @@ def build_application(settings: Settings) -> DeveloperTools:
         app = DeveloperTools(
             settings.eventsourcing_env(),
             url_policy=url_policy(settings),
-            catalog=Catalog,
+            catalog=lambda app: Catalog(app, wait_seconds=settings.catalog_wait_seconds),
+            many_aggregates=StoredAggregates,
             newer_events_probe=has_newer_events_probe,
             render_test_event=test_event_body,
             retry=RetryPolicy(settings.retry_schedule),

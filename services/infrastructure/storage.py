@@ -52,6 +52,30 @@ class SqlCursor:
     def fetchall(self) -> list[Any]:
         return list(self.raw.fetchall())
 
+    def executemany(self, sql: str, params: list[dict[str, Any]]) -> None:
+        """One statement for many parameter sets (psycopg pipelines them: one round trip)."""
+        if not params:
+            return
+        if self.dialect == "postgres":
+            self.raw.executemany(_pyformat(sql), params)
+        else:
+            self.raw.executemany(sql, params)
+
+    def insert_rows(
+        self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert many rows at once: COPY on PostgreSQL, executemany on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.dialect == "postgres":
+            with self.raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+
     @property
     def rowcount(self) -> int:
         rowcount: int = self.raw.rowcount

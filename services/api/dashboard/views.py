@@ -150,9 +150,26 @@ def sign_out() -> ResponseReturnValue:
 
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     application = services().application
-    now = application.clock()
-    keys = present_keys(application.list_api_keys(g.org_id), now)
-    return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
+    given = {"cursor": request.args["cursor"]} if request.args.get("cursor") else {}
+    keys: list[Any] = []
+    next_cursor, errors = None, {}
+    try:  # the admin API's rules, and so its messages
+        query = schemas.ApiKeyQuerySchema(only=("cursor",)).load(given)
+        keys, next_cursor = application.list_api_keys(
+            g.org_id, schemas.KEY_PAGE_SIZE_MAX, query.get("cursor")
+        )
+    except (ValidationError, InvalidInput) as error:
+        errors = field_errors(error)
+    return _page(
+        "dashboard/api_keys.html",
+        status,
+        tab="keys",
+        keys=present_keys(keys, application.clock()),
+        cursor=given.get("cursor"),
+        next_cursor=next_cursor,
+        page_errors=errors,
+        **context,
+    )
 
 
 @blp.get("/api-keys")
