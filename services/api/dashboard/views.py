@@ -49,6 +49,7 @@ blp = Blueprint("dashboard", __name__)
 blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 
 DELIVERY_PAGE_SIZE = 25
+KEY_PAGE_SIZE = schemas.KEY_PAGE_SIZE_MAX
 AUDIT_PAGE_SIZE = 50
 SECRET_PREFIX = "whsec_"
 CONTENT_SECURITY_POLICY = (
@@ -155,9 +156,7 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     next_cursor, errors = None, {}
     try:  # the admin API's rules, and so its messages
         query = schemas.ApiKeyQuerySchema(only=("cursor",)).load(given)
-        keys, next_cursor = application.list_api_keys(
-            g.org_id, schemas.KEY_PAGE_SIZE_MAX, query.get("cursor")
-        )
+        keys, next_cursor = application.list_api_keys(g.org_id, KEY_PAGE_SIZE, query.get("cursor"))
     except (ValidationError, InvalidInput) as error:
         errors = field_errors(error)
     return _page(
