@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
@@ -50,6 +51,37 @@ CATALOG_COLUMNS = ("aggregate_id", "org_id", "aggregate_type", "position", "pare
 AUDIT_COLUMNS = ("position", "org_id", "aggregate_id", "type", "item")
 
 
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What the catalog needs of one event, decoded from the log."""
+
+    position: int
+    aggregate_id: str
+    version: int
+    aggregate_type: str
+    type_name: str
+    org_id: str  # from the event itself: right for a creating event
+    status: str | None
+    parent_id: str | None
+    item: str  # the redacted audit item, as JSON
+
+    @classmethod
+    def of(cls, position: int, event: Any) -> Decoded:
+        aggregate_type, type_name = event_type_names(event)
+        parent = getattr(event, PARENT_ATTRIBUTE.get(aggregate_type, ""), None)
+        return cls(
+            position=position,
+            aggregate_id=str(event.originator_id),
+            version=event.originator_version,
+            aggregate_type=aggregate_type,
+            type_name=type_name,
+            org_id=str(getattr(event, "org_id", None) or event.originator_id),
+            status=STATUS_BY_EVENT.get(type_name),
+            parent_id=None if parent is None else str(parent),
+            item=json.dumps(audit_item(event, position)),
+        )
+
+
 class CatalogFollower:
     """Keeps the catalog's tables up with the notification log, in a thread of its own."""
 
@@ -72,6 +104,9 @@ class CatalogFollower:
         self._progress = threading.Condition()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # One thread decodes the next batch while the follower writes the current one.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="tenzo-catalog-reader")
+        self._ahead: tuple[int, Future[list[Decoded]]] | None = None
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -106,6 +141,7 @@ class CatalogFollower:
         thread = self._thread
         if thread is not None:
             thread.join(timeout=30)
+        self._reader.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -130,14 +166,16 @@ class CatalogFollower:
         """Apply the next batch of the log; return whether anything was applied (False
         when caught up, or when another follower holds the lock or moved the position)."""
         last = self.position.read()
-        if last >= (self.app.recorder.max_notification_id() or 0):
-            return False  # the cheap check of every idle poll: two indexed reads
-        # Read before the transaction: SQLite's pool may have one connection only.
-        notifications = self.app.recorder.select_notifications(
-            start=last + 1, limit=self.batch_size
-        )
-        if not notifications:
+        batch = self._read_ahead_from(last)
+        if batch is None:
+            if last >= (self.app.recorder.max_notification_id() or 0):
+                return False  # the cheap check of every idle poll: two indexed reads
+            batch = self._decoded(last)
+        if not batch:
             return False
+        # Decode the next batch while this one is written (the wait for the database
+        # releases the GIL): catch-up runs at the pace of the slower of the two.
+        self._read_ahead(batch[-1].position)
         try:
             with self.tables.transaction() as cursor:
                 if self.tables.dialect == "postgres":
@@ -146,45 +184,59 @@ class CatalogFollower:
                     ).fetchone()
                     if not locked["locked"]:
                         return False
-                self._apply(cursor, notifications)
+                self._apply(cursor, batch)
                 # Compare-and-set: refused if another follower applied from ``last``.
-                self.position.move(cursor, last, notifications[-1].id)
+                self.position.move(cursor, last, batch[-1].position)
         except (PositionMoved, IntegrityError, OperationalError):
             return False  # another process applied these meanwhile (SQLite): read again
         return True
 
-    def _apply(self, cursor: SqlCursor, notifications: Sequence[Any]) -> None:
-        events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
-        orgs = self._orgs_of(
-            cursor,
-            {str(event.originator_id) for _, event in events if event.originator_version > 1},
+    def _decoded(self, last: int) -> list[Decoded]:
+        """The batch after position ``last``, decoded (read outside any transaction of
+        ours: SQLite's pool may have one connection only)."""
+        notifications = self.app.recorder.select_notifications(
+            start=last + 1, limit=self.batch_size
         )
+        return [Decoded.of(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+
+    def _read_ahead(self, last: int) -> None:
+        try:
+            self._ahead = (last, self._reader.submit(self._decoded, last))
+        except RuntimeError:  # closed: nothing more to read
+            self._ahead = None
+
+    def _read_ahead_from(self, last: int) -> list[Decoded] | None:
+        """The batch read ahead, if it starts where the position is (else None)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != last:
+            return None
+        try:
+            return ahead[1].result() or None  # empty: it was read before newer writes
+        except Exception:  # noqa: BLE001 - read it again, in this thread
+            return None
+
+    def _apply(self, cursor: SqlCursor, batch: list[Decoded]) -> None:
+        orgs = self._orgs_of(cursor, {e.aggregate_id for e in batch if e.version > 1})
         created: dict[str, list[Any]] = {}  # aggregate id → catalog row, in CATALOG_COLUMNS
         changed: dict[str, dict[str, Any]] = {}  # aggregate id → new status / parent
         audit: list[tuple[Any, ...]] = []
-        for position, event in events:
-            aggregate_type, type_name = event_type_names(event)
-            aggregate_id = str(event.originator_id)
-            status = STATUS_BY_EVENT.get(type_name)
-            parent = getattr(event, PARENT_ATTRIBUTE.get(aggregate_type, ""), None)
-            parent_id = None if parent is None else str(parent)
+        for e in batch:
+            aggregate_id = e.aggregate_id
             org_id = orgs.get(aggregate_id)
-            if event.originator_version == 1 or org_id is None:
-                org_id = str(getattr(event, "org_id", None) or event.originator_id)
+            if e.version == 1 or org_id is None:
+                org_id = e.org_id
                 orgs[aggregate_id] = org_id
-                row = [aggregate_id, org_id, aggregate_type, position, parent_id, status]
+                row = [aggregate_id, org_id, e.aggregate_type, e.position, e.parent_id, e.status]
                 created[aggregate_id] = row
             elif aggregate_id in created:  # created in this batch: change the row to insert
                 row = created[aggregate_id]
-                row[4] = parent_id or row[4]
-                row[5] = status or row[5]
-            elif status is not None or parent_id is not None:
+                row[4] = e.parent_id or row[4]
+                row[5] = e.status or row[5]
+            elif e.status is not None or e.parent_id is not None:
                 change = changed.setdefault(aggregate_id, {"id": aggregate_id})
-                change["status"] = status or change.get("status")
-                change["parent"] = parent_id or change.get("parent")
-            audit.append(
-                (position, org_id, aggregate_id, type_name, json.dumps(audit_item(event, position)))
-            )
+                change["status"] = e.status or change.get("status")
+                change["parent"] = e.parent_id or change.get("parent")
+            audit.append((e.position, org_id, aggregate_id, e.type_name, e.item))
         cursor.insert_rows("tenzo_catalog", CATALOG_COLUMNS, [tuple(r) for r in created.values()])
         cursor.executemany(
             "UPDATE tenzo_catalog SET status = COALESCE(:status, status), "
