@@ -110,3 +110,14 @@ class SqlTables:
                 return cursor.execute(sql, params).fetchall()
         with self.datastore.get_connection() as connection:
             return list(connection.execute(_pyformat(sql), params or {}, prepare=True).fetchall())
+
+    def write(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """One statement in a transaction of its own. On PostgreSQL it runs on an
+        autocommit connection as a prepared statement: one round trip (for a write on
+        every save, such as the catalog's marks)."""
+        if self.dialect != "postgres":
+            with self.transaction() as cursor:
+                cursor.execute(sql, params)
+            return
+        with self.datastore.get_connection() as connection:
+            connection.execute(_pyformat(sql), params or {}, prepare=True)
