@@ -178,3 +178,19 @@ def test_close_stops_the_follower_thread(database_url):
     application.close()
 
     assert not follower.running
+
+
+def test_a_read_the_catalog_cannot_answer_in_time_is_refused_not_stale(database_url):
+    application = application_on(database_url, catalog_wait_seconds=0.2)
+    try:
+        organization, _ = application.create_organization("Acme", OPERATOR)
+        application.event_history(organization.id)  # applied
+        application.catalog.follower.close()  # type: ignore[attr-defined] # nothing applies now
+        application.save(*jobs(organization.id, 1, OPERATOR))
+
+        with pytest.raises(CatalogBehind):
+            application.list_jobs(organization.id)
+        with pytest.raises(CatalogBehind):
+            application.event_history(organization.id)
+    finally:
+        application.close()
