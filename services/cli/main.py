@@ -77,6 +77,7 @@ def serve() -> None:
         server.server_close()
         stop_background()
         api_services.close()  # the API key usage counted since the last flush
+        application.close()  # stops the catalog's follower; closes the event store
 
 
 @main.command()
