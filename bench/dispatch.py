@@ -77,6 +77,7 @@ POSTGRES_URL = os.environ.get(
 AMQP_URL = os.environ.get("TENZO_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TENZO = str(Path(sys.executable).with_name("tenzo"))
 METRICS_PORT = 9187
+SLOW_PATH = re.compile(rb" /slow/(\d+)/")
 
 
 # -- the receiver (a process of its own) -------------------------------------------------
@@ -84,7 +85,8 @@ METRICS_PORT = 9187
 
 def run_receiver(cert: str, key: str, port_out: Any, receipts: Any) -> None:
     """An asyncio HTTPS/1.1 keep-alive server: 200 for every POST except /hang (never
-    answered); sends (X-Webhook-Id, receive time) to ``receipts`` in batches."""
+    answered); a path under /slow/<ms>/ answers 200 after <ms> milliseconds (a busy but
+    healthy receiver); sends (X-Webhook-Id, receive time) to ``receipts`` in batches."""
     batch: list[tuple[str, float]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -105,6 +107,9 @@ def run_receiver(cert: str, key: str, port_out: Any, receipts: Any) -> None:
                 if b" /hang" in request_line:
                     await asyncio.sleep(3600)
                     return
+                slow = SLOW_PATH.search(request_line)
+                if slow:
+                    await asyncio.sleep(int(slow.group(1)) / 1000)
                 batch.append((event_id, time.time()))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
@@ -129,6 +134,39 @@ def run_receiver(cert: str, key: str, port_out: Any, receipts: Any) -> None:
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+@dataclass
+class Receiver:
+    """A running receiver: its process, port, receipts and the CA file that trusts it."""
+
+    process: Any
+    port: int
+    receipts: Receipts
+    ca_file: str
+
+
+def start_receiver(workdir: Path) -> Receiver:
+    """The HTTPS receiver in a process of its own, with a trustme CA (written to
+    ``workdir``) and a thread collecting its receipts; used by bench/scale.py too."""
+    import trustme
+
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    ca_file, cert_file, key_file = (str(workdir / n) for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca.cert_pem.write_to_path(ca_file)
+    server_cert.cert_chain_pems[0].write_to_path(cert_file)
+    server_cert.private_key_pem.write_to_path(key_file)
+    context = multiprocessing.get_context("spawn")
+    port_queue, receipt_queue = context.Queue(), context.Queue()
+    process = context.Process(
+        target=run_receiver, args=(cert_file, key_file, port_queue, receipt_queue), daemon=True
+    )
+    process.start()
+    port = port_queue.get(timeout=30)
+    receipts = Receipts(receipt_queue)
+    receipts.start()
+    return Receiver(process, port, receipts, ca_file)
 
 
 # -- the bare baseline (a process of its own) ----------------------------------------------
@@ -596,8 +634,6 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     args = parser.parse_args()
 
-    import trustme
-
     from services.bootstrap import build_application
     from services.settings import Settings
 
@@ -605,22 +641,14 @@ def main() -> None:
     # Ctrl-C or a kill: still stop the processes, drop the database and the vhosts.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-"))
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("localhost", "127.0.0.1")
-    ca_file, cert_file, key_file = (str(workdir / n) for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca.cert_pem.write_to_path(ca_file)
-    server_cert.cert_chain_pems[0].write_to_path(cert_file)
-    server_cert.private_key_pem.write_to_path(key_file)
-
-    context = multiprocessing.get_context("spawn")
-    port_queue, receipt_queue = context.Queue(), context.Queue()
-    receiver = context.Process(
-        target=run_receiver, args=(cert_file, key_file, port_queue, receipt_queue), daemon=True
+    started_receiver = start_receiver(workdir)
+    receiver, port, receipts, ca_file = (
+        started_receiver.process,
+        started_receiver.port,
+        started_receiver.receipts,
+        started_receiver.ca_file,
     )
-    receiver.start()
-    port = port_queue.get(timeout=30)
-    receipts = Receipts(receipt_queue)
-    receipts.start()
+    context = multiprocessing.get_context("spawn")
 
     suffix = uuid.uuid4().hex[:10]
     database = f"tenzo_bench_{suffix}"

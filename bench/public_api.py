@@ -472,13 +472,14 @@ def machine() -> str:
     )
 
 
-def write_docs(report: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping the others."""
-    section = f"{START}\n{report}\n{END}"
+def write_docs(report: str, start: str = START, end: str = END) -> None:
+    """Replace a benchmark's section of docs/benchmarks.md (between its markers ``start``
+    and ``end``; this one's by default), keeping the others."""
+    section = f"{start}\n{report}\n{end}"
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOCS.parent.mkdir(parents=True, exist_ok=True)

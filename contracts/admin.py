@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from contracts.field_rules import StrictBoolean, not_blank
+from contracts.field_rules import ExpiryDateTime, StrictBoolean, not_blank
 
 
 class OrganizationCreateSchema(Schema):
@@ -24,9 +24,13 @@ class OrganizationCreatedSchema(Schema):
 
 class ApiKeyCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    expires_at = fields.DateTime(
+    expires_at = ExpiryDateTime(
         allow_none=True,
-        metadata={"description": "ISO-8601, in the future; UTC when no offset is given"},
+        metadata={
+            "description": "ISO-8601, in the future; UTC when no offset is given. A date "
+            "alone (2027-01-31) means the end of that day in UTC: the key works all that "
+            "day and expires at 2027-02-01T00:00:00Z."
+        },
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.field_rules import not_blank
 
@@ -36,16 +36,33 @@ def _text(maximum: int, *, required: bool = False, **kwargs: Any) -> fields.Stri
     return fields.String(required=required, allow_none=not required, validate=checks, **kwargs)
 
 
+# An ATS's own job id where ours is expected is the likeliest mistake here: say what to do.
+JOB_ID_NOT_A_UUID = (
+    "Not a job id: job_id is the id this API gave the job (a UUID, the id field of "
+    "POST /v1/jobs or GET /v1/jobs), not your ATS's id. Look the job up by your id with "
+    "GET /v1/jobs?external_id=<your id> and use its id."
+)
+
+
+def _job_id(**kwargs: Any) -> fields.UUID:
+    return fields.UUID(error_messages={"invalid_uuid": JOB_ID_NOT_A_UUID}, **kwargs)
+
+
+def _external_id(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), not_blank],
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
 _PHONE = validate.Regexp(
     rf"^\+?[0-9 ()./-]{{3,{PHONE_MAX}}}$", error="Not a phone number (digits, spaces, + ( ) . / -)."
 )
 
 
 class JobInputSchema(Schema):
-    external_id = fields.String(
-        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), not_blank],
-        metadata={"description": "Your ATS's id; posting it again updates that job"},
-    )
+    external_id = _external_id("Your ATS's id; posting it again updates that job")
     title = _text(TITLE_MAX, required=True)
     description = _text(DESCRIPTION_MAX)
     location = _text(SHORT_TEXT_MAX)
@@ -70,11 +87,11 @@ class JobSchema(Schema):
 
 
 class CandidateInputSchema(Schema):
-    job_id = fields.UUID(required=True, metadata={"description": "A job of your organization"})
-    external_id = fields.String(
-        validate=[validate.Length(min=1, max=EXTERNAL_ID_MAX), not_blank],
-        metadata={"description": "Your ATS's id; posting it again updates that candidate"},
+    job_id = _job_id(
+        required=True,
+        metadata={"description": "The id of a job of your organization (not your ATS's id)"},
     )
+    external_id = _external_id("Your ATS's id; posting it again updates that candidate")
     first_name = _text(NAME_MAX, required=True)
     last_name = _text(NAME_MAX, required=True)
     email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
@@ -108,8 +125,22 @@ class PageQuerySchema(Schema):
     )
 
 
-class CandidateQuerySchema(PageQuerySchema):
-    job_id = fields.UUID(metadata={"description": "Only the candidates of this job"})
+class LookupQuerySchema(PageQuerySchema):
+    """A page, or the one record with the ATS's own id (SPEC 13)."""
+
+    external_id = _external_id("Only the record with this id of your ATS (at most one)")
+
+    @validates_schema
+    def _one_record_has_no_pages(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "external_id" in data and "cursor" in data:
+            raise ValidationError(
+                "external_id finds at most one record, so there is no next page.",
+                field_name="cursor",
+            )
+
+
+class CandidateQuerySchema(LookupQuerySchema):
+    job_id = _job_id(metadata={"description": "Only the candidates of this job"})
 
 
 class JobPageSchema(Schema):

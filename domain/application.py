@@ -11,11 +11,12 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
+from domain import credential_refusals as refusals
 from domain import credentials
 from domain.actors import Actor, actor
 from domain.api_keys import ApiKey
 from domain.deliveries import DeliveryUseCases, RetryRule, TestEventRenderer
-from domain.errors import InvalidInput, NotFound, Unauthorized
+from domain.errors import InvalidInput, NotFound
 from domain.fast_forward import FastForwardReads, HasNewerEvents
 from domain.organizations import AdminToken, Organization
 from domain.paging import page_of_ids
@@ -89,15 +90,18 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
 
     def authenticate_admin(self, token: str) -> tuple[UUID, Actor]:
         """Return the organization an admin token acts for, and the actor it records."""
-        if not credentials.is_well_formed(token, credentials.ADMIN_TOKEN_PREFIX):
-            raise Unauthorized("malformed admin token")
+        refusal = refusals.malformed(token, refusals.ADMIN_TOKEN)
+        if refusal is not None:
+            raise refusal
         token_hash = credentials.hash_credential(token)
         try:
             admin_token = self._get(AdminToken, credentials.credential_id(token_hash))
         except NotFound:
-            raise Unauthorized("unknown admin token") from None
-        if not credentials.same_hash(admin_token.token_hash, token_hash) or admin_token.revoked:
-            raise Unauthorized("revoked admin token")
+            raise refusals.unknown(refusals.ADMIN_TOKEN) from None
+        if not credentials.same_hash(admin_token.token_hash, token_hash):
+            raise refusals.unknown(refusals.ADMIN_TOKEN)
+        if admin_token.revoked:
+            raise refusals.revoked(refusals.ADMIN_TOKEN, admin_token.token_hint, None)
         return admin_token.org_id, actor("admin_token", admin_token.id)
 
     def authenticate_admin_token_id(self, token_id: UUID) -> tuple[UUID, Actor]:
@@ -105,9 +109,9 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         try:
             admin_token = self._get(AdminToken, token_id)
         except NotFound:
-            raise Unauthorized("unknown admin token") from None
+            raise refusals.unknown(refusals.ADMIN_TOKEN) from None
         if admin_token.revoked:
-            raise Unauthorized("revoked admin token")
+            raise refusals.revoked(refusals.ADMIN_TOKEN, admin_token.token_hint, None)
         return admin_token.org_id, actor("admin_token", admin_token.id)
 
     # -- API keys -------------------------------------------------------------------
@@ -161,19 +165,24 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         raise AssertionError("unreachable")
 
     def authenticate_api_key(self, presented: str) -> ApiKey:
-        """Return the active key matching the presented plaintext, else raise Unauthorized."""
-        if not credentials.is_well_formed(presented, credentials.API_KEY_PREFIX):
-            raise Unauthorized("malformed API key")
+        """Return the active key matching the presented plaintext, else raise Unauthorized
+        saying which mistake it is (domain/credential_refusals.py: a key that is not
+        stored gets one answer, whatever it is)."""
+        refusal = refusals.malformed(presented, refusals.API_KEY)
+        if refusal is not None:
+            raise refusal
         key_hash = credentials.hash_credential(presented)
         try:
             key = self.key_reads.get(ApiKey, credentials.credential_id(key_hash))
         except NotFound:
-            raise Unauthorized("unknown API key") from None
+            raise refusals.unknown(refusals.API_KEY) from None
         if not credentials.same_hash(key.key_hash, key_hash):
-            raise Unauthorized("unknown API key")
+            raise refusals.unknown(refusals.API_KEY)
         status = key.status(self.clock())
-        if status != "active":
-            raise Unauthorized(f"{status} API key {key.key_hint}")
+        if status == "revoked":
+            raise refusals.revoked(refusals.API_KEY, key.key_hint, key.revoked_at)
+        if status == "expired" and key.expires_at is not None:
+            raise refusals.expired(refusals.API_KEY, key.key_hint, key.expires_at)
         return key
 
     # -- webhook ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from uuid import UUID, uuid5
 
 ADMIN_TOKEN_PREFIX = "tenzo_admin_"
 API_KEY_PREFIX = "tenzo_pk_"
+PREFIXES = (ADMIN_TOKEN_PREFIX, API_KEY_PREFIX)
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30

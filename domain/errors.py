@@ -10,7 +10,16 @@ class NotFound(DomainError):
 
 
 class Unauthorized(DomainError):
-    """A credential is missing, malformed, unknown, expired or revoked."""
+    """A credential is missing, malformed, unknown, expired or revoked.
+
+    The message says which mistake it is in words the caller can act on, showing at
+    most the credential's hint (domain/credential_refusals.py); ``reason`` is a short
+    code for metrics and logs (``missing``, ``malformed``, ``unknown``, ``expired``…).
+    """
+
+    def __init__(self, message: str, reason: str = "other"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidInput(DomainError):

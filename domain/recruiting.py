@@ -226,9 +226,17 @@ class RecruitingUseCases:
         return self._get_owned(Job, org_id, job_id)
 
     def list_jobs(
-        self: _Host, org_id: UUID, limit: int = 20, cursor: str | None = None
+        self: _Host,
+        org_id: UUID,
+        limit: int = 20,
+        cursor: str | None = None,
+        *,
+        external_id: str | None = None,
     ) -> tuple[list[Job], str | None]:
-        """A page of the organization's jobs, newest first, and the next page's cursor."""
+        """A page of the organization's jobs, newest first, and the next page's cursor;
+        with ``external_id``, the one job with that id of the ATS (or none)."""
+        if external_id is not None:
+            return _found_by_external_id(self, Job, org_id, external_id), None
         ids, next_cursor = page_of_ids(self.catalog, org_id, "Job", limit, cursor)
         return self._get_many(Job, org_id, ids), next_cursor
 
@@ -280,15 +288,32 @@ class RecruitingUseCases:
         job_id: UUID | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        *,
+        external_id: str | None = None,
     ) -> tuple[list[Candidate], str | None]:
         """A page of the organization's candidates (of one job, when given), newest
-        first, and the next page's cursor. A job of another organization is not found."""
+        first, and the next page's cursor; with ``external_id``, the one candidate with
+        that id of the ATS (or none). A job of another organization is not found."""
         if job_id is not None:
             self._get_owned(Job, org_id, job_id)
+        if external_id is not None:
+            found = _found_by_external_id(self, Candidate, org_id, external_id)
+            return [c for c in found if job_id is None or c.job_id == job_id], None
         ids, next_cursor = page_of_ids(
             self.catalog, org_id, "Candidate", limit, cursor, parent_id=job_id
         )
         return self._get_many(Candidate, org_id, ids), next_cursor
+
+
+def _found_by_external_id(
+    application: _Host, cls: type[Upserted], org_id: UUID, external_id: str
+) -> list[Upserted]:
+    """The record with this external id, as a list of one or none: its id is derived
+    from the external id, so this is one read by the event store's primary key."""
+    try:
+        return [application._get_owned(cls, org_id, cls.create_id(org_id, external_id))]
+    except NotFound:
+        return []
 
 
 def _has_job(application: _Host, org_id: UUID, job_id: UUID) -> bool:

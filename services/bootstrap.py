@@ -7,35 +7,26 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from domain.application import DeveloperTools
 from domain.webhook_urls import WebhookUrlPolicy
-from services.api.context import ApiServices
-from services.api.idempotency import IdempotencyStore
-from services.api.rate_limit import TokenBuckets
-from services.api.usage import UsageCounter
-from services.dispatcher.committer import Committer
-from services.dispatcher.dead_letters import DeadLetters
-from services.dispatcher.delivery_runner import DeliveryRunner
-from services.dispatcher.dispatcher import Dispatcher
-from services.dispatcher.fair_pool import FairPool
-from services.dispatcher.in_flight import FinishedJobs, InFlight
-from services.dispatcher.new_deliveries import NewDeliveries
 from services.dispatcher.payloads import test_event_body
-from services.dispatcher.projection import DispatchProjection
-from services.dispatcher.receiving import MessageReceiver
 from services.dispatcher.retry import RetryPolicy
-from services.dispatcher.sender import DeliveryPolicy, WebhookSender
-from services.dispatcher.sweeper import StalledDeliveries
 from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
-from services.infrastructure.positions import RELAY_TABLE, Position
 from services.infrastructure.stored_aggregates import StoredAggregates
-from services.relay.relay import Relay
 from services.settings import Settings
+
+# Each process's own parts are imported by the function that builds them, so a process
+# loads (and exports the metrics of: services/infrastructure/metrics.py) only its own.
+if TYPE_CHECKING:
+    from services.api.context import ApiServices
+    from services.dispatcher.dispatcher import Dispatcher
+    from services.relay.relay import Relay
 
 
 def resolve_host(host: str) -> list[str]:
@@ -80,6 +71,11 @@ def build_application(settings: Settings) -> DeveloperTools:
 
 def build_api(settings: Settings, application: DeveloperTools | None = None) -> ApiServices:
     """The API's services; ``application`` lets a process share one application with others."""
+    from services.api.context import ApiServices
+    from services.api.idempotency import IdempotencyStore
+    from services.api.rate_limit import TokenBuckets
+    from services.api.usage import UsageCounter
+
     application = application or build_application(settings)
     return ApiServices(
         settings=settings,
@@ -130,6 +126,17 @@ def build_dispatcher(
     ``drain_seconds``: how long attempts in progress may finish when it stops;
     ``defer_seconds``: how long a slow organization's surplus messages wait aside.
     """
+    from services.dispatcher.committer import Committer
+    from services.dispatcher.dead_letters import DeadLetters
+    from services.dispatcher.delivery_runner import DeliveryRunner
+    from services.dispatcher.dispatcher import Dispatcher
+    from services.dispatcher.fair_pool import FairPool
+    from services.dispatcher.in_flight import FinishedJobs, InFlight
+    from services.dispatcher.new_deliveries import NewDeliveries
+    from services.dispatcher.projection import DispatchProjection
+    from services.dispatcher.receiving import MessageReceiver
+    from services.dispatcher.sender import DeliveryPolicy, WebhookSender
+    from services.dispatcher.sweeper import StalledDeliveries
 
     sender = WebhookSender(
         DeliveryPolicy(
@@ -189,6 +196,8 @@ def build_relay(
 ) -> Relay:
     """The relay (`tenzo relay`, a thread of `tenzo serve`), following the log from its
     saved position (row ``name`` of tenzo_relay_position)."""
+    from services.infrastructure.positions import RELAY_TABLE, Position
+    from services.relay.relay import Relay
 
     return Relay(
         application,

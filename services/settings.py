@@ -199,6 +199,10 @@ class Settings:
             url = urlsplit(self.database_url)
             env |= {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                # eventsourcing's recorder, inserting events in binary (cheaper to send).
+                "APPLICATION_RECORDER_TOPIC": (
+                    "services.infrastructure.postgres_events:BinaryInsertRecorder"
+                ),
                 "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
                 "POSTGRES_HOST": url.hostname or "127.0.0.1",
                 "POSTGRES_PORT": str(url.port or 5432),

@@ -136,7 +136,7 @@ def get_webhook() -> dict[str, Any]:
 @blp.arguments(schemas.WebhookPutSchema)
 @blp.response(200, schemas.WebhookSchema)
 @blp.alt_response(201, schema=schemas.WebhookSchema, description="Created")
-def put_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def configure_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     webhook, created = services().application.configure_webhook(
         g.org_id, body["url"], body.get("secret"), body["enabled"], g.actor
     )
@@ -147,7 +147,7 @@ def put_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @require_admin
 @blp.arguments(schemas.WebhookPatchSchema)
 @blp.response(200, schemas.WebhookSchema)
-def patch_webhook(body: dict[str, Any]) -> dict[str, Any]:
+def change_webhook(body: dict[str, Any]) -> dict[str, Any]:
     webhook = services().application.change_webhook(
         g.org_id,
         g.actor,

@@ -11,12 +11,13 @@ from flask_smorest import Api
 
 from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.errors import Unauthorized
-from services.api import admin, delivery_routes, ops, public
+from services.api import admin, delivery_routes, metrics, ops, problem_types, public
 from services.api.context import ApiServices
 from services.api.dashboard import views as dashboard
+from services.api.operation_ids import OperationIds
 from services.api.problems import problem, register_problem_handlers
+from services.api.query_parameters import refuse_unknown_query_parameters
 from services.api.request_bodies import StrictJSONProvider
-from services.infrastructure import metrics
 
 MAX_BODY_BYTES = 1024 * 1024
 CREDENTIAL_PREFIX = "tenzo_"
@@ -48,12 +49,13 @@ def create_app(services: ApiServices) -> Flask:
     )
     app.extensions["tenzo"] = services
 
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationIds()]})
     api.register_blueprint(admin.blp)
     api.register_blueprint(delivery_routes.blp)
     api.register_blueprint(public.blp)
     app.register_blueprint(ops.blp)
     app.register_blueprint(dashboard.blp)
+    app.register_blueprint(problem_types.blp)
     register_problem_handlers(app)
 
     @app.get("/docs/assets/<path:filename>")
@@ -61,6 +63,7 @@ def create_app(services: ApiServices) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     app.before_request(_refuse_credentials_in_query)
+    app.before_request(refuse_unknown_query_parameters)
     app.before_request(_require_json_body)
     app.before_request(_start_timer)
     app.after_request(_finish)
@@ -87,7 +90,12 @@ class ProblemApi(Api):  # type: ignore[misc]
 def _refuse_credentials_in_query() -> Response | None:
     """Credentials belong in the Authorization header; a URL ends up in logs and history."""
     if any(value.startswith(CREDENTIAL_PREFIX) for value in request.args.values()):
-        raise Unauthorized("credential in the query string")
+        raise Unauthorized(
+            "A credential was sent in the query string, where URLs are logged and kept in "
+            "histories: send it in the Authorization header (Authorization: Bearer …) "
+            "only, and replace it, as it may have been recorded.",
+            reason="in_query",
+        )
     return None
 
 
@@ -100,6 +108,7 @@ def _require_json_body() -> Response | None:
             415,
             "Unsupported Media Type",
             "Send the body as JSON with Content-Type: application/json.",
+            type=problem_types.UNSUPPORTED_MEDIA_TYPE,
         )
     return None
 

@@ -15,24 +15,57 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
+from domain import credential_refusals as refusals
 from domain import credentials
 from domain.actors import OPERATOR, actor
 from domain.errors import Unauthorized
+from services.api import metrics
+from services.api import problem_types as types
 from services.api.context import services
 from services.api.problems import problem, unauthorized
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.api.auth")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def bearer_token() -> str:
-    """The token of ``Authorization: Bearer <token>``, else Unauthorized."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+# Headers integrations put keys in by mistake (other APIs' conventions).
+MISPLACED_KEY_HEADERS = ("X-API-Key", "Api-Key", "X-Auth-Token")
+
+
+def bearer_token(kind: refusals.Kind | None) -> str:
+    """The token of ``Authorization: Bearer <token>``, else Unauthorized saying what is
+    wrong with the header. ``kind`` is what the route takes (None: the operator token)."""
+    wanted = f"Authorization: Bearer {kind.prefix}…" if kind else "Authorization: Bearer <token>"
+    header = request.headers.get("Authorization")
+    if header is None or not header.strip():
+        for name in MISPLACED_KEY_HEADERS:
+            if request.headers.get(name):
+                raise Unauthorized(
+                    f"The credential was sent in the {name} header; this API reads it "
+                    f"from the Authorization header only: send {wanted}.",
+                    reason="misplaced",
+                )
+        raise Unauthorized(f"No Authorization header: send {wanted}.", reason="missing")
+    scheme, _, token = header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise Unauthorized("no bearer token")
+    if scheme.lower() != "bearer":
+        if scheme.startswith(credentials.PREFIXES):
+            detail = f"The Authorization header lacks the Bearer scheme: send {wanted}."
+        else:
+            detail = f"The Authorization header does not use the Bearer scheme: send {wanted}."
+        raise Unauthorized(detail, reason="not_bearer")
+    if not token:
+        raise Unauthorized(
+            f"The Authorization header says Bearer but carries no credential: send {wanted}.",
+            reason="missing",
+        )
+    if " " in token:
+        raise Unauthorized(
+            f"The Authorization header has more than one word after Bearer: send {wanted}, "
+            "the credential alone.",
+            reason="not_bearer",
+        )
     return token
 
 
@@ -40,9 +73,13 @@ def require_operator(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         expected = services().settings.operator_token
-        presented = bearer_token()
+        presented = bearer_token(None)
         if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise Unauthorized("not the operator token")
+            raise Unauthorized(
+                "That is not the operator token (TENZO_OPERATOR_TOKEN of this deployment), "
+                "which creating organizations over HTTP needs.",
+                reason="unknown",
+            )
         g.actor = OPERATOR
         return view(*args, **kwargs)
 
@@ -54,7 +91,8 @@ def require_admin(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.org_id, g.actor = services().application.authenticate_admin(bearer_token())
+        token = bearer_token(refusals.ADMIN_TOKEN)
+        g.org_id, g.actor = services().application.authenticate_admin(token)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -66,21 +104,19 @@ def require_api_key(view: F) -> F:
 
     The key is looked up in the event store on every request (one indexed SELECT by
     the id derived from its hash), so revocation and expiry hold from the very next
-    request in every process. Every refusal gets the same 401; the reason is logged
-    with the key's hint only.
+    request in every process. A refusal's 401 says which mistake it is, showing at most
+    the key's hint (domain/credential_refusals.py); the log has the same words.
     """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = services()
-        token = ""
         try:
-            token = bearer_token()
-            key = ctx.application.authenticate_api_key(token)
+            key = ctx.application.authenticate_api_key(bearer_token(refusals.API_KEY))
         except Unauthorized as refusal:
-            log.info("API key refused (%s): %s", _presented_hint(token), refusal)
-            metrics.API_KEY_REFUSALS.labels(_reason(refusal)).inc()
-            return unauthorized()
+            log.info("API key refused (%s): %s", refusal.reason, refusal)
+            metrics.API_KEY_REFUSALS.labels(refusal.reason).inc()
+            return unauthorized(str(refusal))
         ctx.usage.record(key.id, ctx.application.clock())
         wait = ctx.rate_limit.take(str(key.id))
         if wait > 0:
@@ -89,25 +125,10 @@ def require_api_key(view: F) -> F:
                 429,
                 "Too Many Requests",
                 "This API key is over its rate limit; retry after the given seconds.",
-                type="/problems/rate-limited",
+                type=types.RATE_LIMITED,
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         g.org_id, g.actor, g.api_key_id = key.org_id, actor("api_key", key.id), key.id
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _presented_hint(token: str) -> str:
-    """What a log may say about a presented credential: its prefix and last four."""
-    if token.startswith((credentials.API_KEY_PREFIX, credentials.ADMIN_TOKEN_PREFIX)):
-        return credentials.hint(token) if len(token) > 20 else "a truncated Tenzo credential"
-    return "no Tenzo credential" if not token else "not a Tenzo credential"
-
-
-def _reason(refusal: Unauthorized) -> str:
-    text = str(refusal)
-    for reason in ("no bearer", "malformed", "unknown", "expired", "revoked"):
-        if text.startswith(reason):
-            return reason.replace(" ", "_")
-    return "other"

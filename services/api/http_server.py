@@ -1,53 +1,29 @@
-"""Serving the WSGI app: werkzeug's threaded server in `tenzo serve`, gunicorn in `tenzo api`.
+"""Serving the WSGI app under gunicorn in `tenzo api` (`tenzo serve`'s embedded server is
+services/api/embedded_server.py).
 
-A credential pasted into a URL must not reach a log line: both log paths without their
-query strings and with credentials masked (services/infrastructure/log_redaction.py), and pass their
-error lines, which may quote a malformed request line, through the same masking.
+A credential pasted into a URL must not reach a log line: gunicorn logs paths without
+their query strings and with credentials masked (services/infrastructure/log_redaction.py),
+and passes its error lines, which may quote a malformed request line, through the same
+masking. Its workers count metrics in prometheus-client's multiprocess mode
+(services/infrastructure/metrics.py), so /metrics is one view of all of them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import socket
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from gunicorn.glogging import Logger as GunicornLogger
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from services.infrastructure import metrics
 from services.infrastructure.log_redaction import RedactCredentials, redact_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-log = logging.getLogger("tenzo.http")
-
 # gunicorn access log: %(U)s is the path without its query string (masked below).
 GUNICORN_ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
-
-
-class PathOnlyRequestHandler(WSGIRequestHandler):
-    """werkzeug's request handler logging ``redact_path`` of each request's target."""
-
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        words = self.requestline.split()
-        # No path when the request line was malformed: log what it named.
-        target = getattr(self, "path", None) or (words[1] if len(words) > 1 else "")
-        command = self.command or (words[0] if words else "-")
-        log.info(
-            '%s "%s %s" %s',
-            self.address_string(),
-            redact_path(command),
-            redact_path(target),
-            code,
-        )
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        # werkzeug's own lines ("code 400, message Bad request syntax (…)") quote the
-        # request line.
-        super().log(type, "%s", redact_path(message % args if args else message))
 
 
 class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]
@@ -72,35 +48,23 @@ class CloseAfterRefusedBody:
     """WSGI middleware: a 413 answer (a body over the limit, never read to its end)
     closes its connection, which cannot carry another request.
 
-    A WSGI application may not send hop-by-hop headers such as ``Connection``, so each
-    server is asked in its own way. gunicorn writes ``Connection: close`` and closes
+    A WSGI application may not send hop-by-hop headers such as ``Connection``, so
+    gunicorn is asked in its own way: it writes ``Connection: close`` and closes
     gracefully when its response is told to (``force_close``, on the object whose
     ``start_response`` we are given); it used to say keep-alive, then drop the
-    connection. werkzeug's server says ``Connection: close`` on every answer, but then
-    reads the rest of the body until the client hangs up: half-closing the socket
-    once the answer is written tells the client it is over.
+    connection. (waitress, in `tenzo serve`, refuses such a body before the app sees it.)
     """
 
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        half_close = False
-
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            nonlocal half_close
             if status.startswith("413"):
                 _ask_gunicorn_to_close(start_response)
-                # Nothing follows a body of known length (a chunked one ends with a
-                # last chunk werkzeug writes after it).
-                half_close = any(name.lower() == "content-length" for name, _ in headers)
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, start)
-        sock = environ.get("werkzeug.socket")
-        if not half_close or sock is None:
-            return body
-        return _half_close_after(body, sock)
+        return self.app(environ, start)
 
 
 def _ask_gunicorn_to_close(start_response: StartResponse) -> None:
@@ -111,34 +75,16 @@ def _ask_gunicorn_to_close(start_response: StartResponse) -> None:
         force_close()
 
 
-def _half_close_after(body: Iterable[bytes], sock: socket.socket) -> Iterator[bytes]:
-    """Yield the body, then shut the socket's sending side (the client reads the end of
-    the answer and the connection); a body of known length has nothing after it."""
-    try:
-        yield from body
-        with contextlib.suppress(OSError):  # the client may be gone already
-            sock.shutdown(socket.SHUT_WR)
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-
-
-def embedded_server(app: Flask, host: str, port: int) -> BaseWSGIServer:
-    """A threaded HTTP server for `tenzo serve` (call ``serve_forever``/``shutdown``)."""
-    return make_server(
-        host,
-        port,
-        CloseAfterRefusedBody(app),
-        threaded=True,
-        request_handler=PathOnlyRequestHandler,
-    )
-
-
 def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
-    """Run gunicorn in this process with the given app (``module:callable()``)."""
+    """Run gunicorn in this process with the given app (``module:callable()``), its
+    workers counting metrics in one fresh multiprocess folder, removed at the end."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.util import import_app
+
+    shared_metrics = metrics.share_between_processes()  # before the workers fork
+
+    def forget_worker(server: Any, worker: Any) -> None:
+        metrics.forget_process(worker.pid)
 
     options: dict[str, Any] = {
         "bind": bind,
@@ -150,6 +96,7 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
         "logger_class": RedactingGunicornLogger,
         "graceful_timeout": 10,
         "worker_exit": _close_api_services,
+        "child_exit": forget_worker,  # in the master, once a worker has exited
     }
 
     # gunicorn's documented custom application: its settings come from here, not
@@ -166,7 +113,12 @@ def run_gunicorn(app_factory_spec: str, bind: str, workers: int) -> None:
         def load(self) -> Any:
             return CloseAfterRefusedBody(import_app(app_factory_spec))
 
-    TenzoGunicorn().run()
+    master = os.getpid()
+    try:
+        TenzoGunicorn().run()
+    finally:
+        if os.getpid() == master:  # a worker leaves through here too, and must not remove it
+            shared_metrics.remove()
 
 
 def _close_api_services(server: Any, worker: Any) -> None:

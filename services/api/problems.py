@@ -19,6 +19,8 @@ from domain.errors import (
     NotFound,
     Unauthorized,
 )
+from services.api import problem_types as types
+from services.api.problem_types import ProblemType
 
 log = logging.getLogger("tenzo.api")
 
@@ -30,11 +32,14 @@ def problem(
     title: str,
     detail: str,
     *,
-    type: str = "about:blank",
+    type: ProblemType | None = None,
     errors: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"type": type, "title": title, "status": status, "detail": detail}
+    """An RFC 9457 answer; ``type`` is one of services/api/problem_types.py (whose URI
+    serves a page explaining it), or None for ``about:blank``."""
+    uri = "about:blank" if type is None else type.uri
+    body: dict[str, Any] = {"type": uri, "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
@@ -43,12 +48,13 @@ def problem(
     return response
 
 
-def unauthorized() -> Response:
-    """The one 401 every credential failure gets, whatever the reason."""
+def unauthorized(detail: str = UNAUTHORIZED_DETAIL) -> Response:
+    """A 401: ``detail`` says which mistake it is (domain/credential_refusals.py)."""
     return problem(
         401,
         "Unauthorized",
-        UNAUTHORIZED_DETAIL,
+        detail,
+        type=types.UNAUTHORIZED,
         headers={"WWW-Authenticate": "Bearer"},  # exactly as SPEC 5.3 writes it
     )
 
@@ -84,7 +90,7 @@ def http_problem(error: HTTPException) -> Response:
             "Unprocessable Content",
             "The request body or parameters are not valid: "
             + "; ".join(f"{field}: {' '.join(texts)}" for field, texts in errors.items()),
-            type="/problems/validation-error",
+            type=types.VALIDATION_ERROR,
             errors=errors,
         )
     if status == 400 and messages:
@@ -93,39 +99,41 @@ def http_problem(error: HTTPException) -> Response:
             400,
             "Bad Request",
             detail or "The request could not be read.",
-            type="/problems/malformed-request",
+            type=types.MALFORMED_REQUEST,
         )
     if status == 401:
         return unauthorized()
     if status == 413:
         limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
         detail = f"The request body is larger than the limit of {limit:g} MiB."
-        return problem(413, "Content Too Large", detail)
+        return problem(413, "Content Too Large", detail, type=types.CONTENT_TOO_LARGE)
     headers = dict(data.get("headers") or {})
     allowed = getattr(error, "valid_methods", None)
     if status == 405 and allowed:
         headers["Allow"] = ", ".join(allowed)
     detail = data.get("message") or error.description or error.name
-    return problem(status, error.name, str(detail), headers=headers)
+    known = types.NOT_FOUND if status == 404 else None
+    return problem(status, error.name, str(detail), type=known, headers=headers)
 
 
 def domain_problem(error: DomainError) -> Response:
     if isinstance(error, Unauthorized):
-        log.info("credential refused: %s", error)
-        return unauthorized()
+        log.info("credential refused (%s): %s", error.reason, error)
+        return unauthorized(str(error))
     if isinstance(error, NotFound):
-        return problem(404, "Not Found", f"No such {error} in this organization.")
+        detail = f"No such {error} in this organization."
+        return problem(404, "Not Found", detail, type=types.NOT_FOUND)
     if isinstance(error, InvalidInput):
         field = error.field or "body"
         return problem(
             422,
             "Unprocessable Content",
             str(error),
-            type="/problems/validation-error",
+            type=types.VALIDATION_ERROR,
             errors={field: [str(error)]},
         )
     if isinstance(error, Conflict):
-        return problem(409, "Conflict", str(error))
+        return problem(409, "Conflict", str(error), type=types.CONFLICT)
     if isinstance(error, CatalogBehind):
         log.warning("catalog behind: %s", error)
         return problem(503, "Service Unavailable", str(error), headers={"Retry-After": "1"})
@@ -140,6 +148,7 @@ def conflict_problem(error: RecordConflictError) -> Response:
         "Conflict",
         "Another request changed this resource at the same time; nothing was changed. "
         "Read it again and retry.",
+        type=types.CONFLICT,
     )
 
 

@@ -134,18 +134,20 @@ def _fingerprint() -> str:
 @blp.response(201, schemas.JobSchema, description="Created")
 @blp.alt_response(200, schema=schemas.JobSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
-def push_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_job(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     job, created = services().application.upsert_job(g.org_id, body, g.actor)
     return present_job(job), 201 if created else 200
 
 
 @blp.route("/jobs", methods=["GET"])
 @require_api_key
-@blp.arguments(schemas.PageQuerySchema, location="query")
+@blp.arguments(schemas.LookupQuerySchema, location="query")
 @blp.response(200, schemas.JobPageSchema)
 def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
+    """The organization's jobs, newest first; with ``external_id``, the one job (if any)
+    with that id of your ATS."""
     jobs, next_cursor = services().application.list_jobs(
-        g.org_id, query["limit"], query.get("cursor")
+        g.org_id, query["limit"], query.get("cursor"), external_id=query.get("external_id")
     )
     return {"items": [present_job(job) for job in jobs], "next_cursor": next_cursor}
 
@@ -167,7 +169,7 @@ def get_job(job_id: UUID) -> dict[str, Any]:
 @blp.response(201, schemas.CandidateSchema, description="Created")
 @blp.alt_response(200, schema=schemas.CandidateSchema, description="Updated (known external_id)")
 @blp.doc(**IDEMPOTENCY_DOC)
-def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def create_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     candidate, created = services().application.upsert_candidate(g.org_id, body, g.actor)
     return present_candidate(candidate), 201 if created else 200
 
@@ -177,8 +179,14 @@ def push_candidate(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.CandidateQuerySchema, location="query")
 @blp.response(200, schemas.CandidatePageSchema)
 def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
+    """The organization's candidates (of one job, with ``job_id``), newest first; with
+    ``external_id``, the one candidate (if any) with that id of your ATS."""
     candidates, next_cursor = services().application.list_candidates(
-        g.org_id, query.get("job_id"), query["limit"], query.get("cursor")
+        g.org_id,
+        query.get("job_id"),
+        query["limit"],
+        query.get("cursor"),
+        external_id=query.get("external_id"),
     )
     return {"items": [present_candidate(c) for c in candidates], "next_cursor": next_cursor}
 

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
-from services.infrastructure import metrics
+from services.api import metrics
 from services.infrastructure.storage import SqlTables
 
 log = logging.getLogger("tenzo.usage")

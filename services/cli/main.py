@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -52,29 +55,36 @@ def main(verbose: bool) -> None:
 def serve() -> None:
     """Run the API, the relay and the dispatcher in one process (embedded defaults)."""
     from services.api.app import create_app
-    from services.api.http_server import embedded_server
+    from services.api.embedded_server import EmbeddedServer
     from services.cli.process_commands import start_in_background
 
     settings = Settings.from_env()
     application = build_application(settings)
+    api_services = build_api(settings, application)
+    try:  # listen first: a port in use stops it before anything is created
+        server = EmbeddedServer(create_app(api_services), settings.http_host, settings.http_port)
+    except OSError as error:
+        raise click.ClickException(_cannot_listen(settings, error)) from None
     if not application.has_organizations():
         organization, token = application.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
         click.echo(f"Admin token (shown once, keep it): {token}")
     _prepare_broker(settings)
-    api_services = build_api(settings, application)
-    server = embedded_server(create_app(api_services), settings.http_host, settings.http_port)
     stop_background = start_in_background(settings, application)  # relay and dispatcher
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("received signal %d; finishing the requests in progress", signum)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     host = settings.http_host if ":" not in settings.http_host else f"[{settings.http_host}]"
-    click.echo(f"Dashboard: http://{host}:{server.server_port}/")
-    click.echo(f"API docs:  http://{host}:{server.server_port}/docs")
+    click.echo(f"Dashboard: http://{host}:{server.port}/")
+    click.echo(f"API docs:  http://{host}:{server.port}/docs")
     sys.stdout.flush()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_until_stopped()
     finally:
-        server.server_close()
         stop_background()
         api_services.close()  # the API key usage counted since the last flush
         application.close()  # stops the catalog's follower; closes the event store
@@ -87,10 +97,38 @@ def api(workers: int) -> None:
     from services.api.http_server import run_gunicorn
 
     settings = Settings.from_env()
+    _check_port_free(settings)  # gunicorn would retry for 5 s, then say less
     build_application(settings).close()  # create the tables once, before the workers fork
     _prepare_broker(settings)
     run_gunicorn(
         "services.api.wsgi:create()", f"{settings.http_host}:{settings.http_port}", workers
+    )
+
+
+def _check_port_free(settings: Settings) -> None:
+    """Refuse to start, naming the setting, when the API's address cannot be listened on."""
+    try:
+        address = socket.getaddrinfo(
+            settings.http_host, settings.http_port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(address[0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            probe.bind(address[4])
+    except OSError as error:
+        raise click.ClickException(_cannot_listen(settings, error)) from None
+
+
+def _cannot_listen(settings: Settings, error: OSError) -> str:
+    where = f"{settings.http_host}:{settings.http_port}"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"Port {settings.http_port} is already in use on {settings.http_host} (another "
+            "`tenzo serve` or `tenzo api`?). Stop what listens there, or choose another port "
+            "with TENZO_HTTP_PORT, e.g. `TENZO_HTTP_PORT=8081 make run`."
+        )
+    return (
+        f"Cannot listen on {where}: {error.strerror or error}. "
+        "Check TENZO_HTTP_HOST and TENZO_HTTP_PORT."
     )
 
 

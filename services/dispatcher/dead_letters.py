@@ -16,7 +16,7 @@ from typing import Any
 from kombu import Connection, Producer
 
 from contracts.broker import DEAD_LETTER_QUEUE, DEFERRED_HEADER, DEFERRED_QUEUE, ERROR_HEADER
-from services.infrastructure import metrics
+from services.dispatcher import metrics
 from services.infrastructure.broker import broker_connection
 
 log = logging.getLogger("tenzo.dispatcher")

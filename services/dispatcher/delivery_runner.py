@@ -54,11 +54,11 @@ from contracts.webhook_payload import webhook_headers
 from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import Delivery, RetryRule
+from services.dispatcher import metrics
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer, CommitterClosed
 from services.dispatcher.fair_pool import FairPool
 from services.dispatcher.projection import DispatchProjection, WebhookTarget
 from services.dispatcher.sender import AttemptResult, WebhookSender
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.dispatcher")
 
@@ -188,6 +188,7 @@ class DeliveryRunner:
             secret=secret,
             version=self.version,
         )
+        self.pool.sending()
         result = self.sender.send(delivery.url, body, headers)
         self._observe(job.org_id, result)
         self._record(delivery, result)
@@ -261,8 +262,12 @@ class DeliveryRunner:
         metrics.ATTEMPT_LATENCY.labels("success" if result.succeeded else "failure").observe(
             seconds
         )
-        # No answer in time, or none at all: let this organization use one thread only.
-        self.pool.mark_slow(org_id, result.status_code is None or seconds > self.pool.slow_after)
+        # Busy is not broken: any answer, however late, lets the organization run more at
+        # once; no answer (timeout, connection failure) halves what it may run.
+        if result.reply == "answered":
+            self.pool.answered(org_id)
+        elif result.reply == "no_answer":
+            self.pool.unanswered(org_id)
 
     # -- creating and resuming ---------------------------------------------------------
 

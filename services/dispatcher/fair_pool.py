@@ -1,16 +1,23 @@
-"""A bounded worker pool that keeps one organization's slow endpoint from delaying others.
+"""A bounded worker pool that keeps one organization's hanging endpoint from delaying others.
 
-- Each organization may have at most ``per_org`` tasks admitted at a time, and only
-  one while it is *slow*: while one of its tasks has run longer than ``slow_after``
-  seconds, or its last attempt ended in a timeout or connection failure
-  (``mark_slow``). Its other tasks wait in its own queue, not in front of other
-  organizations' tasks.
+- Each organization may have as many tasks admitted at a time as its adaptive limit
+  allows (adaptive_limits.py: additive increase on every answered attempt, halved on
+  every timeout or connection failure, between 1 and ``per_org``, the fairness bound).
+  The runner reports each attempt's reply (``answered``, ``unanswered``). A *busy*
+  endpoint, one that answers however slowly, keeps its full concurrency.
+- An organization is *hanging* while one of its attempts has waited longer than
+  ``hang_after`` seconds for the endpoint's reply (from ``sending`` to ``answered`` or
+  ``unanswered``) and the endpoint has answered nothing for as long: it is admitted
+  nothing more until an answer comes or a task ends (``backlog`` counts what it holds,
+  which the receiver uses to set its surplus aside). A busy endpoint answers some
+  attempt every moment and never hangs; a task waiting for the event store (a slow
+  read or save) is not waiting for the endpoint.
 - Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
   ones (running for less than ``young_for``) at a time. A task that has run longer
   (waiting for an endpoint's answer) stops counting, so it holds a thread but no
   share of the active budget: hanging endpoints cannot starve the others, and the
   tasks doing work are few enough not to thrash over the interpreter lock.
-  ``young_for`` is shorter than ``slow_after``: while many endpoints start hanging at
+  ``young_for`` is shorter than ``hang_after``: while many endpoints start hanging at
   once, their first moments must not take the whole budget.
 - ``call_later`` runs a task after a delay without holding a thread while it waits
   (retry backoff), then admits it like any other.
@@ -29,6 +36,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from functools import partial
 
+from services.dispatcher.adaptive_limits import AdaptiveLimits
+
 log = logging.getLogger("tenzo.dispatcher")
 
 Task = Callable[[], None]
@@ -40,22 +49,28 @@ class FairPool:
         workers: int,
         per_org: int,
         active: int = 32,
-        slow_after: float = 1.0,
+        hang_after: float = 1.0,
         young_for: float = 0.25,
     ):
         self.per_org = max(1, per_org)
         self.workers = max(1, workers)
         self.active = max(1, min(active, self.workers))
-        self.slow_after = slow_after
-        self.young_for = min(young_for, slow_after)
+        self.hang_after = hang_after
+        self.young_for = min(young_for, hang_after)
+        # Half the bound at first: a new endpoint that hangs holds few threads, one that
+        # answers reaches the bound after a few answers.
+        self.limits = AdaptiveLimits(self.per_org, initial=(self.per_org + 1) // 2)
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._ids = itertools.count()
-        # Per organization: admitted tasks (token → start time once running, else None),
-        # tasks waiting for admission, and whether it is slow.
+        # Per organization: admitted tasks (token → start time once running, else None)
+        # and tasks waiting for admission.
         self._admitted: dict[Hashable, dict[int, float | None]] = {}
         self._waiting: dict[Hashable, deque[Task]] = {}
-        self._slow: set[Hashable] = set()
+        # Running tasks waiting for their endpoint's reply (token → since when), and the
+        # task each worker thread runs (the runner reports attempts from that thread).
+        self._awaiting: dict[int, float] = {}
+        self._running = threading.local()
         # Admitted tasks waiting for an active slot, oldest first.
         self._ready: deque[tuple[Hashable, int, Task]] = deque()
         # Running tasks younger than young_for, and when each stops being young.
@@ -100,22 +115,38 @@ class FairPool:
             heapq.heappush(self._timers, (due, next(self._ids), org, task))
             self._wake_timer_by(due)
 
-    def mark_slow(self, org: Hashable, slow: bool) -> None:
-        """Record whether the organization's endpoint just failed to answer (timeout or
-        connection failure): a slow organization runs one task at a time."""
+    def sending(self) -> None:
+        """The running task (this thread's) sends an attempt now: it waits for the
+        endpoint's reply until ``answered`` or ``unanswered``."""
         with self._lock:
-            if slow:
-                self._slow.add(org)
-            elif org in self._slow:
-                self._slow.discard(org)
+            self._awaiting[getattr(self._running, "token", -1)] = time.monotonic()
+
+    def answered(self, org: Hashable) -> None:
+        """The organization's endpoint answered an attempt (any status, however late):
+        one more of its tasks may run at once, up to ``per_org``."""
+        with self._lock:
+            self.limits.answered(org, time.monotonic())
+            self._awaiting.pop(getattr(self._running, "token", -1), None)
+            if org in self._waiting and not self._closed:
                 self._admit_waiting(org)
                 self._dispatch()
 
-    def backlog(self, org: Hashable) -> int:
-        """How many tasks the organization has admitted or waiting, when it is slow (0
-        when it is not): work held for an endpoint that is not answering."""
+    def unanswered(self, org: Hashable) -> None:
+        """An attempt timed out or could not connect: half as many may run at once."""
         with self._lock:
-            if not self._is_slow(org):
+            self.limits.unanswered(org)
+            self._awaiting.pop(getattr(self._running, "token", -1), None)
+
+    def limit(self, org: Hashable) -> int:
+        """How many of the organization's tasks may run at once now."""
+        with self._lock:
+            return self.limits.limit(org)
+
+    def backlog(self, org: Hashable) -> int:
+        """How many tasks the organization has admitted or waiting while it is hanging
+        (0 when it is not): work held for an endpoint that is not answering."""
+        with self._lock:
+            if not self._is_hanging(org, time.monotonic()):
                 return 0
             return len(self._admitted.get(org, {})) + len(self._waiting.get(org, ()))
 
@@ -149,20 +180,22 @@ class FairPool:
 
     # -- internals (called with the lock held) -------------------------------------------
 
-    def _is_slow(self, org: Hashable) -> bool:
-        if org in self._slow:
-            return True
-        now = time.monotonic()
-        return any(
-            start is not None and now - start > self.slow_after
-            for start in self._admitted.get(org, {}).values()
-        )
-
-    def _limit(self, org: Hashable) -> int:
-        return 1 if self._is_slow(org) else self.per_org
+    def _is_hanging(self, org: Hashable, now: float) -> bool:
+        """An attempt has waited longer than ``hang_after`` for the endpoint's reply, and
+        no answer came meanwhile."""
+        admitted = self._admitted.get(org)
+        if not admitted:
+            return False
+        since = now - self.hang_after
+        answered_at = self.limits.answered_at(org)
+        if answered_at is not None and answered_at > since:
+            return False
+        return any(self._awaiting.get(token, math.inf) < since for token in admitted)
 
     def _may_admit(self, org: Hashable) -> bool:
-        return len(self._admitted.get(org, {})) < self._limit(org)
+        if len(self._admitted.get(org, ())) >= self.limits.limit(org):
+            return False
+        return not self._is_hanging(org, time.monotonic())
 
     def _admit(self, org: Hashable, task: Task) -> None:
         token = next(self._ids)
@@ -215,12 +248,15 @@ class FairPool:
             task()
 
     def _run(self, org: Hashable, token: int, task: Task) -> None:
+        self._running.token = token
         try:
             task()
         except Exception:
             log.exception("dispatcher task failed")
         finally:
+            self._running.token = -1
             with self._lock:
+                self._awaiting.pop(token, None)
                 admitted = self._admitted.get(org, {})
                 admitted.pop(token, None)
                 if not admitted:

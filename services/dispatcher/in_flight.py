@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from uuid import UUID
 
 from contracts.broker import INTERVIEWS_QUEUE
+from services.dispatcher import metrics
 from services.dispatcher.dead_letters import DeadLetters, raw_body
 from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.dispatcher")
 

@@ -15,10 +15,10 @@ from typing import Any
 from contracts.broker import INTERVIEW_COMPLETED
 from domain.actors import DISPATCHER
 from domain.deliveries import Delivery
+from services.dispatcher import metrics
 from services.dispatcher.delivery_runner import DeliveryJob, is_fresh
 from services.dispatcher.payloads import interview_completed_body
 from services.dispatcher.projection import DispatchProjection, InterviewContext, InterviewRef
-from services.infrastructure import metrics
 
 log = logging.getLogger("tenzo.dispatcher")
 

@@ -28,7 +28,7 @@ from uuid import UUID
 
 from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
-from services.infrastructure import metrics
+from services.dispatcher import metrics
 from services.infrastructure.positions import DISPATCH_TABLE, Position
 from services.infrastructure.storage import SqlTables
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.client import HTTPException, RemoteDisconnected
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import certifi
 import requests
@@ -49,6 +49,7 @@ from domain.webhook_urls import (
 )
 
 Resolver = Callable[[str], Iterable[str]]
+Reply = Literal["answered", "no_answer", "not_sent"]
 
 _READ_CHUNK = 16384
 _MAX_CACHED_TARGETS = 256
@@ -90,6 +91,10 @@ class AttemptResult:
     error: str | None
     response_excerpt: str
     succeeded: bool
+    reply: Reply
+    """Whether the endpoint answered: ``answered`` (a whole response, any status, however
+    late), ``no_answer`` (timeout, connection or TLS failure, a response cut off) or
+    ``not_sent`` (refused before sending: SSRF guard, invalid URL, no DNS answer)."""
 
 
 def system_resolver(host: str) -> list[str]:
@@ -156,16 +161,17 @@ class WebhookSender:
         status: int | None = None
         excerpt = b""
         error: str | None
+        reply: Reply = "not_sent"
         try:
             request = _post_request(url, body, headers)
             target = self._target(request.url or "")
-            status, excerpt, error = self._exchange(target, request, deadline)
+            status, excerpt, error, reply = self._exchange(target, request, deadline)
         except _Refused as refused:
             error = str(refused)
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as bad:
             error = f"invalid URL: {bad}"
         except _TRANSPORT_ERRORS as failure:
-            error = self._describe(failure, deadline)
+            error, reply = self._describe(failure, deadline), "no_answer"
         return AttemptResult(
             started_at=started_at,
             duration_ms=int((time.monotonic() - start) * 1000),
@@ -175,6 +181,7 @@ class WebhookSender:
                 "utf-8", errors="replace"
             ),
             succeeded=error is None,
+            reply=reply,
         )
 
     def close(self) -> None:
@@ -219,8 +226,9 @@ class WebhookSender:
 
     def _exchange(
         self, target: _Target, request: requests.PreparedRequest, deadline: float
-    ) -> tuple[int | None, bytes, str | None]:
-        """Send the request and read the capped response; (status, body read, error)."""
+    ) -> tuple[int | None, bytes, str | None, Reply]:
+        """Send the request and read the capped response; (status, body read, error,
+        whether the endpoint answered)."""
         adapter = self._adapter(target)
         token = _ATTEMPT_DEADLINE.set(deadline)
         try:
@@ -238,12 +246,12 @@ class WebhookSender:
         finally:
             _ATTEMPT_DEADLINE.reset(token)
         if failure is not None:
-            return status, body, self._describe(failure, deadline)
+            return status, body, self._describe(failure, deadline), "no_answer"
         if status in self._policy.success_statuses:
-            return status, body, None
+            return status, body, None, "answered"
         if 300 <= status < 400:
-            return status, body, f"redirect {status} not followed"
-        return status, body, f"unexpected status {status}"
+            return status, body, f"redirect {status} not followed", "answered"
+        return status, body, f"unexpected status {status}", "answered"
 
     def _adapter(self, target: _Target) -> _PinnedAdapter:
         """The pooled adapter for this (host, port, address); least recently used ones close."""

@@ -28,7 +28,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.deliveries import Delivery, RetryRule
-from services.infrastructure import metrics
+from services.dispatcher import metrics
 
 log = logging.getLogger("tenzo.sweeper")
 

@@ -1,92 +1,83 @@
-"""Prometheus metrics of every process (served at GET /metrics)."""
+"""Serving Prometheus metrics: the exposition of /metrics, and prometheus-client's
+multiprocess mode for `tenzo api`'s gunicorn workers.
+
+Each process defines only the metrics it owns, in its own folder (services/api/metrics.py,
+services/relay/metrics.py, services/dispatcher/metrics.py), and imports only its own: a
+process exports what it counts, and no zeros for what another process counts.
+
+Under gunicorn every worker is a process of its own, and a scrape reaches one of them;
+in multiprocess mode each worker writes its values to files in one folder
+(``PROMETHEUS_MULTIPROC_DIR``, prometheus-client's own variable) and /metrics adds up
+the files of every worker, so counters are one view that never goes backwards.
+prometheus-client chooses where values live when it is first imported, so the folder is
+named in the environment before then: ``share_between_processes`` is called by the
+gunicorn launcher (services/api/http_server.py) before anything imports it, and its
+workers, forked afterwards, inherit the choice.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
-HTTP_REQUESTS = Counter(
-    "tenzo_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "tenzo_http_request_duration_seconds", "HTTP request latency", ["method", "route"]
-)
-API_KEY_REFUSALS = Counter(
-    "tenzo_api_key_refusals_total", "Public API requests refused with 401", ["reason"]
-)
-RATE_LIMITED = Counter("tenzo_rate_limited_total", "Public API requests refused with 429")
-USAGE_FLUSHES = Counter("tenzo_usage_flushes_total", "API key usage batches written")
 
-# -- relay and dispatcher (docs/dispatcher.md) ------------------------------------------
-RELAY_LAG = Gauge(
-    "tenzo_relay_lag_events",
-    "Events recorded in the event store but not yet confirmed by the broker",
-    multiprocess_mode="max",
-)
-RELAY_PUBLISHED = Counter("tenzo_relay_published_total", "Domain events relayed to the broker")
-PROJECTION_LAG_EVENTS = Gauge(
-    "tenzo_projection_lag_events",
-    "Events recorded in the event store that the dispatcher's projection has not seen",
-    multiprocess_mode="max",
-)
-PROJECTION_LAG_SECONDS = Gauge(
-    "tenzo_projection_lag_seconds",
-    "Age of the oldest event the dispatcher's projection has not seen (0 when current)",
-    multiprocess_mode="max",
-)
-DELIVERIES = Counter(
-    "tenzo_webhook_deliveries_total",
-    "Webhook deliveries ended, by outcome (succeeded, failed; not_sent: no enabled webhook)",
-    ["outcome"],
-)
-ATTEMPT_LATENCY = Histogram(
-    "tenzo_webhook_attempt_duration_seconds",
-    "Duration of webhook attempts, by result (success, failure)",
-    ["result"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-DELIVERIES_IN_FLIGHT = Gauge(
-    "tenzo_webhook_deliveries_in_flight",
-    "Deliveries the dispatcher holds: scheduled, attempting or waiting to retry",
-    multiprocess_mode="livesum",
-)
-PENDING_DELIVERIES = Gauge(
-    "tenzo_webhook_deliveries_pending",
-    "Pending deliveries in the event store (scheduled, attempting or waiting to retry)",
-    multiprocess_mode="max",
-)
-OLDEST_PENDING_SECONDS = Gauge(
-    "tenzo_webhook_oldest_pending_seconds",
-    "Age of the oldest pending delivery (0 when none is pending)",
-    multiprocess_mode="max",
-)
-DELIVERIES_RESUMED = Counter(
-    "tenzo_webhook_deliveries_resumed_total",
-    "Pending deliveries a dispatcher took over: stalled (found by the sweeper) or "
-    "handover (a redelivered message, a restart on the embedded broker)",
-    ["reason"],
-)
-DEFERRED = Counter(
-    "tenzo_webhook_deferred_total",
-    "interview.completed messages set aside for a while because their endpoint is slow",
-)
-DEAD_LETTERED = Counter(
-    "tenzo_dead_lettered_total", "Broker messages moved to tenzo.dead-letter", ["queue"]
-)
+class SharedMetricsFolder:
+    """The folder where a group of processes writes its metrics: a fresh temporary one,
+    removed by ``remove``, or the one named by ``PROMETHEUS_MULTIPROC_DIR``, emptied at
+    the start and kept."""
+
+    def __init__(self, path: Path, owned: bool) -> None:
+        self.path = path
+        self.owned = owned
+
+    def remove(self) -> None:
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def share_between_processes() -> SharedMetricsFolder:
+    """Put this process and those it starts in multiprocess mode, on a folder holding
+    no values of an earlier run. Call it before prometheus-client is imported."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError(
+            "prometheus_client was imported before the metrics folder was chosen: "
+            "the workers would each count on their own"
+        )
+    given = os.environ.get(MULTIPROCESS_DIR)
+    if given:
+        folder = SharedMetricsFolder(Path(given), owned=False)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        for stale in folder.path.glob("*.db"):  # an earlier run's values
+            stale.unlink()
+    else:
+        folder = SharedMetricsFolder(Path(tempfile.mkdtemp(prefix="tenzo-metrics-")), owned=True)
+    os.environ[MULTIPROCESS_DIR] = str(folder.path)
+    return folder
+
+
+def forget_process(pid: int) -> None:
+    """A worker has exited: its live gauges stop counting (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition of this process, or of all gunicorn workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The exposition of this process, or of every process of the group in
+    multiprocess mode."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        generate_latest,
+        multiprocess,
+    )
+
+    if os.environ.get(MULTIPROCESS_DIR):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -30,7 +30,6 @@ from kombu import Connection, Producer
 from contracts.audit import audit_item
 from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
-from services.infrastructure import metrics
 from services.infrastructure.broker import (
     EVENTS_EXCHANGE,
     broker_connection,
@@ -39,6 +38,7 @@ from services.infrastructure.broker import (
 from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.retrying import ReconnectDelays
 from services.infrastructure.topology import declare_topology, is_rabbitmq
+from services.relay import metrics
 
 log = logging.getLogger("tenzo.relay")
 

@@ -1,5 +1,5 @@
 """A credential pasted into a URL never reaches a log line (SPEC 4, 11): real `tenzo serve`
-(werkzeug's server) and `tenzo api` (gunicorn) processes, whose whole output is read.
+(waitress) and `tenzo api` (gunicorn) processes, whose whole output is read.
 
 API keys and admin tokens in a path are logged as their hint (``tenzo_pk_…a1B2``), also
 when percent-encoded; other things that look like bearer secrets (a ``whsec_`` secret,

@@ -15,9 +15,9 @@ dispatcher that finishes stranded deliveries does so within the wait (which ends
 nothing has changed for 15 s while no message waits on the broker).
 
 The load is spread over many organizations (three interviews each): an organization
-whose deliveries wait for the event store counts as slow, and a slow organization's
-surplus is set aside for 30 s (docs/dispatcher.md) — correct, but 30 s of waiting
-per test.
+whose attempts wait for an answer (a fault between the dispatcher and the receiver)
+counts as hanging, and a hanging organization's surplus is set aside for 30 s
+(docs/dispatcher.md) — correct, but 30 s of waiting per test.
 """
 
 from __future__ import annotations

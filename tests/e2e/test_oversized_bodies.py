@@ -1,10 +1,10 @@
 """A body over 1 MiB is 413 and its connection is closed (SPEC 5), over a raw socket,
-on `tenzo serve` (werkzeug's server) and `tenzo api` (gunicorn).
+on `tenzo serve` (waitress) and `tenzo api` (gunicorn).
 
 The rest of a refused body is never read, so the connection cannot carry another
 request: the answer says ``Connection: close`` and the server closes it (gunicorn
-used to say keep-alive and then drop it; werkzeug's server said close and then waited
-for the client to hang up).
+used to say keep-alive and then drop it; waitress closes its sending side, then reads
+what the client still sends for a while, so the client is not reset mid-answer).
 """
 
 from __future__ import annotations

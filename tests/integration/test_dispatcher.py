@@ -481,6 +481,33 @@ def test_a_hanging_endpoint_does_not_delay_another_organization(tmp_path, broker
     assert elapsed < 1.0
 
 
+def test_an_endpoint_answering_slowly_keeps_its_full_concurrency(tmp_path, broker_url, receiver):
+    """Busy is not hanging: an endpoint that answers every request in 1.5 s gets as many
+    attempts at once as TENZO_DISPATCHER_PER_ORG_CONCURRENCY allows, again and again."""
+    settings = make_settings(
+        tmp_path, broker_url, receiver.ca_pem_path, TENZO_DISPATCHER_PER_ORG_CONCURRENCY="6"
+    )
+    answer_late = ScriptedResponse(delay=1.5)
+    with (
+        HttpsReceiver(ca=receiver.ca, respond=lambda _: answer_late) as busy,
+        Stack(settings) as stack,
+    ):
+        org = stack.organization(busy.url)
+        first = [interview_message(org) for _ in range(6)]
+        publish(broker_url, *first)
+        for message in first:
+            stack.wait_for_outcome(org, message["event_id"], timeout=30)
+        # Every attempt so far took longer than a second, and answered.
+        busy.most_in_flight = 0
+        then = [interview_message(org) for _ in range(18)]
+        publish(broker_url, *then)
+        outcomes = [stack.wait_for_outcome(org, m["event_id"], timeout=60) for m in then]
+
+    assert [delivery.status for delivery in outcomes] == ["succeeded"] * 18
+    assert len(busy.requests) == 24  # one attempt each
+    assert busy.most_in_flight == 6  # the whole per-organization bound, not 1
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
 def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_window(
@@ -495,7 +522,7 @@ def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_wi
             healthy_org = stack.organization(receiver.url)
             publish(broker_url, interview_message(slow_org))
             wait_for(lambda: hanging.requests, what="the hanging endpoint's first request")
-            time.sleep(1.2)  # it has not answered for longer than slow_after: slow now
+            time.sleep(1.2)  # no answer for longer than hang_after: hanging now
             publish(broker_url, *[interview_message(slow_org) for _ in range(12)])
             message = interview_message(healthy_org)
             publish(broker_url, message)
@@ -509,7 +536,7 @@ def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_wi
 
             wait_for(lambda: deferred() >= 14, 15, "messages deferred, back, deferred again")
             assert stack.dispatcher.pool.backlog(slow_org) <= 5
-            assert len(hanging.requests) == 1  # one attempt at a time for a slow endpoint
+            assert len(hanging.requests) == 1  # nothing more for an endpoint that hangs
 
 
 # -- test events and redelivery through the admin API --------------------------------------

@@ -7,6 +7,7 @@ reads the other's writes at once (no cache window), and everything survives a re
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
@@ -80,3 +81,37 @@ def test_state_and_decrypted_secrets_survive_a_restart(settings):
             again.get_webhook(organization.id)
     finally:
         again.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_inserts_events_in_binary_and_reads_back_every_byte(
+    postgres_url, tmp_path, encryption_key
+):
+    from eventsourcing.persistence import StoredEvent
+
+    from services.infrastructure.postgres_events import BinaryInsertRecorder
+    from services.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "TENZO_DATABASE_URL": postgres_url,
+            "TENZO_BROKER_URL": f"filesystem://{tmp_path}/broker",
+            "TENZO_ENCRYPTION_KEY": encryption_key,
+        }
+    )
+    application = build_application(settings)
+    try:
+        recorder = application.recorder
+        assert isinstance(recorder, BinaryInsertRecorder)
+        originator = uuid4()
+        states = [bytes(range(256)), b"", b"\\x00'\"{},()"]
+        stored = [
+            StoredEvent(originator, version, "tests:Binary", state)
+            for version, state in enumerate(states, start=1)
+        ]
+        ids = recorder.insert_events(stored)
+        assert ids is not None and len(ids) == 3 and ids == sorted(ids)
+        read = recorder.select_events(originator)
+        assert [(e.originator_version, e.state) for e in read] == list(enumerate(states, 1))
+    finally:
+        application.close()

@@ -186,57 +186,92 @@ def _broken_checksum(key: str) -> str:
 
 
 AUTH_FAILURES = {
-    "no header": lambda key, org: {},
-    "Bearer with nothing": lambda key, org: {"Authorization": "Bearer"},
-    "Bearer and a space": lambda key, org: {"Authorization": "Bearer "},
-    "Basic": lambda key, org: {"Authorization": "Basic dXNlcjpwYXNz"},
-    "broken checksum": lambda key, org: bearer(_broken_checksum(key["key"])),
-    "never existed": lambda key, org: bearer(mint(API_KEY_PREFIX).plaintext),
-    "admin token": lambda key, org: org.headers,
-    "key without Bearer": lambda key, org: {"Authorization": key["key"]},
+    "no header": (lambda key, org: {}, "No Authorization header"),
+    "Bearer with nothing": (lambda key, org: {"Authorization": "Bearer"}, "carries no credential"),
+    "Bearer and a space": (lambda key, org: {"Authorization": "Bearer "}, "carries no credential"),
+    "Basic": (
+        lambda key, org: {"Authorization": "Basic dXNlcjpwYXNz"},
+        "does not use the Bearer scheme",
+    ),
+    "key without Bearer": (
+        lambda key, org: {"Authorization": key["key"]},
+        "lacks the Bearer scheme",
+    ),
+    "key in X-API-Key": (lambda key, org: {"X-API-Key": key["key"]}, "in the X-API-Key header"),
+    "admin token": (lambda key, org: org.headers, "That is an admin token (tenzo_admin_…)"),
+    "not ours": (lambda key, org: bearer("sk_live_" + "a" * 30), "not a Tenzo API key"),
+    "truncated": (lambda key, org: bearer(key["key"][:-3]), "is truncated"),
+    "broken checksum": (lambda key, org: bearer(_broken_checksum(key["key"])), "checksum"),
+    "never existed": (
+        lambda key, org: bearer(mint(API_KEY_PREFIX).plaintext),
+        "This API key is not known here",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(AUTH_FAILURES))
-def test_every_bad_credential_gets_the_same_401_and_changes_nothing(
+def test_every_bad_credential_gets_a_401_saying_which_and_changes_nothing(
     client, org, key, application, case
 ):
-    headers = AUTH_FAILURES[case](key, org)
+    make, expected = AUTH_FAILURES[case]
+    headers = make(key, org)
     before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=headers)
     body = problem_of(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert body == _reference_401(client)
-    assert client.get("/v1/jobs", headers=headers).status_code == 401
+    assert body["type"] == "/problems/unauthorized"
+    assert expected in body["detail"], body["detail"]
+    assert key["key"] not in response.get_data(as_text=True)
+    assert org.admin_token not in response.get_data(as_text=True)
+    assert problem_of(client.get("/v1/jobs", headers=headers), 401) == body
     assert history(application) == before
 
 
-def _reference_401(client) -> dict:
-    return client.get("/v1/jobs").json
+def test_an_unknown_key_is_indistinguishable_from_any_other(client, key, application):
+    """No oracle: every well-formed key that is not stored gets the very same answer,
+    and what is wrong with a malformed one is told without a look-up."""
+    unknown = [mint(API_KEY_PREFIX).plaintext for _ in range(3)]
+    bodies = {client.get("/v1/jobs", headers=bearer(k)).get_data() for k in unknown}
+    assert len(bodies) == 1
+    for k in unknown:
+        assert k[-4:] not in bodies.copy().pop().decode()
+
+    def without_hint(presented: str) -> str:
+        detail = problem_of(client.get("/v1/jobs", headers=bearer(presented)), 401)["detail"]
+        return detail.replace(presented[-4:], "…")
+
+    real, other = key["key"], unknown[0]
+    assert without_hint(_broken_checksum(real)) == without_hint(_broken_checksum(other))
+    assert without_hint(real[:-2]) == without_hint(other[:-2])
 
 
-def test_a_revoked_key_is_refused_on_the_next_request_and_the_log_has_only_its_hint(
+def test_a_revoked_key_is_refused_on_the_next_request_and_says_so(
     client, org, key, auth, application, caplog
 ):
     caplog.set_level(logging.DEBUG)
     assert client.get("/v1/jobs", headers=auth).status_code == 200
-    client.post(f"/admin/v1/api-keys/{key['id']}/revoke", headers=org.headers)
+    revoked = client.post(f"/admin/v1/api-keys/{key['id']}/revoke", headers=org.headers).json
     before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=auth)
-    assert problem_of(response, 401) == _reference_401(client)
+    detail = problem_of(response, 401)["detail"]
+    revoked_at = datetime.fromisoformat(revoked["revoked_at"]).isoformat().replace("+00:00", "Z")
+    assert detail.startswith(f"The API key {key['key_hint']} was revoked at {revoked_at}")
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(application) == before
     assert key["key"] not in caplog.text
-    assert f"revoked API key {key['key_hint']}" in caplog.text
+    assert key["key_hint"] in caplog.text and "(revoked)" in caplog.text
 
 
-def test_an_expired_key_is_refused(client, org, application):
-    key = create_key(client, org, expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+def test_an_expired_key_is_refused_saying_when(client, org, application):
+    expires_at = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    key = create_key(client, org, expires_at=expires_at.isoformat())
     assert client.get("/v1/jobs", headers=bearer(key["key"])).status_code == 200
     application.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
     before = history(application)
     response = client.post("/v1/jobs", json=JOB, headers=bearer(key["key"]))
-    assert problem_of(response, 401) == _reference_401(client)
+    detail = problem_of(response, 401)["detail"]
+    when = expires_at.isoformat().replace("+00:00", "Z")
+    assert detail.startswith(f"The API key {key['key_hint']} expired at {when}")
     assert history(application) == before
 
 
@@ -248,9 +283,10 @@ def test_a_key_in_the_query_string_is_refused_and_never_logged(
     for url in (f"/v1/jobs?api_key={key['key']}", f"/v1/jobs?limit=5&token={key['key']}"):
         for headers in ({}, auth):
             response = client.get(url, headers=headers)
-            assert problem_of(response, 401) == _reference_401(client)
+            assert "in the query string" in problem_of(response, 401)["detail"]
             response = client.post(url, json=JOB, headers=headers)
             assert response.status_code == 401
+            assert key["key"][-8:] not in response.get_data(as_text=True)
     assert history(application) == before
     assert key["key"] not in caplog.text
     assert key["key"][-8:] not in caplog.text
@@ -260,7 +296,9 @@ def test_an_api_key_is_refused_on_the_admin_api(client, auth, application):
     before = history(application)
     for method, path in (("get", "/admin/v1/api-keys"), ("post", "/admin/v1/api-keys")):
         response = getattr(client, method)(path, json={"name": "x"}, headers=auth)
-        assert problem_of(response, 401) == _reference_401(client)
+        detail = problem_of(response, 401)["detail"]
+        assert detail.startswith("That is an API key (tenzo_pk_…)")
+        assert "admin token (tenzo_admin_…)" in detail
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert history(application) == before
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from contracts.json_text import MAX_DEPTH
-from services.api.http_server import embedded_server
+from services.api.embedded_server import EmbeddedServer
 from tests.conftest import history
 from tests.support.problems import problem_of
 
@@ -156,16 +156,16 @@ def test_nesting_up_to_the_limit_is_read_and_validated(send, application):
 
 @pytest.fixture
 def server(flask_app) -> Iterator[str]:
-    """The app behind the HTTP server of `tenzo serve`, which reads chunked bodies."""
-    http = embedded_server(flask_app, "127.0.0.1", 0)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05})
+    """The app behind the HTTP server of `tenzo serve` (waitress), which reads chunked
+    bodies and refuses one over the limit itself, as the app would."""
+    http = EmbeddedServer(flask_app, "127.0.0.1", 0)
+    thread = threading.Thread(target=http.serve_until_stopped)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{http.server_port}"
+        yield f"http://127.0.0.1:{http.port}"
     finally:
-        http.shutdown()
-        thread.join(timeout=10)
-        http.server_close()
+        http.stop()
+        thread.join(timeout=20)
 
 
 def chunked(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:

@@ -68,6 +68,7 @@ def test_200_succeeds(receiver, make_sender):
     assert result.succeeded
     assert result.status_code == 200
     assert result.error is None
+    assert result.reply == "answered"
     assert result.response_excerpt == "ok"
     assert result.started_at.tzinfo is UTC
     assert 0 <= result.duration_ms < 5000
@@ -112,6 +113,7 @@ def test_500_fails_with_status_and_a_1_kib_excerpt(receiver, make_sender):
     assert not result.succeeded
     assert result.status_code == 500
     assert result.error == "unexpected status 500"
+    assert result.reply == "answered"  # a failure, but the endpoint is there
     assert result.response_excerpt == "E" * 1024
 
 
@@ -132,6 +134,7 @@ def test_a_trickled_body_is_cut_at_the_total_timeout(receiver, make_sender):
     assert 1500 <= result.duration_ms <= 4000
     assert "timeout" in result.error
     assert result.status_code == 200
+    assert result.reply == "no_answer"  # a status line is not a whole answer
 
 
 def test_trickled_status_line_and_headers_are_cut_at_the_total_timeout(receiver, make_sender):
@@ -143,6 +146,7 @@ def test_trickled_status_line_and_headers_are_cut_at_the_total_timeout(receiver,
     assert 1500 <= result.duration_ms <= 4000
     assert result.error == "timeout after 2.0s"
     assert result.status_code is None
+    assert result.reply == "no_answer"
 
 
 def test_at_most_64_kib_of_a_100_kib_response_is_read(receiver, make_sender):
@@ -169,6 +173,7 @@ def test_connection_refused_is_a_failed_attempt(make_sender):
     assert not result.succeeded
     assert result.status_code is None
     assert result.error == "connection refused"
+    assert result.reply == "no_answer"
 
 
 def test_unknown_ca_is_a_tls_error(receiver, make_sender):
@@ -184,6 +189,7 @@ def test_private_ip_literal_is_refused_before_connecting(receiver, make_sender):
 
     assert not result.succeeded
     assert result.error == "target address 127.0.0.1 is not public"
+    assert result.reply == "not_sent"
     assert receiver.connections == 0
 
 
@@ -310,6 +316,7 @@ def test_plain_http_is_refused(make_sender):
     result = make_sender().send("http://127.0.0.1:9/webhook", BODY, HEADERS)
 
     assert result.error == "URL must use https://"
+    assert result.reply == "not_sent"
 
 
 @pytest.mark.parametrize("host", ["localhost", NAMED_HOST])

@@ -208,9 +208,9 @@ class InterviewLoad:
     publish-interview` does on the embedded broker. ``published`` holds those the
     broker accepted.
 
-    Several tenants, because an organization whose deliveries wait (here: for the
-    event store) counts as slow, and a slow organization's surplus is set aside for
-    30 s (docs/dispatcher.md, isolation): spread over tenants, the load keeps flowing
+    Several tenants, because an organization whose attempts wait for an answer counts
+    as hanging, and a hanging organization's surplus is set aside for 30 s
+    (docs/dispatcher.md, isolation): spread over tenants, the load keeps flowing
     through a fault."""
 
     def __init__(self, broker_url: str, tenants: list[Tenant], count: int, per_second: float):

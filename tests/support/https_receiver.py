@@ -85,6 +85,8 @@ class HttpsReceiver:
         self._lock = threading.Lock()
         self.requests: list[ReceivedRequest] = []
         self.connections = 0
+        self.in_flight = 0  # requests received and not answered yet
+        self.most_in_flight = 0
         self.tls_failures: list[str] = []
         self.server_names: list[str | None] = []
         self._server = _TlsServer(self)
@@ -130,6 +132,12 @@ class HttpsReceiver:
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _record_answered(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _record_connection(self) -> None:
         with self._lock:
@@ -194,7 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
             client_port=int(self.client_address[1]),
         )
         receiver._record(request)
-        self._answer(receiver._next_response(request))
+        try:
+            self._answer(receiver._next_response(request))
+        finally:
+            receiver._record_answered()
 
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
 

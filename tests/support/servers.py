@@ -1,4 +1,4 @@
-"""`tenzo serve` (werkzeug's server) and `tenzo api` (gunicorn) as real processes on
+"""`tenzo serve` (waitress) and `tenzo api` (gunicorn) as real processes on
 SQLite and the embedded broker in a folder of their own, their output kept in a file."""
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ COMMANDS = {"serve": ["serve"], "api": ["api", "--workers", "1"]}
 class Server:
     """One `tenzo serve` or `tenzo api` process; its stdout and stderr go to ``log``."""
 
-    def __init__(self, command: list[str], folder: Path, encryption_key: str):
+    def __init__(
+        self,
+        command: list[str],
+        folder: Path,
+        encryption_key: str,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.log = folder / "server.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("TENZO_")}
@@ -38,7 +44,7 @@ class Server:
             "TENZO_OPERATOR_TOKEN": OPERATOR_TOKEN,
             "TENZO_HTTP_PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
-        }
+        } | (extra_env or {})
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [tenzo_executable(), *command],
@@ -80,7 +86,8 @@ class Server:
     def raw(self, request_line: bytes) -> None:
         """Send one malformed request and read whatever comes back."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(request_line + b"\r\nHost: x\r\n\r\n")
+            # A server may take the line and keep the connection: ask it to close.
+            sock.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
             while sock.recv(65536):
                 pass
 

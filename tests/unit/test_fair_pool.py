@@ -1,4 +1,5 @@
-"""FairPool: per-organization limits, slow organizations, the active budget, timers."""
+"""FairPool: adaptive per-organization limits, hanging organizations, the active budget,
+timers."""
 
 from __future__ import annotations
 
@@ -50,8 +51,20 @@ class Gate:
             self.done += 1
 
 
+def attempt(fair, gate):
+    """A task that sends an attempt and waits for the endpoint's reply until released."""
+
+    def task():
+        fair.sending()
+        gate.task()
+
+    return task
+
+
 def test_one_organization_runs_at_most_per_org_tasks_at_once(pool):
     fair = pool(workers=16, per_org=3)
+    for _ in range(3):
+        fair.answered("acme")  # its endpoint answers: up to the bound
     gate = Gate()
     for _ in range(10):
         fair.submit("acme", gate.task)
@@ -64,42 +77,88 @@ def test_one_organization_runs_at_most_per_org_tasks_at_once(pool):
     assert gate.most == 3
 
 
-def test_a_slow_organization_runs_one_task_and_others_are_not_held_up(pool):
-    fair = pool(workers=16, per_org=4, slow_after=0.1)
-    hanging, quick = Gate(), Gate()
-    quick.release.set()
-    for _ in range(6):
-        fair.submit("slow", hanging.task)
-    wait_until(lambda: hanging.running == 4)
-    time.sleep(0.15)  # its tasks have run longer than slow_after: it is slow now
-    assert fair.backlog("slow") == 6
-    for _ in range(20):
-        fair.submit("fast", quick.task)
-    wait_until(lambda: quick.done == 20)
-    assert fair.backlog("fast") == 0  # not slow
-
-    hanging.release.set()
-    wait_until(lambda: hanging.done == 6)
-    assert hanging.most == 4  # after the first four, one at a time
-
-
-def test_mark_slow_limits_an_organization_until_it_answers_again(pool):
-    fair = pool(workers=16, per_org=4)
+def test_a_new_organization_starts_at_half_the_bound_and_answers_raise_it(pool):
+    fair = pool(workers=16, per_org=8)
     gate = Gate()
-    fair.mark_slow("acme", True)
+    for _ in range(10):
+        fair.submit("acme", gate.task)
+    wait_until(lambda: gate.running == 4)
+    time.sleep(0.05)
+    assert gate.running == 4
+
+    fair.answered("acme")  # a slow answer is still an answer: one more at once
+    fair.answered("acme")
+    wait_until(lambda: gate.running == 6)
+    assert fair.limit("acme") == 6
+    gate.release.set()
+
+
+def test_unanswered_attempts_halve_the_limit_until_answers_come_again(pool):
+    fair = pool(workers=16, per_org=8)
+    for _ in range(4):
+        fair.answered("acme")
+    assert fair.limit("acme") == 8
+    for expected in (4, 2, 1, 1):
+        fair.unanswered("acme")
+        assert fair.limit("acme") == expected
+    gate = Gate()
     for _ in range(3):
         fair.submit("acme", gate.task)
     wait_until(lambda: gate.running == 1)
     time.sleep(0.05)
     assert gate.running == 1
 
-    fair.mark_slow("acme", False)
-    wait_until(lambda: gate.running == 3)
+    fair.answered("acme")
+    wait_until(lambda: gate.running == 2)
+    gate.release.set()
+
+
+def test_a_hanging_organization_gets_no_more_and_others_are_not_held_up(pool):
+    fair = pool(workers=16, per_org=8, hang_after=0.1)
+    for _ in range(4):
+        fair.answered("hanging")  # it was answering: limit 8
+    hanging, quick = Gate(), Gate()
+    quick.release.set()
+    for _ in range(2):
+        fair.submit("hanging", attempt(fair, hanging))
+    wait_until(lambda: hanging.running == 2)
+    assert fair.backlog("hanging") == 0  # not hanging yet
+    time.sleep(0.3)  # waiting for a reply longer than hang_after, no answer: hanging
+    for _ in range(4):
+        fair.submit("hanging", attempt(fair, hanging))
+    time.sleep(0.05)
+    assert hanging.running == 2  # below its limit, but admitted nothing more
+    assert fair.backlog("hanging") == 6
+    for _ in range(20):
+        fair.submit("fast", quick.task)
+    wait_until(lambda: quick.done == 20)
+    assert fair.backlog("fast") == 0
+
+    fair.answered("hanging")  # it answers again: the waiting ones run
+    wait_until(lambda: hanging.running == 6)
+    assert fair.backlog("hanging") == 0
+    hanging.release.set()
+    wait_until(lambda: hanging.done == 6)
+
+
+def test_a_busy_organization_that_keeps_answering_is_not_hanging(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    gate = Gate()
+    for _ in range(2):
+        fair.submit("busy", attempt(fair, gate))
+    wait_until(lambda: gate.running == 2)
+    for _ in range(6):  # its attempts wait long, but answers keep coming
+        time.sleep(0.05)
+        fair.answered("busy")
+        assert fair.backlog("busy") == 0
+    for _ in range(2):
+        fair.submit("busy", attempt(fair, gate))
+    wait_until(lambda: gate.running == 4)
     gate.release.set()
 
 
 def test_tasks_no_longer_young_leave_the_active_budget(pool):
-    fair = pool(workers=16, per_org=1, active=2, slow_after=1.0, young_for=0.1)
+    fair = pool(workers=16, per_org=1, active=2, hang_after=1.0, young_for=0.1)
     stuck, later = Gate(), Gate()
     later.release.set()
     fair.submit("a", stuck.task)
@@ -132,3 +191,47 @@ def test_an_exception_in_a_task_frees_its_place(pool):
     fair.submit("acme", boom)
     fair.submit("acme", ran.set)
     assert ran.wait(2)
+
+
+def test_a_task_that_has_its_reply_and_waits_for_the_store_is_not_hanging(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    saving, replied = Gate(), threading.Event()
+
+    def answered_then_slow_save():
+        fair.sending()
+        fair.answered("acme")  # the endpoint answered at once
+        replied.set()
+        saving.task()  # then the save waits (a PostgreSQL stall, say)
+
+    fair.submit("acme", answered_then_slow_save)
+    assert replied.wait(2)
+    time.sleep(0.3)  # longer than hang_after, and no answer since
+    assert fair.backlog("acme") == 0  # not hanging: it is not waiting for the endpoint
+    saving.release.set()
+
+
+def test_a_task_waiting_again_for_a_reply_can_hang_again(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    second_attempt, gate = threading.Event(), Gate()
+
+    def two_attempts():
+        fair.sending()
+        fair.unanswered("acme")  # the first attempt failed at once
+        fair.sending()  # the next one waits for the endpoint
+        second_attempt.set()
+        gate.task()
+
+    fair.submit("acme", two_attempts)
+    assert second_attempt.wait(2)
+    wait_until(lambda: fair.backlog("acme") == 1)
+    gate.release.set()
+
+
+def test_a_task_waiting_for_the_store_before_sending_is_not_hanging(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    reading = Gate()
+    fair.submit("acme", reading.task)  # reads the store; sends nothing yet
+    wait_until(lambda: reading.running == 1)
+    time.sleep(0.3)
+    assert fair.backlog("acme") == 0
+    reading.release.set()

@@ -10,14 +10,9 @@ from uuid import UUID
 from marshmallow import ValidationError
 
 from contracts import admin as schemas
+from contracts.field_rules import end_of_day
 from services.api.context import services
-from services.api.dashboard.format import (
-    Errors,
-    as_datetime,
-    end_of_day,
-    field_errors,
-    start_of_day,
-)
+from services.api.dashboard.format import Errors, as_datetime, field_errors, start_of_day
 
 BATCH = 500
 SCAN_LIMIT = 5000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from marshmallow import ValidationError
@@ -53,11 +53,6 @@ def relative(value: Any, now: datetime) -> str:
             text = f"{count} {unit}{'' if count == 1 else 's'}"
             return f"in {text}" if future else f"{text} ago"
     return "just now"  # unreachable: every duration of a minute or more has a unit
-
-
-def end_of_day(day: date) -> datetime:
-    """The first moment after ``day`` (UTC): a key "expiring on" a day works all that day."""
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
 def start_of_day(day: date) -> datetime:

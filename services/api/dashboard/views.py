@@ -39,7 +39,7 @@ from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
-from services.api.dashboard.format import end_of_day, exact, field_errors, relative
+from services.api.dashboard.format import exact, field_errors, relative
 from services.api.delivery_routes import present_delivery
 
 log = logging.getLogger("tenzo.dashboard")
@@ -133,8 +133,9 @@ def sign_in() -> ResponseReturnValue:
     try:
         auth.sign_in(request.form.get("token", "").strip())
     except Unauthorized as error:
-        log.info("dashboard sign-in refused: %s", error)
-        page = render_template("dashboard/sign_in.html", error="That token is not valid.")
+        log.info("dashboard sign-in refused (%s): %s", error.reason, error)
+        # which mistake it is, as the API's 401 says it (domain/credential_refusals.py)
+        page = render_template("dashboard/sign_in.html", error=str(error))
         return page, FORM_SHOWN_AGAIN
     return redirect(url_for(".api_keys"))
 
@@ -187,9 +188,9 @@ def generate_api_key() -> ResponseReturnValue:
     form = {"name": request.form.get("name", ""), "expires_on": request.form.get("expires_on", "")}
     body: dict[str, Any] = {"name": form["name"]}
     try:
-        if form["expires_on"]:
+        if form["expires_on"]:  # a date, which the API's schema makes the end of that day
             try:
-                body["expires_at"] = end_of_day(date.fromisoformat(form["expires_on"])).isoformat()
+                body["expires_at"] = date.fromisoformat(form["expires_on"]).isoformat()
             except ValueError:
                 raise InvalidInput("Not a valid date.", field="expires_on") from None
         valid = schemas.ApiKeyCreateSchema().load(body)

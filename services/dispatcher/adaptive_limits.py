@@ -1,0 +1,78 @@
+"""How many deliveries each organization may have running: additive increase,
+multiplicative decrease (AIMD), as TCP sizes its congestion window.
+
+- A new organization starts at ``initial`` (1): nothing is known of its endpoint.
+- Every *answered* attempt (any HTTP status, however long it took) adds one, up to
+  ``ceiling`` (TENZO_DISPATCHER_PER_ORG_CONCURRENCY, the fairness bound). An endpoint
+  that answers in 1.5 s is busy, not broken: it reaches the ceiling after a few answers.
+- Every attempt that got no answer (timeout, connection refused or reset, TLS failure)
+  halves the limit, never below 1: an endpoint that hangs is soon down to one attempt
+  at a time, and holds no more worker threads than that.
+- An attempt never sent (refused by the SSRF guard, an invalid URL, a host that does
+  not resolve) says nothing about the endpoint's capacity and changes nothing.
+
+CPU contention in the dispatcher makes attempts *slower*, not unanswered, so it never
+lowers a limit: throughput degrades with the CPU available and does not collapse.
+
+Not thread-safe: the FairPool calls it with its lock held. At most ``remembered``
+organizations are kept (least recently seen forgotten first); a forgotten one starts
+again at ``initial``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+REMEMBERED = 10_000
+
+
+@dataclass
+class _State:
+    limit: float
+    answered_at: float | None = None  # monotonic time of the last answered attempt
+
+
+class AdaptiveLimits:
+    def __init__(
+        self,
+        ceiling: int,
+        initial: int = 1,
+        decrease: float = 0.5,
+        remembered: int = REMEMBERED,
+    ) -> None:
+        self.ceiling = max(1, ceiling)
+        self.initial = max(1, min(initial, self.ceiling))
+        self.decrease = decrease
+        self.remembered = max(1, remembered)
+        self._states: dict[Hashable, _State] = {}
+
+    def limit(self, org: Hashable) -> int:
+        """Deliveries the organization may have running at once (1 to ``ceiling``)."""
+        state = self._states.get(org)
+        return self.initial if state is None else int(state.limit)
+
+    def answered_at(self, org: Hashable) -> float | None:
+        """When the organization's endpoint last answered (monotonic), if it has."""
+        state = self._states.get(org)
+        return None if state is None else state.answered_at
+
+    def answered(self, org: Hashable, now: float) -> None:
+        """An attempt got an HTTP answer (any status): one more may run at once."""
+        state = self._touch(org)
+        state.limit = min(float(self.ceiling), state.limit + 1)
+        state.answered_at = now
+
+    def unanswered(self, org: Hashable) -> None:
+        """An attempt timed out or could not connect: half as many may run at once."""
+        state = self._touch(org)
+        state.limit = max(1.0, state.limit * self.decrease)
+
+    def _touch(self, org: Hashable) -> _State:
+        state = self._states.pop(org, None)
+        if state is None:
+            state = _State(float(self.initial))
+            if len(self._states) >= self.remembered:  # forget the least recently seen
+                del self._states[next(iter(self._states))]
+        self._states[org] = state  # (re)inserted last: dicts keep insertion order
+        return state

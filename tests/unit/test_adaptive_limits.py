@@ -1,0 +1,61 @@
+"""AdaptiveLimits: the AIMD rules of per-organization concurrency."""
+
+from __future__ import annotations
+
+from services.dispatcher.adaptive_limits import AdaptiveLimits
+
+
+def test_a_new_organization_starts_at_the_initial_limit():
+    limits = AdaptiveLimits(ceiling=8, initial=4)
+    assert limits.limit("acme") == 4
+    assert limits.answered_at("acme") is None
+
+
+def test_each_answer_adds_one_up_to_the_ceiling():
+    limits = AdaptiveLimits(ceiling=8, initial=4)
+    seen = []
+    for second in range(6):
+        limits.answered("acme", now=float(second))
+        seen.append(limits.limit("acme"))
+    assert seen == [5, 6, 7, 8, 8, 8]
+    assert limits.answered_at("acme") == 5.0
+
+
+def test_each_unanswered_attempt_halves_the_limit_never_below_one():
+    limits = AdaptiveLimits(ceiling=8, initial=8)
+    seen = []
+    for _ in range(5):
+        limits.unanswered("acme")
+        seen.append(limits.limit("acme"))
+    assert seen == [4, 2, 1, 1, 1]
+
+
+def test_answers_bring_a_decreased_limit_back():
+    limits = AdaptiveLimits(ceiling=8, initial=8)
+    for _ in range(3):
+        limits.unanswered("acme")
+    assert limits.limit("acme") == 1
+    for second in range(3):
+        limits.answered("acme", now=float(second))
+    assert limits.limit("acme") == 4
+
+
+def test_organizations_are_independent():
+    limits = AdaptiveLimits(ceiling=8, initial=4)
+    limits.unanswered("hanging")
+    limits.answered("busy", now=1.0)
+    assert (limits.limit("hanging"), limits.limit("busy"), limits.limit("new")) == (2, 5, 4)
+
+
+def test_the_initial_limit_is_within_one_and_the_ceiling():
+    assert AdaptiveLimits(ceiling=3, initial=10).limit("acme") == 3
+    assert AdaptiveLimits(ceiling=0, initial=0).limit("acme") == 1
+
+
+def test_the_least_recently_seen_organizations_are_forgotten_beyond_the_bound():
+    limits = AdaptiveLimits(ceiling=8, initial=4, remembered=2)
+    limits.unanswered("a")
+    limits.unanswered("b")
+    limits.unanswered("a")  # seen again: "b" is now the least recently seen
+    limits.unanswered("c")
+    assert (limits.limit("a"), limits.limit("b"), limits.limit("c")) == (1, 4, 2)
