@@ -165,25 +165,29 @@ class CatalogFollower:
     def apply_next_batch(self) -> bool:
         """Apply the next batch of the log; return whether anything was applied (False
         when caught up, or when another follower holds the lock or moved the position)."""
+        postgres = self.tables.dialect == "postgres"
         last = self.position.read()
         batch = self._read_ahead_from(last)
         if batch is None:
             if last >= (self.app.recorder.max_notification_id() or 0):
                 return False  # the cheap check of every idle poll: two indexed reads
-            batch = self._decoded(last)
-        if not batch:
-            return False
-        # Decode the next batch while this one is written (the wait for the database
-        # releases the GIL): catch-up runs at the pace of the slower of the two.
-        self._read_ahead(batch[-1].position)
+            if not postgres:  # read before the transaction: SQLite's pool may have one
+                batch = self._decoded(last)
         try:
             with self.tables.transaction() as cursor:
-                if self.tables.dialect == "postgres":
+                if postgres:
                     locked = cursor.execute(
                         "SELECT pg_try_advisory_xact_lock(:key) AS locked", {"key": FOLLOWER_LOCK}
                     ).fetchone()
                     if not locked["locked"]:
-                        return False
+                        return False  # another process's follower works: decode nothing
+                    if batch is None:
+                        batch = self._decoded(last)
+                if not batch:
+                    return False
+                # Decode the next batch while this one is written (the wait for the
+                # database releases the GIL): catch-up runs at the pace of the slower.
+                self._read_ahead(batch[-1].position)
                 self._apply(cursor, batch)
                 # Compare-and-set: refused if another follower applied from ``last``.
                 self.position.move(cursor, last, batch[-1].position)
