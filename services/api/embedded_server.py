@@ -122,10 +122,25 @@ class EmbeddedServer:
 
     @staticmethod
     def _serving(channel: HTTPChannel) -> bool:
-        return bool(channel.request is not None or channel.requests or channel.total_outbufs_len)
+        return bool(
+            channel.request is not None
+            or channel.requests
+            or channel.total_outbufs_len
+            or _unread_bytes(channel.socket)
+        )
 
     def _poll(self, timeout: float) -> None:
         wasyncore.loop(timeout=timeout, map=self._sockets, use_poll=True, count=1)
+
+
+def _unread_bytes(sock: socket.socket) -> bool:
+    """The client has sent bytes waitress has not read yet (it reads nothing while it
+    finishes the connection's previous answer): a request has begun, the connection is
+    not idle. Closing it now would answer the client with a reset."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing waiting (BlockingIOError), or the connection is gone
+        return False
 
 
 class AccessLog:

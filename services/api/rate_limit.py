@@ -4,6 +4,11 @@ Each bucket holds up to ``burst`` tokens and refills at ``per_second``; a reques
 takes one. Buckets live in the process (no shared store on the request path), so
 with N API processes a key may reach N times the configured rate: the limit guards
 the service against a runaway integration, it is not a billing quota.
+
+A bucket that has filled up again is the same as no bucket, so full buckets are
+dropped: at most once per refill time (``burst / per_second``), a request sweeps them
+away. The dictionary holds only the keys used within about two refill times, however
+many keys there are.
 """
 
 from __future__ import annotations
@@ -29,11 +34,20 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, at)
         self._lock = threading.Lock()
+        self._refill_seconds = burst / per_second  # an empty bucket is full again after
+        self._next_prune = clock() + self._refill_seconds
+
+    def __len__(self) -> int:
+        """The buckets held (keys used lately and not full again)."""
+        with self._lock:
+            return len(self._buckets)
 
     def take(self, key: str) -> float:
         """Take a token: 0.0 when allowed, else the seconds until one is available."""
         now = self.clock()
         with self._lock:
+            if now >= self._next_prune:
+                self._prune(now)
             tokens, at = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
             if tokens >= 1.0:
@@ -41,3 +55,12 @@ class TokenBuckets:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.per_second
+
+    def _prune(self, now: float) -> None:
+        """Drop the buckets that are full again (the lock is held)."""
+        self._buckets = {
+            key: (tokens, at)
+            for key, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.per_second < self.burst
+        }
+        self._next_prune = now + self._refill_seconds

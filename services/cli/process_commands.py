@@ -181,8 +181,14 @@ def projections() -> None:
 
 
 @projections.command("rebuild")
-def rebuild() -> None:
-    """Rebuild the dispatcher's projection from the event store."""
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Start again from the first event, even if an interrupted rebuild could resume.",
+)
+def rebuild(restart: bool) -> None:
+    """Rebuild the dispatcher's projection from the event store (streamed in batches;
+    an interrupted rebuild resumes where it stopped)."""
     from services.bootstrap import build_application
     from services.dispatcher.projection import DispatchProjection
 
@@ -191,7 +197,7 @@ def rebuild() -> None:
     projection = DispatchProjection(application)
     total = application.recorder.max_notification_id() or 0
     with click.progressbar(length=total, label="Reading events") as bar:
-        newest = projection.rebuild(progress=bar.update)
+        newest = projection.rebuild(progress=bar.update, restart=restart)
     click.echo(f"Projection rebuilt up to position {newest}.")
 
 

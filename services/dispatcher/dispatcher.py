@@ -121,8 +121,9 @@ class Dispatcher:
 
     def _start_projection(self) -> None:
         """Fill the projection from the event store the first time (queue bindings made
-        later than the first events would otherwise leave it empty)."""
-        if self.projection.position() == 0 and self.application.recorder.max_notification_id():
+        later than the first events would otherwise leave it empty), or finish a
+        rebuild that was interrupted."""
+        if self.projection.needs_rebuild():
             log.info("dispatcher: building the projection from the event store")
             self.projection.rebuild()
 

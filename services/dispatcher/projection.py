@@ -29,8 +29,9 @@ from uuid import UUID
 from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
 from services.dispatcher import metrics
+from services.dispatcher.rebuild import ProjectionRebuild, RecentAggregates
 from services.infrastructure.positions import DISPATCH_TABLE, Position
-from services.infrastructure.storage import SqlTables
+from services.infrastructure.storage import SqlCursor, SqlTables
 
 log = logging.getLogger("tenzo.projection")
 
@@ -172,6 +173,7 @@ class DispatchProjection:
         self._position = Position(application, DISPATCH_TABLE, POSITION_NAME)
         self._lock = threading.Lock()
         self._unwritten = 0
+        self.projected_types = PROJECTED_TYPES
 
     # -- applying relayed events ---------------------------------------------------------
 
@@ -191,7 +193,7 @@ class DispatchProjection:
             return False  # already applied (or a newer state is)
         aggregate: Any = self.application.repository.get(UUID(key), version=version)
         with self.tables.transaction() as cursor:
-            cursor.execute(_UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version))
+            cursor.execute(_UPSERT[aggregate_type], self.row(aggregate_type, aggregate, version))
             self._position.advance(cursor, position)
         return True
 
@@ -213,7 +215,8 @@ class DispatchProjection:
         rows = self.tables.read(_VERSION_OF[aggregate_type], {"key": key})
         return int(rows[0]["version"]) if rows else 0
 
-    def _row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]:
+    def row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]:
+        """The row that stores this aggregate's state at ``version``."""
         if aggregate_type == "Webhook":
             webhook: Webhook = aggregate
             enabled = webhook.enabled and not webhook.deleted
@@ -251,41 +254,39 @@ class DispatchProjection:
 
     # -- rebuilding --------------------------------------------------------------------
 
-    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
-        """Empty the tables and fill them from the event store; return the events read.
+    def rebuild(
+        self,
+        progress: Callable[[int], None] | None = None,
+        restart: bool = False,
+        recent: RecentAggregates | None = None,
+    ) -> int:
+        """Fill the tables from the event store, in constant memory; return the position
+        reached (the log's newest when the rebuild started).
 
-        Reads the whole notification log once, then each projected aggregate once at its
-        latest version. ``progress(n)`` is called with the number of events just read.
-        Safe to run beside a live dispatcher: its later events carry higher versions.
-        """
-        latest: dict[UUID, tuple[str, int]] = {}
-        newest = 0
-        start = 1
-        while True:
-            notifications = self.application.recorder.select_notifications(start=start, limit=1000)
-            if not notifications:
-                break
-            for notification in notifications:
-                aggregate_type = notification.topic.rsplit(":", 1)[-1].split(".")[0]
-                if aggregate_type in PROJECTED_TYPES:
-                    latest[UUID(str(notification.originator_id))] = (
-                        aggregate_type,
-                        notification.originator_version,
-                    )
-                newest = notification.id
-            if progress:
-                progress(len(notifications))
-            start = notifications[-1].id + 1
-        with self.tables.transaction() as cursor:
-            for table in ("webhooks", "jobs", "candidates"):
-                cursor.execute(f"DELETE FROM tenzo_dispatch_{table}")  # noqa: S608
-            for aggregate_id, (aggregate_type, version) in latest.items():
-                aggregate: Any = self.application.repository.get(aggregate_id, version=version)
-                cursor.execute(
-                    _UPSERT[aggregate_type], self._row(aggregate_type, aggregate, version)
-                )
-            self._position.set(cursor, newest)
-        return newest
+        Streams the notification log in batches (services/dispatcher/rebuild.py) and
+        resumes a rebuild that was interrupted, unless ``restart``. ``progress(n)`` is
+        called with the number of events each batch read. ``recent`` bounds the
+        aggregates kept between batches. Safe to run beside a live dispatcher: rows
+        only move to higher versions."""
+        return ProjectionRebuild(self, recent).run(progress, restart=restart)
+
+    def needs_rebuild(self) -> bool:
+        """Whether the projection was never filled from a non-empty store, or a
+        rebuild was interrupted."""
+        if ProjectionRebuild(self).unfinished():
+            return True
+        return self.position() == 0 and bool(self.application.recorder.max_notification_id())
+
+    def write_rows(
+        self, cursor: SqlCursor, aggregate_type: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """Upsert many rows of one aggregate type (each only over a lower version)."""
+        if rows:
+            cursor.executemany(_UPSERT[aggregate_type], rows)
+
+    def set_position(self, cursor: SqlCursor, position: int) -> None:
+        """Save the projection's position whatever it was (the end of a rebuild)."""
+        self._position.set(cursor, position)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -349,7 +350,7 @@ class DispatchProjection:
         aggregate: Any = self.application.repository.get(aggregate_id)
         if type(aggregate).__name__ != aggregate_type:
             return
-        row = self._row(aggregate_type, aggregate, aggregate.version)
+        row = self.row(aggregate_type, aggregate, aggregate.version)
         with self.tables.transaction() as cursor:
             cursor.execute(_UPSERT[aggregate_type], row)
 

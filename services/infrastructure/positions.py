@@ -1,12 +1,14 @@
 """Positions in the event store's notification log, kept by the readers that follow it.
 
-Three readers keep one, each in the table existing deployments already have (kept
-as it is, so no position is lost and nothing is relayed again from 0):
+Three readers (and the projection's rebuild) keep one, each in the table existing
+deployments already have (kept as it is, so no position is lost and nothing is relayed
+again from 0):
 
 - the catalog (services/infrastructure/catalog.py): ``tenzo_positions``, row ``catalog``;
 - the relay (services/relay/relay.py): ``tenzo_relay_position``, a row per relay name;
 - the dispatcher's projection (services/dispatcher/projection.py):
-  ``tenzo_dispatch_position``, row ``dispatcher``.
+  ``tenzo_dispatch_position``, row ``dispatcher``; and its rebuild
+  (services/dispatcher/rebuild.py), row ``dispatcher-rebuild`` (0 when none is under way).
 
 Each table is ``(name TEXT PRIMARY KEY, position BIGINT)``: the shape of
 eventsourcing's single-row tracking table, under our names. Why this module rather

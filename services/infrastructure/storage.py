@@ -46,20 +46,19 @@ class SqlCursor:
             self.raw.execute(sql, params or {})
         return self
 
+    def executemany(self, sql: str, seq_of_params: list[dict[str, Any]]) -> SqlCursor:
+        """One statement for many parameter sets (psycopg pipelines them: one round trip)."""
+        if self.dialect == "postgres":
+            self.raw.executemany(_pyformat(sql), seq_of_params)
+        else:
+            self.raw.executemany(sql, seq_of_params)
+        return self
+
     def fetchone(self) -> Any:
         return self.raw.fetchone()
 
     def fetchall(self) -> list[Any]:
         return list(self.raw.fetchall())
-
-    def executemany(self, sql: str, params: list[dict[str, Any]]) -> None:
-        """One statement for many parameter sets (psycopg pipelines them: one round trip)."""
-        if not params:
-            return
-        if self.dialect == "postgres":
-            self.raw.executemany(_pyformat(sql), params)
-        else:
-            self.raw.executemany(sql, params)
 
     def insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]

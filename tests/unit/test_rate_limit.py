@@ -51,3 +51,34 @@ def test_a_nonsense_limit_is_refused():
         TokenBuckets(per_second=0, burst=1)
     with pytest.raises(ValueError):
         TokenBuckets(per_second=1, burst=0)
+
+
+def test_buckets_full_again_are_dropped():
+    """Idle keys do not stay in memory: once a bucket has refilled, it is dropped (it
+    behaves as a new one would), so the dictionary holds only recently used keys."""
+    clock = Clock()
+    buckets = TokenBuckets(per_second=1, burst=2, clock=clock)
+    for n in range(1000):
+        assert buckets.take(f"key-{n}") == 0.0
+    assert len(buckets) == 1000
+    clock.now += 1.0  # half a refill: every bucket still short of full
+    buckets.take("busy")
+    buckets.take("busy")
+    assert len(buckets) == 1001
+    clock.now += 1.5  # the idle keys' buckets are full again, "busy"'s is not
+    assert buckets.take("another") == 0.0
+    assert len(buckets) == 2
+    assert buckets.take("busy") == 0.0  # its tokens were kept: 1.5 refilled
+    assert buckets.take("busy") > 0
+
+
+def test_a_dropped_bucket_comes_back_full():
+    clock = Clock()
+    buckets = TokenBuckets(per_second=1, burst=2, clock=clock)
+    assert buckets.take("k") == buckets.take("k") == 0.0
+    assert buckets.take("k") > 0
+    clock.now += 10
+    assert buckets.take("other") == 0.0  # sweeps "k" away
+    assert len(buckets) == 1
+    assert [buckets.take("k") for _ in range(2)] == [0.0, 0.0]
+    assert buckets.take("k") > 0

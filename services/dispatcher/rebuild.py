@@ -1,0 +1,151 @@
+"""Rebuilding the dispatcher's projection from the event store, in constant memory.
+
+The notification log is read in batches (``batch_size``, 1,000 by default). Each
+Webhook, Job or Candidate event is applied to that aggregate as the rebuild last saw
+it, kept in a bounded least-recently-used set (``RecentAggregates``, 5,000 by default);
+an aggregate evicted from it, or first met in the middle of its history (a resumed
+rebuild), is read from the event store at the event's version. Each batch writes the
+rows of the aggregates it touched (one ``executemany`` per table) and the rebuild's
+own position (row ``dispatcher-rebuild`` of ``tenzo_dispatch_position``) in one
+transaction, so memory does not grow with the history and an interrupted rebuild
+resumes where its last batch ended. The first batch empties the tables in the same
+transaction; the last one clears the rebuild's position and sets the projection's.
+
+Rows are upserted with the projection's version guard, so a live dispatcher writing
+beside a rebuild is never moved back, and reads that find a row missing or behind the
+event store project that aggregate on the spot (read your writes, projection.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.application import LRUCache
+
+from services.infrastructure.positions import DISPATCH_TABLE, Position
+
+if TYPE_CHECKING:
+    from services.dispatcher.projection import DispatchProjection
+
+REBUILD_POSITION_NAME = "dispatcher-rebuild"
+PROJECTED_TABLES = ("webhooks", "jobs", "candidates")
+
+
+class RecentAggregates:
+    """The aggregates a rebuild met last, never more than ``max_size`` of them.
+
+    ``peak`` is the most it held at once; ``store_reads`` counts the aggregates read
+    from the event store because they were not here (evicted, or never seen)."""
+
+    def __init__(self, max_size: int = 5000):
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self.max_size = max_size
+        self._cache: LRUCache[UUID, Any] = LRUCache(maxsize=max_size)
+        self.peak = 0
+        self.store_reads = 0
+
+    def __len__(self) -> int:
+        return len(self._cache.cache)
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self._cache.get(aggregate_id)
+        except KeyError:
+            return None
+
+    def put(self, aggregate_id: UUID, aggregate: Any) -> None:
+        self._cache.put(aggregate_id, aggregate)
+        self.peak = max(self.peak, len(self))
+
+
+class ProjectionRebuild:
+    """One rebuild of a projection's tables (see the module's docstring)."""
+
+    def __init__(
+        self,
+        projection: DispatchProjection,
+        recent: RecentAggregates | None = None,
+        batch_size: int = 1000,
+    ):
+        self.projection = projection
+        self.application = projection.application
+        self.recent = recent if recent is not None else RecentAggregates()
+        self.batch_size = batch_size
+        self.position = Position(self.application, DISPATCH_TABLE, REBUILD_POSITION_NAME)
+
+    def unfinished(self) -> bool:
+        """Whether an earlier rebuild stopped before its end (and can resume)."""
+        return self.position.read() > 0
+
+    def run(self, progress: Callable[[int], None] | None = None, restart: bool = False) -> int:
+        """Fill the tables up to the log's newest event when it starts; return that
+        position. Resumes an interrupted rebuild unless ``restart``. ``progress(n)`` is
+        called with the number of events each batch read."""
+        recorder = self.application.recorder
+        newest = recorder.max_notification_id() or 0
+        reached = 0 if restart else self.position.read()
+        empty_first = reached == 0
+        while reached < newest:
+            notifications = recorder.select_notifications(
+                start=reached + 1, limit=self.batch_size, stop=newest
+            )
+            if not notifications:
+                break
+            rows = self._rows(notifications)
+            reached = notifications[-1].id
+            with self.projection.tables.transaction() as cursor:
+                if empty_first:
+                    _empty(cursor)
+                    empty_first = False
+                for aggregate_type, batch in rows.items():
+                    self.projection.write_rows(cursor, aggregate_type, batch)
+                self.position.set(cursor, reached)
+            if progress:
+                progress(len(notifications))
+        with self.projection.tables.transaction() as cursor:
+            if empty_first:  # nothing was read: an empty log
+                _empty(cursor)
+            self.position.set(cursor, 0)
+            self.projection.set_position(cursor, reached)
+        return reached
+
+    def _rows(self, notifications: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+        """The rows of the aggregates this batch changed, at their last version in it."""
+        changed: dict[str, dict[UUID, Any]] = {}
+        for notification in notifications:
+            aggregate_type = notification.topic.rsplit(":", 1)[-1].split(".")[0]
+            if aggregate_type in self.projection.projected_types:
+                aggregate = self._aggregate_at(notification)
+                changed.setdefault(aggregate_type, {})[aggregate.id] = aggregate
+        return {
+            aggregate_type: [
+                self.projection.row(aggregate_type, aggregate, aggregate.version)
+                for aggregate in aggregates.values()
+            ]
+            for aggregate_type, aggregates in changed.items()
+        }
+
+    def _aggregate_at(self, notification: Any) -> Any:
+        """The aggregate as this event leaves it: the event applied to the one met
+        before, or the aggregate read from the event store at the event's version."""
+        aggregate_id = notification.originator_id  # a UUID from PostgreSQL
+        if not isinstance(aggregate_id, UUID):
+            aggregate_id = UUID(str(aggregate_id))
+        version = notification.originator_version
+        known = self.recent.get(aggregate_id)
+        if version == 1 or (known is not None and known.version == version - 1):
+            event: Any = self.application.mapper.to_domain_event(notification)
+            aggregate = event.mutate(known if version > 1 else None)
+        else:
+            aggregate = self.application.repository.get(aggregate_id, version=version)
+            self.recent.store_reads += 1
+        self.recent.put(aggregate_id, aggregate)
+        return aggregate
+
+
+def _empty(cursor: Any) -> None:
+    for table in PROJECTED_TABLES:
+        cursor.execute(f"DELETE FROM tenzo_dispatch_{table}")  # noqa: S608 - known tables
