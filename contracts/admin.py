@@ -52,8 +52,22 @@ class ApiKeyCreatedSchema(ApiKeySchema):
     )
 
 
+KEY_PAGE_SIZE_MAX = 100
+
+
+class ApiKeyQuerySchema(Schema):
+    limit = fields.Integer(
+        load_default=KEY_PAGE_SIZE_MAX, validate=validate.Range(min=1, max=KEY_PAGE_SIZE_MAX)
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "next_cursor of the previous page"},
+    )
+
+
 class ApiKeyListSchema(Schema):
     items = fields.List(fields.Nested(ApiKeySchema), required=True)
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
 
 
 class WebhookPutSchema(Schema):

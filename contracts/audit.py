@@ -38,8 +38,15 @@ class AuditPageSchema(Schema):
     next_after = fields.Integer(allow_none=True)
 
 
+# Values that are their own JSON value: returned at once (the catalog's follower redacts
+# every event it applies, so this is on its hot path).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def redact_secrets(value: Any) -> Any:
     """Copy a JSON-like value with every secret or hash field replaced by "[redacted]"."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {
             key: (REDACTED if key in SECRET_FIELDS and item is not None else redact_secrets(item))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,7 +19,8 @@ from domain.deliveries import DeliveryUseCases, RetryRule, TestEventRenderer
 from domain.errors import InvalidInput, NotFound
 from domain.fast_forward import FastForwardReads, HasNewerEvents
 from domain.organizations import AdminToken, Organization
-from domain.ports import Catalog
+from domain.paging import page_of_ids
+from domain.ports import Catalog, ManyAggregates
 from domain.recruiting import RecruitingUseCases
 from domain.webhook_urls import WebhookUrlPolicy
 from domain.webhooks import Webhook, webhook_id
@@ -46,13 +47,15 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         *,
         url_policy: WebhookUrlPolicy,
         catalog: Callable[[Application[UUID]], Catalog],
+        many_aggregates: Callable[[Application[UUID]], ManyAggregates],
         newer_events_probe: Callable[[Application[UUID]], HasNewerEvents | None],
         render_test_event: TestEventRenderer,
         retry: RetryRule,
         clock: Callable[[], datetime] = utc_now,
     ):
-        """``catalog`` and ``newer_events_probe`` are factories given this application,
-        built once its event store is open: the catalog indexes that store, and the
+        """``catalog``, ``many_aggregates`` and ``newer_events_probe`` are factories
+        given this application, built once its event store is open: the catalog indexes
+        that store, ``many_aggregates`` reads a page of aggregates in one query, and the
         probe is a lean query on it (None keeps the library's own query). ``retry`` is
         the dispatcher's retry rule: an admin may redeliver a pending delivery once it
         is stalled by that rule."""
@@ -62,6 +65,7 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self.retry = retry
         self.render_test_event = render_test_event
         self.catalog = catalog(self)
+        self.many_aggregates = many_aggregates(self)
         # API keys are read on every Public API request: decoded once, checked for
         # newer events on every read (see domain/fast_forward.py).
         self.key_reads = FastForwardReads(self, has_newer_events=newer_events_probe(self))
@@ -139,11 +143,12 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
     def get_api_key(self, org_id: UUID, key_id: UUID) -> ApiKey:
         return self._get_owned(ApiKey, org_id, key_id)
 
-    def list_api_keys(self, org_id: UUID, limit: int = 1000) -> list[ApiKey]:
-        """The organization's keys, newest first."""
-        self.catalog.catch_up()
-        rows = self.catalog.aggregate_ids(org_id, "ApiKey", limit=limit)
-        return [self._get(ApiKey, key_id) for _, key_id in rows]
+    def list_api_keys(
+        self, org_id: UUID, limit: int = 100, cursor: str | None = None
+    ) -> tuple[list[ApiKey], str | None]:
+        """A page of the organization's keys, newest first, and the next page's cursor."""
+        ids, next_cursor = page_of_ids(self.catalog, org_id, "ApiKey", limit, cursor)
+        return self._get_many(ApiKey, org_id, ids), next_cursor
 
     def revoke_api_key(self, org_id: UUID, key_id: UUID, by: Actor) -> ApiKey:
         """Revoke a key for good; revoking it again, even concurrently, changes nothing."""
@@ -245,12 +250,44 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         aggregate_id: UUID | None = None,
     ) -> list[dict[str, Any]]:
         """The organization's events after a position, oldest first, secrets redacted."""
-        self.catalog.catch_up()
+        self.catalog.wait_for_writes(org_id)
         return self.catalog.events(
             org_id, after=after, limit=limit, type=type, aggregate_id=aggregate_id
         )
 
+    # -- saving and closing ----------------------------------------------------------
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save, then note each organization's newest position for the catalog (so the
+        organization's next read waits for it) before returning to the writer."""
+        recordings = super().save(*objs, **kwargs)
+        org_of = {
+            aggregate.id: getattr(aggregate, "org_id", aggregate.id)
+            for aggregate in objs
+            if isinstance(aggregate, Aggregate)
+        }
+        marks: dict[UUID, int] = {}
+        for recording in recordings:
+            org_id = org_of.get(recording.domain_event.originator_id)
+            if org_id is not None:
+                marks[org_id] = max(marks.get(org_id, 0), recording.notification.id)
+        self.catalog.note_writes(marks)
+        return recordings
+
+    def close(self) -> None:
+        self.catalog.close()
+        super().close()
+
     # -- helpers ---------------------------------------------------------------------
+
+    def _get_many(self, cls: type[A], org_id: UUID, ids: Sequence[UUID]) -> list[A]:
+        """The organization's aggregates of a page, in the page's order, read at once."""
+        found = self.many_aggregates.get_many(ids)
+        return [
+            aggregate
+            for aggregate in (found.get(aggregate_id) for aggregate_id in ids)
+            if isinstance(aggregate, cls) and getattr(aggregate, "org_id", None) == org_id
+        ]
 
     def _get(self, cls: type[A], aggregate_id: UUID) -> A:
         try:

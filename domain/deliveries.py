@@ -4,7 +4,7 @@ recorded as an event; and the use cases the admin API offers on them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
@@ -278,6 +278,7 @@ class DeliveryUseCases:
         def save(self, *objs: Any, **kwargs: Any) -> Any: ...
         def get_webhook(self, org_id: UUID) -> Webhook: ...
         def _get_owned(self, cls: type[Any], org_id: UUID, aggregate_id: UUID) -> Any: ...
+        def _get_many(self, cls: type[Any], org_id: UUID, ids: Sequence[UUID]) -> list[Any]: ...
 
     def send_test_event(self, org_id: UUID, by: Actor) -> Delivery:
         """Schedule a signed ``webhook.test`` delivery to the organization's webhook.
@@ -324,7 +325,7 @@ class DeliveryUseCases:
         ids, next_cursor = page_of_ids(
             self.catalog, org_id, "Delivery", limit, cursor, status=status
         )
-        return [self.get_delivery(org_id, id) for id in ids], next_cursor
+        return self._get_many(Delivery, org_id, ids), next_cursor
 
     def _enabled_webhook(self, org_id: UUID) -> Webhook:
         webhook = self.get_webhook(org_id)

@@ -37,3 +37,8 @@ class InvalidWebhookUrl(InvalidInput):
 
 class Conflict(DomainError):
     """The command cannot be applied to the current state."""
+
+
+class CatalogBehind(DomainError):
+    """The index of an organization's data has not yet reached its newest write within
+    the wait allowed: the read is refused rather than answered with stale data."""

@@ -45,7 +45,7 @@ def page_of_ids(
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"Limit must be 1 to {MAX_PAGE_SIZE}.", field="limit")
     before = decode_cursor(cursor) if cursor else None
-    catalog.catch_up()
+    catalog.wait_for_writes(org_id)
     rows = catalog.aggregate_ids(
         org_id,
         aggregate_type,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -10,8 +11,17 @@ class Catalog(Protocol):
     """Per-organization indexes of aggregates and of the event history, kept current
     from the event store's notification log."""
 
-    def catch_up(self) -> None:
-        """Apply every event recorded so far (read-your-writes for this process)."""
+    def note_writes(self, marks: Mapping[UUID, int]) -> None:
+        """Record each organization's newest written position (a save's), before the
+        write returns to its client."""
+
+    def wait_for_writes(self, org_id: UUID) -> None:
+        """Return once the indexes hold every write of the organization noted so far
+        (read-your-writes), without waiting for other organizations' newer events;
+        raise domain.errors.CatalogBehind when that takes too long."""
+
+    def close(self) -> None:
+        """Stop keeping the indexes current (the application is closing)."""
 
     def aggregate_ids(
         self,
@@ -38,4 +48,12 @@ class Catalog(Protocol):
         aggregate_id: UUID | None = None,
     ) -> list[dict[str, Any]]:
         """The organization's event history, oldest first, as audit items."""
+        ...
+
+
+class ManyAggregates(Protocol):
+    """Reads many aggregates at once (a page of a list), in a few queries."""
+
+    def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
+        """The aggregates found, by id (missing ids are left out)."""
         ...

@@ -13,7 +13,7 @@ dispatcher's, an auditor's) never needs the earlier events to know the current s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID, uuid4, uuid5
@@ -183,6 +183,8 @@ class _Host(Protocol):
 
     def _get_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A: ...
 
+    def _get_many(self, cls: type[A], org_id: UUID, ids: Sequence[UUID]) -> list[A]: ...
+
 
 class RecruitingUseCases:
     """Mixed into DeveloperTools: jobs and candidates."""
@@ -236,7 +238,7 @@ class RecruitingUseCases:
         if external_id is not None:
             return _found_by_external_id(self, Job, org_id, external_id), None
         ids, next_cursor = page_of_ids(self.catalog, org_id, "Job", limit, cursor)
-        return [self._get(Job, job_id) for job_id in ids], next_cursor
+        return self._get_many(Job, org_id, ids), next_cursor
 
     # -- candidates --------------------------------------------------------------------
 
@@ -300,7 +302,7 @@ class RecruitingUseCases:
         ids, next_cursor = page_of_ids(
             self.catalog, org_id, "Candidate", limit, cursor, parent_id=job_id
         )
-        return [self._get(Candidate, candidate_id) for candidate_id in ids], next_cursor
+        return self._get_many(Candidate, org_id, ids), next_cursor
 
 
 def _found_by_external_id(

@@ -79,6 +79,9 @@ class Settings:
     # resumes it (its own died or lost it); None: the webhook timeout + 30 s.
     dispatcher_stalled_after: float | None = None
     metrics_port: int = 0
+    # How long a read waits for the catalog to reach its organization's newest write
+    # before it answers 503 (docs/architecture.md, "The catalog").
+    catalog_wait_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +110,7 @@ class Settings:
             ),
             dispatcher_stalled_after=_optional_seconds(env, "TENZO_DISPATCHER_STALLED_AFTER"),
             metrics_port=int(env.get("TENZO_METRICS_PORT") or 0),
+            catalog_wait_seconds=_optional_seconds(env, "TENZO_CATALOG_WAIT_SECONDS") or 5.0,
         )
         return settings.with_encryption_key()
 

@@ -97,11 +97,12 @@ def create_api_key(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/api-keys", methods=["GET"])
 @require_admin
+@blp.arguments(schemas.ApiKeyQuerySchema, location="query")
 @blp.response(200, schemas.ApiKeyListSchema)
-def list_api_keys() -> dict[str, Any]:
+def list_api_keys(query: dict[str, Any]) -> dict[str, Any]:
     application = services().application
-    now = application.clock()
-    return {"items": present_keys(application.list_api_keys(g.org_id), now)}
+    keys, next_cursor = application.list_api_keys(g.org_id, query["limit"], query.get("cursor"))
+    return {"items": present_keys(keys, application.clock()), "next_cursor": next_cursor}
 
 
 @blp.route("/api-keys/<uuid:key_id>", methods=["GET"])

@@ -11,7 +11,14 @@ from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from contracts.problem import PROBLEM_CONTENT_TYPE
-from domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from domain.errors import (
+    CatalogBehind,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
 from services.api import problem_types as types
 from services.api.problem_types import ProblemType
 
@@ -127,6 +134,9 @@ def domain_problem(error: DomainError) -> Response:
         )
     if isinstance(error, Conflict):
         return problem(409, "Conflict", str(error), type=types.CONFLICT)
+    if isinstance(error, CatalogBehind):
+        log.warning("catalog behind: %s", error)
+        return problem(503, "Service Unavailable", str(error), headers={"Retry-After": "1"})
     return problem(400, "Bad Request", str(error))
 
 

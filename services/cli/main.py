@@ -87,6 +87,7 @@ def serve() -> None:
     finally:
         stop_background()
         api_services.close()  # the API key usage counted since the last flush
+        application.close()  # stops the catalog's follower; closes the event store
 
 
 @main.command()

@@ -42,6 +42,7 @@ class CommitterClosed(Exception):
 @dataclass
 class _Pending:
     events: list[Any]  # StoredEvent
+    org_ids: set[Any]  # the organizations of the saved aggregates
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -66,6 +67,7 @@ class Committer:
         self._thread.start()
         self._encode = application.mapper.to_stored_event
         self._insert = application.recorder.insert_events
+        self._catalog = application.catalog
         self._select = application.recorder.select_events
         self.batches = 0  # transactions
         self.saved = 0  # saves (one per save() call)
@@ -82,7 +84,10 @@ class Committer:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
             return
-        pending = _Pending([self._encode(event) for event in events])
+        pending = _Pending(
+            [self._encode(event) for event in events],
+            {aggregate.org_id for aggregate in aggregates},
+        )
         with self._lock:
             if self._stopping.is_set():
                 raise CommitterClosed("the dispatcher is stopping")
@@ -118,11 +123,12 @@ class Committer:
     def _commit(self, batch: list[_Pending]) -> None:
         if len(batch) > 1:
             try:
-                self._timed_insert([event for pending in batch for event in pending.events])
+                newest = self._timed_insert([e for pending in batch for e in pending.events])
             except Exception as error:  # noqa: BLE001 - each is saved alone below
                 log.debug("group save of %d failed (%s); saving one by one", len(batch), error)
             else:
                 self._count(len(batch))
+                self._note_writes(batch, newest)
                 for pending in batch:
                     pending.settle()
                 return
@@ -133,7 +139,7 @@ class Committer:
         backoff = 0.1
         while True:
             try:
-                self._timed_insert(pending.events)
+                newest = self._timed_insert(pending.events)
             except IntegrityError as conflict:
                 if self._stored_already(pending.events):
                     log.info("an earlier commit of %d events had gone through", len(pending.events))
@@ -154,6 +160,7 @@ class Committer:
                 return
             else:
                 self._count(1)
+                self._note_writes([pending], newest)
                 pending.settle()
                 return
 
@@ -170,12 +177,26 @@ class Committer:
                 return False
         return True
 
-    def _timed_insert(self, stored_events: list[Any]) -> None:
+    def _timed_insert(self, stored_events: list[Any]) -> int | None:
+        """Insert; return the newest notification id of the events inserted."""
         started = time.perf_counter()
         try:
-            self._insert(stored_events)
+            ids = self._insert(stored_events)
         finally:
             self.seconds += time.perf_counter() - started
+        return max(ids) if ids else None
+
+    def _note_writes(self, batch: list[_Pending], newest: int | None) -> None:
+        """Tell the catalog each organization's newest position (one transaction for
+        the batch), so an admin's next read of deliveries includes these events."""
+        if newest is None:
+            return
+        try:
+            self._catalog.note_writes(
+                {org_id: newest for pending in batch for org_id in pending.org_ids}
+            )
+        except Exception:  # noqa: BLE001 - the events are saved; reads only wait less
+            log.exception("noting %d saves for the catalog failed", len(batch))
 
     def _count(self, saves: int) -> None:
         self.batches += 1

@@ -1,28 +1,33 @@
 """The catalog: per-organization indexes of aggregates and of the audit history.
 
-A projection of the event store's notification log into two tables, with its
-position (``tenzo_positions``, services/infrastructure/positions.py) moved from the
-position it read in the same transaction, so each event is applied exactly once
-whichever process applies it. Reads call ``catch_up()`` first, so every
-API process reads its own writes and those of every other process.
+A projection of the event store's notification log into two tables, kept up by a
+background follower (services/infrastructure/catalog_follower.py) with its position in
+``tenzo_positions`` (services/infrastructure/positions.py). Readers never apply events.
+
+Read-your-writes, per organization: every save records the organization's newest
+position in ``tenzo_org_writes`` (``note_writes``) before the write returns to its
+client; a read for an organization waits (``wait_for_writes``) only until the catalog
+has passed that mark — never for the backlog of other organizations' newer events —
+and raises CatalogBehind when the bound passes (never stale data silently).
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import time
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, OperationalError
 
-from contracts.audit import audit_item, event_type_names
-from services.infrastructure.positions import CATALOG_TABLE, Position, PositionMoved
-from services.infrastructure.storage import SqlCursor, SqlTables
+from domain.errors import CatalogBehind
+from services.infrastructure.catalog_follower import CatalogFollower
+from services.infrastructure.positions import CATALOG_TABLE, Position
+from services.infrastructure.storage import SqlTables
 
 TRACKING_NAME = "catalog"
-BATCH_SIZE = 500
+DEFAULT_WAIT_SECONDS = 5.0
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_catalog (
@@ -35,6 +40,11 @@ CREATE_TABLES = [
     )""",
     """CREATE INDEX IF NOT EXISTS tenzo_catalog_by_org
         ON tenzo_catalog (org_id, aggregate_type, position)""",
+    # Filtered lists: candidates of a job, deliveries of a status, newest first.
+    """CREATE INDEX IF NOT EXISTS tenzo_catalog_by_parent
+        ON tenzo_catalog (org_id, aggregate_type, parent_id, position)""",
+    """CREATE INDEX IF NOT EXISTS tenzo_catalog_by_status
+        ON tenzo_catalog (org_id, aggregate_type, status, position)""",
     """CREATE TABLE IF NOT EXISTS tenzo_audit (
         position BIGINT PRIMARY KEY,
         org_id TEXT NOT NULL,
@@ -43,98 +53,82 @@ CREATE_TABLES = [
         item TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS tenzo_audit_by_org ON tenzo_audit (org_id, position)",
+    # Filtered history: by event type, by aggregate.
+    "CREATE INDEX IF NOT EXISTS tenzo_audit_by_type ON tenzo_audit (org_id, type, position)",
+    """CREATE INDEX IF NOT EXISTS tenzo_audit_by_aggregate
+        ON tenzo_audit (org_id, aggregate_id, position)""",
+    # Each organization's newest write: what its reads wait for.
+    """CREATE TABLE IF NOT EXISTS tenzo_org_writes (
+        org_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL
+    )""",
 ]
 
-# How events set an aggregate's status in the catalog (for filtered lists).
-STATUS_BY_EVENT = {
-    "DeliveryScheduled": "pending",
-    "DeliveryRedeliveryRequested": "pending",
-    "DeliverySucceeded": "succeeded",
-    "DeliveryFailed": "failed",
-}
-# Which attribute of a creating event names the aggregate's parent (for filtered lists).
-PARENT_ATTRIBUTE = {"Candidate": "job_id"}
+NOTE_WRITE = """
+INSERT INTO tenzo_org_writes (org_id, position) VALUES (:org, :position)
+ON CONFLICT (org_id) DO UPDATE SET position = excluded.position
+WHERE tenzo_org_writes.position < excluded.position
+"""
+
+MARK_AND_POSITION = """
+SELECT (SELECT position FROM tenzo_org_writes WHERE org_id = :org) AS mark,
+       (SELECT position FROM tenzo_positions WHERE name = :name) AS done
+"""
 
 
 class Catalog:
     """Implements domain.ports.Catalog on SQLite or PostgreSQL."""
 
-    def __init__(self, app: Application[Any]):
+    def __init__(self, app: Application[Any], wait_seconds: float = DEFAULT_WAIT_SECONDS):
         self.app = app
+        self.wait_seconds = wait_seconds
         self.tables = SqlTables(app, CREATE_TABLES)
         self.position = Position(app, CATALOG_TABLE, TRACKING_NAME)
-        self._lock = threading.Lock()
+        self.follower = CatalogFollower(app, self.tables, self.position)
 
-    # -- projection ---------------------------------------------------------------------
+    # -- read-your-writes -----------------------------------------------------------------
 
-    def catch_up(self) -> None:
-        with self._lock:
-            for _ in range(100):
-                last = self.position.read()
-                newest = self.app.recorder.max_notification_id() or 0
-                if last >= newest:
-                    return
-                try:
-                    self._apply_batch(last)
-                except (PositionMoved, IntegrityError, OperationalError):
-                    continue  # another process applied these; read the position again
+    def note_writes(self, marks: Mapping[UUID, int]) -> None:
+        """Record each organization's newest written position (before the write returns
+        to its client), and wake this process's follower."""
+        notes = sorted((str(org_id), position) for org_id, position in marks.items())
+        if len(notes) == 1:  # a save of one organization's aggregates: one round trip
+            self.tables.write(NOTE_WRITE, {"org": notes[0][0], "position": notes[0][1]})
+        elif notes:
+            with self.tables.transaction() as cursor:
+                # One order in every process, so concurrent notes cannot deadlock.
+                for org_id, position in notes:
+                    cursor.execute(NOTE_WRITE, {"org": org_id, "position": position})
+        self.follower.start()
+        self.follower.wake()
 
-    def _apply_batch(self, last: int) -> None:
-        notifications = self.app.recorder.select_notifications(start=last + 1, limit=BATCH_SIZE)
-        if not notifications:
-            return
-        with self.tables.transaction() as cursor:
-            for notification in notifications:
-                event = self.app.mapper.to_domain_event(notification)
-                self._apply(cursor, event, notification.id)
-            self.position.move(cursor, last, notifications[-1].id)
-
-    def _apply(self, cursor: SqlCursor, event: Any, position: int) -> None:
-        aggregate_type, type_name = event_type_names(event)
-        aggregate_id = str(event.originator_id)
-        if event.originator_version == 1:
-            org_id = getattr(event, "org_id", None) or event.originator_id
-            parent = getattr(event, PARENT_ATTRIBUTE.get(aggregate_type, ""), None)
-            cursor.execute(
-                "INSERT INTO tenzo_catalog "
-                "(aggregate_id, org_id, aggregate_type, position, parent_id, status) "
-                "VALUES (:id, :org, :type, :position, :parent, :status)",
-                {
-                    "id": aggregate_id,
-                    "org": str(org_id),
-                    "type": aggregate_type,
-                    "position": position,
-                    "parent": None if parent is None else str(parent),
-                    "status": STATUS_BY_EVENT.get(type_name),
-                },
-            )
-        else:
-            row = cursor.execute(
-                "SELECT org_id FROM tenzo_catalog WHERE aggregate_id = :id", {"id": aggregate_id}
-            ).fetchone()
-            org_id = row["org_id"]
-            if type_name in STATUS_BY_EVENT:
-                cursor.execute(
-                    "UPDATE tenzo_catalog SET status = :status WHERE aggregate_id = :id",
-                    {"status": STATUS_BY_EVENT[type_name], "id": aggregate_id},
+    def wait_for_writes(self, org_id: UUID) -> None:
+        """Return once the catalog holds every write of the organization recorded so far
+        (its mark); raise CatalogBehind if that takes longer than ``wait_seconds``."""
+        self.follower.start()
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            mark, done = self.lag(org_id)
+            if done >= mark:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CatalogBehind(
+                    f"The index of this organization's data is {mark - done} events behind "
+                    f"its newest write; try again in a moment."
                 )
-            parent = getattr(event, PARENT_ATTRIBUTE.get(aggregate_type, ""), None)
-            if parent is not None:  # e.g. a candidate moved to another job
-                cursor.execute(
-                    "UPDATE tenzo_catalog SET parent_id = :parent WHERE aggregate_id = :id",
-                    {"parent": str(parent), "id": aggregate_id},
-                )
-        cursor.execute(
-            "INSERT INTO tenzo_audit (position, org_id, aggregate_id, type, item) "
-            "VALUES (:position, :org, :id, :type, :item)",
-            {
-                "position": position,
-                "org": str(org_id),
-                "id": aggregate_id,
-                "type": type_name,
-                "item": json.dumps(audit_item(event, position)),
-            },
-        )
+            self.follower.wake()
+            self.follower.wait_for_progress(min(remaining, 0.05))
+
+    def lag(self, org_id: UUID) -> tuple[int, int]:
+        """(the organization's newest written position, the catalog's position)."""
+        rows = self.tables.read(MARK_AND_POSITION, {"org": str(org_id), "name": TRACKING_NAME})
+        row = rows[0]
+        return int(row["mark"] or 0), int(row["done"] or 0)
+
+    def close(self) -> None:
+        """Stop this process's follower."""
+        self.follower.close()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -167,8 +161,7 @@ class Catalog:
             sql += " AND status = :status"
             params["status"] = status
         sql += f" ORDER BY position {'ASC' if after is not None else 'DESC'} LIMIT :limit"
-        with self.tables.transaction(commit=False) as cursor:
-            rows = cursor.execute(sql, params).fetchall()
+        rows = self.tables.read(sql, params)
         return [(int(row["position"]), UUID(row["aggregate_id"])) for row in rows]
 
     def events(
@@ -189,6 +182,5 @@ class Catalog:
             sql += " AND aggregate_id = :aggregate"
             params["aggregate"] = str(aggregate_id)
         sql += " ORDER BY position ASC LIMIT :limit"
-        with self.tables.transaction(commit=False) as cursor:
-            rows = cursor.execute(sql, params).fetchall()
+        rows = self.tables.read(sql, params)
         return [json.loads(row["item"]) for row in rows]

@@ -83,10 +83,14 @@ class Position:
     def read(self) -> int:
         """The saved position (0 before anything was saved)."""
         with self.tables.transaction(commit=False) as cursor:
-            row = cursor.execute(
-                f"SELECT position FROM {self.table} WHERE name = :name",  # noqa: S608
-                {"name": self.name},
-            ).fetchone()
+            return self.read_in(cursor)
+
+    def read_in(self, cursor: SqlCursor) -> int:
+        """The saved position, read in a transaction of the caller's."""
+        row = cursor.execute(
+            f"SELECT position FROM {self.table} WHERE name = :name",  # noqa: S608
+            {"name": self.name},
+        ).fetchone()
         return int(row["position"]) if row else 0
 
     def move(self, cursor: SqlCursor, old: int, new: int) -> None:

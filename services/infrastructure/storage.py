@@ -60,6 +60,21 @@ class SqlCursor:
     def fetchall(self) -> list[Any]:
         return list(self.raw.fetchall())
 
+    def insert_rows(
+        self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert many rows at once: COPY on PostgreSQL, executemany on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.dialect == "postgres":
+            with self.raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+
     @property
     def rowcount(self) -> int:
         rowcount: int = self.raw.rowcount
@@ -94,3 +109,14 @@ class SqlTables:
                 return cursor.execute(sql, params).fetchall()
         with self.datastore.get_connection() as connection:
             return list(connection.execute(_pyformat(sql), params or {}, prepare=True).fetchall())
+
+    def write(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """One statement in a transaction of its own. On PostgreSQL it runs on an
+        autocommit connection as a prepared statement: one round trip (for a write on
+        every save, such as the catalog's marks)."""
+        if self.dialect != "postgres":
+            with self.transaction() as cursor:
+                cursor.execute(sql, params)
+            return
+        with self.datastore.get_connection() as connection:
+            connection.execute(_pyformat(sql), params or {}, prepare=True)

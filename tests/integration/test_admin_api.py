@@ -65,7 +65,10 @@ def test_the_operator_creates_an_organization_whose_token_works(client, operator
     datetime.fromisoformat(body["created_at"])
 
     headers = {"Authorization": f"Bearer {body['admin_token']}"}
-    assert client.get(f"{ADMIN}/api-keys", headers=headers).json == {"items": []}
+    assert client.get(f"{ADMIN}/api-keys", headers=headers).json == {
+        "items": [],
+        "next_cursor": None,
+    }
     history_items = client.get(f"{ADMIN}/events", headers=headers).json["items"]
     assert [item["type"] for item in history_items] == ["OrganizationCreated", "AdminTokenIssued"]
     assert history_items[0]["actor"] == {"type": "operator", "id": None}

@@ -550,3 +550,20 @@ def test_another_organizations_delivery_is_not_found(signed_in, application, oth
     assert signed_in.get(f"/deliveries/{theirs.id}").status_code == 404
     assert signed_in.post(f"/deliveries/{theirs.id}/redeliver").status_code == 404
     assert history(application) == before
+
+
+def test_the_key_list_pages_with_next_and_newest(signed_in, application, org, monkeypatch):
+    from services.api.dashboard import views as dashboard
+
+    monkeypatch.setattr(dashboard, "KEY_PAGE_SIZE", 2)
+    ids = [
+        str(application.create_api_key(org.id, f"k{n}", None, org.admin)[0].id) for n in range(3)
+    ]
+    first = signed_in.get("/api-keys").get_data(as_text=True)
+    assert re.findall(r'data-key-id="([\w-]+)"', first) == ids[::-1][:2]
+    assert ">Newest<" not in first
+    older = re.search(r'href="(/api-keys\?cursor=[\w=-]+)">Next', first).group(1)
+    second = signed_in.get(older).get_data(as_text=True)
+    assert re.findall(r'data-key-id="([\w-]+)"', second) == ids[:1]
+    assert ">Next<" not in second and ">Newest<" in second
+    assert "Page:" in signed_in.get("/api-keys?cursor=zzz").get_data(as_text=True)

@@ -31,7 +31,7 @@ def test_each_process_reads_the_others_writes_at_once(two_processes):
     assert org_id == organization.id
 
     key, plaintext = a.create_api_key(org_id, "ci", None, admin)
-    assert [k.id for k in b.list_api_keys(org_id)] == [key.id]
+    assert [k.id for k in b.list_api_keys(org_id)[0]] == [key.id]
     assert b.authenticate_api_key(plaintext).id == key.id
 
     b.revoke_api_key(org_id, key.id, admin)
@@ -75,7 +75,7 @@ def test_state_and_decrypted_secrets_survive_a_restart(settings):
             "s3cret-value",
             True,
         )
-        assert [k.id for k in again.list_api_keys(organization.id)] == [key.id]
+        assert [k.id for k in again.list_api_keys(organization.id)[0]] == [key.id]
         again.delete_webhook(organization.id, SYSTEM)
         with pytest.raises(NotFound):
             again.get_webhook(organization.id)

@@ -156,7 +156,7 @@ def test_the_refusal_names_what_the_route_takes(client, org, auth):
     deliveries = problem_of(deliveries, 400)
     assert deliveries["errors"] == {"event_id": ["Unknown query parameter."]}
     keys = problem_of(client.get("/admin/v1/api-keys?a=1&b=2", headers=org.headers), 400)
-    assert keys["detail"] == "Unknown query parameters: a, b. This route takes no query parameters."
+    assert keys["detail"] == "Unknown query parameters: a, b. This route takes: cursor, limit."
 
 
 def test_declared_parameters_still_work(client, org, auth, jobs):

@@ -287,9 +287,9 @@ class InterviewLoad:
 
 def delivery_statuses(application: DeveloperTools, org_ids: set[uuid.UUID]) -> Counter[str]:
     """How many of the organizations' deliveries are in each status (the catalog)."""
-    application.catalog.catch_up()
     found: Counter[str] = Counter()
     for org_id in org_ids:
+        application.catalog.wait_for_writes(org_id)
         for status in ("pending", "succeeded", "failed"):
             found[status] += len(
                 application.catalog.aggregate_ids(org_id, "Delivery", limit=100_000, status=status)

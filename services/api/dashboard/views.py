@@ -49,6 +49,7 @@ blp = Blueprint("dashboard", __name__)
 blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 
 DELIVERY_PAGE_SIZE = 25
+KEY_PAGE_SIZE = schemas.KEY_PAGE_SIZE_MAX
 AUDIT_PAGE_SIZE = 50
 SECRET_PREFIX = "whsec_"
 CONTENT_SECURITY_POLICY = (
@@ -151,9 +152,24 @@ def sign_out() -> ResponseReturnValue:
 
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     application = services().application
-    now = application.clock()
-    keys = present_keys(application.list_api_keys(g.org_id), now)
-    return _page("dashboard/api_keys.html", status, tab="keys", keys=keys, **context)
+    given = {"cursor": request.args["cursor"]} if request.args.get("cursor") else {}
+    keys: list[Any] = []
+    next_cursor, errors = None, {}
+    try:  # the admin API's rules, and so its messages
+        query = schemas.ApiKeyQuerySchema(only=("cursor",)).load(given)
+        keys, next_cursor = application.list_api_keys(g.org_id, KEY_PAGE_SIZE, query.get("cursor"))
+    except (ValidationError, InvalidInput) as error:
+        errors = field_errors(error)
+    return _page(
+        "dashboard/api_keys.html",
+        status,
+        tab="keys",
+        keys=present_keys(keys, application.clock()),
+        cursor=given.get("cursor"),
+        next_cursor=next_cursor,
+        page_errors=errors,
+        **context,
+    )
 
 
 @blp.get("/api-keys")

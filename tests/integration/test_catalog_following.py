@@ -1,0 +1,196 @@
+"""The catalog's background follower: reads see their own writes after a big backlog,
+never wait for another organization's backlog, refuse (503) rather than answer stale,
+and several followers apply each event exactly once.
+
+Backlogs are written fast through the application, a thousand jobs per save.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections.abc import Iterator
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from domain.actors import OPERATOR, Actor
+from domain.application import DeveloperTools
+from domain.errors import CatalogBehind
+from domain.recruiting import Job
+from services.api.app import create_app
+from services.bootstrap import build_api
+from services.infrastructure.catalog_follower import FOLLOWER_LOCK, CatalogFollower
+from services.settings import Settings
+from tests.support.applications import application_on, position
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def jobs(org_id: UUID, count: int, by: Actor) -> list[Job]:
+    return [
+        Job(
+            org_id=org_id,
+            external_id=None,
+            title=f"Job {n}",
+            description=None,
+            location=None,
+            department=None,
+            employment_type=None,
+            status="open",
+            actor=by,
+        )
+        for n in range(count)
+    ]
+
+
+def write_backlog(application: DeveloperTools, org_id: UUID, events: int) -> None:
+    for _ in range(events // 1000):
+        application.save(*jobs(org_id, 1000, OPERATOR))
+
+
+def audit_positions(application: DeveloperTools) -> list[int]:
+    tables = application.catalog.tables  # type: ignore[attr-defined]
+    rows = tables.read("SELECT position FROM tenzo_audit ORDER BY position")
+    return [int(row["position"]) for row in rows]
+
+
+def notification_ids(application: DeveloperTools) -> list[int]:
+    notifications = application.recorder.select_notifications(start=1, limit=1_000_000)
+    return [notification.id for notification in notifications]
+
+
+@pytest.fixture
+def key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def on_postgres(postgres_url: str, key: str) -> Iterator[tuple[str, DeveloperTools]]:
+    application = application_on(postgres_url, encryption_key=key, catalog_wait_seconds=120.0)
+    try:
+        yield postgres_url, application
+    finally:
+        application.close()
+
+
+@pytest.mark.postgres
+def test_a_read_after_a_60k_event_backlog_returns_its_own_newest_write(on_postgres):
+    _, application = on_postgres
+    organization, _ = application.create_organization("Big", OPERATOR)
+    write_backlog(application, organization.id, 60_000)
+    newest = jobs(organization.id, 1, OPERATOR)[0]
+    application.save(newest)
+
+    page, _ = application.list_jobs(organization.id, limit=5)
+
+    assert page[0].id == newest.id
+    history = application.event_history(organization.id, after=position(application) - 1)
+    assert [item["aggregate_id"] for item in history] == [str(newest.id)]
+
+
+@pytest.mark.postgres
+def test_a_small_organizations_read_does_not_wait_for_a_big_ones_backlog(on_postgres, key):
+    url, application = on_postgres
+    small, small_token = application.create_organization("Small", OPERATOR)
+    big, big_token = application.create_organization("Big", OPERATOR)
+    [small_job] = jobs(small.id, 1, OPERATOR)
+    application.save(small_job)
+    assert [job.id for job in application.list_jobs(small.id)[0]] == [small_job.id]
+
+    # No follower can work while this session holds the followers' lock.
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (FOLLOWER_LOCK,))
+        write_backlog(application, big.id, 20_000)
+        backlog_end = position(application)
+
+        page, _ = application.list_jobs(small.id)
+        _, caught_up_to = application.catalog.lag(small.id)  # type: ignore[attr-defined]
+
+        assert [job.id for job in page] == [small_job.id]
+        assert caught_up_to < backlog_end  # answered without the big backlog applied
+
+        # The big organization's read, in an API process that waits 0.3 s at most,
+        # cannot be answered yet: 503, not stale data.
+        settings = Settings(database_url=url, encryption_key=key, catalog_wait_seconds=0.3)
+        impatient = application_on(url, encryption_key=key, catalog_wait_seconds=0.3)
+        api = build_api(settings, impatient)
+        client = create_app(api).test_client()
+        response = client.get("/admin/v1/events", headers={"Authorization": f"Bearer {big_token}"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.content_type == "application/problem+json"
+        assert response.json["status"] == 503
+        with pytest.raises(CatalogBehind):
+            impatient.list_jobs(big.id)
+        small_read = client.get(
+            "/admin/v1/events", headers={"Authorization": f"Bearer {small_token}"}
+        )
+        assert small_read.status_code == 200
+        api.close()
+        impatient.close()
+        holder.execute("SELECT pg_advisory_unlock(%s)", (FOLLOWER_LOCK,))
+
+    page, _ = application.list_jobs(big.id, limit=1)
+    assert len(page) == 1
+    assert application.catalog.lag(big.id)[1] >= backlog_end  # type: ignore[attr-defined]
+
+
+def test_several_followers_apply_each_event_exactly_once(database_url, key):
+    first = application_on(database_url, encryption_key=key)
+    second = application_on(database_url, encryption_key=key)
+    try:
+        organization, _ = first.create_organization("Acme", OPERATOR)
+        writers = [
+            threading.Thread(target=write_backlog, args=(app, organization.id, 3000))
+            for app in (first, second)
+        ]
+        extra = [
+            CatalogFollower(app, app.catalog.tables, app.catalog.position, batch_size=100)  # type: ignore[attr-defined]
+            for app in (first, second)
+        ]
+        for follower in extra:
+            follower.start()
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        first.catalog.wait_for_writes(organization.id)
+        second.catalog.wait_for_writes(organization.id)
+        for follower in extra:
+            follower.close()
+
+        assert audit_positions(first) == notification_ids(first)
+        assert len(first.list_jobs(organization.id, limit=100)[0]) == 100
+    finally:
+        first.close()
+        second.close()
+
+
+def test_close_stops_the_follower_thread(database_url):
+    application = application_on(database_url)
+    application.create_organization("Acme", OPERATOR)
+    follower = application.catalog.follower  # type: ignore[attr-defined]
+    assert follower.running
+
+    application.close()
+
+    assert not follower.running
+
+
+def test_a_read_the_catalog_cannot_answer_in_time_is_refused_not_stale(database_url):
+    application = application_on(database_url, catalog_wait_seconds=0.2)
+    try:
+        organization, _ = application.create_organization("Acme", OPERATOR)
+        application.event_history(organization.id)  # applied
+        application.catalog.follower.close()  # type: ignore[attr-defined] # nothing applies now
+        application.save(*jobs(organization.id, 1, OPERATOR))
+
+        with pytest.raises(CatalogBehind):
+            application.list_jobs(organization.id)
+        with pytest.raises(CatalogBehind):
+            application.event_history(organization.id)
+    finally:
+        application.close()
