@@ -72,7 +72,10 @@ def relay() -> None:
 
     settings = Settings.from_env()
     application = build_application(settings)
-    _run_until_signalled(settings, build_relay(settings, application).run)
+    try:
+        _run_until_signalled(settings, build_relay(settings, application).run)
+    finally:
+        application.close()
 
 
 @click.command()
@@ -82,7 +85,10 @@ def dispatcher() -> None:
 
     settings = Settings.from_env()
     application = build_application(settings)
-    _run_until_signalled(settings, build_dispatcher(settings, application).run)
+    try:
+        _run_until_signalled(settings, build_dispatcher(settings, application).run)
+    finally:
+        application.close()
 
 
 @click.command("publish-interview")

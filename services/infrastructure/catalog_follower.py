@@ -145,6 +145,9 @@ class CatalogFollower:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before the batch, so a wake() landing while it is applied (or
+            # between the wait and here) makes the next wait return at once.
+            self._wake.clear()
             try:
                 applied = self.apply_next_batch()
             except Exception:
@@ -158,7 +161,6 @@ class CatalogFollower:
                     self._progress.notify_all()
                 continue
             self._wake.wait(self.poll_interval)
-            self._wake.clear()
 
     # -- one batch ------------------------------------------------------------------------
 

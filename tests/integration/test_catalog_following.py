@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -192,5 +193,25 @@ def test_a_read_the_catalog_cannot_answer_in_time_is_refused_not_stale(database_
             application.list_jobs(organization.id)
         with pytest.raises(CatalogBehind):
             application.event_history(organization.id)
+    finally:
+        application.close()
+
+
+def test_a_saved_write_is_not_refused_when_noting_it_for_the_catalog_fails(database_url):
+    application = application_on(database_url)
+    try:
+        organization, _ = application.create_organization("Acme", OPERATOR)
+        tables = application.catalog.tables  # type: ignore[attr-defined]
+        tables.write("DROP TABLE tenzo_org_writes")  # noting any write now fails
+        [job] = jobs(organization.id, 1, OPERATOR)
+
+        application.save(job)  # committed: it answers, it does not raise
+
+        assert application.get_job(organization.id, job.id).id == job.id
+        newest = position(application)
+        deadline = time.monotonic() + 10
+        while newest not in audit_positions(application):  # the follower was woken
+            assert time.monotonic() < deadline, "the catalog never applied the write"
+            time.sleep(0.01)
     finally:
         application.close()

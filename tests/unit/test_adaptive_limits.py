@@ -59,3 +59,13 @@ def test_the_least_recently_seen_organizations_are_forgotten_beyond_the_bound():
     limits.unanswered("a")  # seen again: "b" is now the least recently seen
     limits.unanswered("c")
     assert (limits.limit("a"), limits.limit("b"), limits.limit("c")) == (1, 4, 2)
+
+
+def test_backpressure_halves_the_limit_and_counts_as_an_answer():
+    limits = AdaptiveLimits(ceiling=8, initial=8)
+    seen = []
+    for second in range(4):
+        limits.pushed_back("acme", now=float(second))
+        seen.append(limits.limit("acme"))
+    assert seen == [4, 2, 1, 1]
+    assert limits.answered_at("acme") == 3.0
