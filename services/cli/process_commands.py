@@ -202,8 +202,15 @@ def rebuild(restart: bool) -> None:
     application = build_application(settings)
     projection = DispatchProjection(application)
     total = application.recorder.max_notification_id() or 0
-    with click.progressbar(length=total, label="Reading events") as bar:
-        newest = projection.rebuild(progress=bar.update, restart=restart)
+    try:
+        with click.progressbar(length=total, label="Reading events") as bar:
+            newest = projection.rebuild(
+                progress=bar.update,
+                restart=restart,
+                waiting=lambda: click.echo("Another rebuild is under way: waiting for its end."),
+            )
+    finally:
+        application.close()
     click.echo(f"Projection rebuilt up to position {newest}.")
 
 
