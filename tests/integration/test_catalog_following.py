@@ -17,34 +17,16 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from domain.actors import OPERATOR, Actor
+from domain.actors import OPERATOR
 from domain.application import DeveloperTools
 from domain.errors import CatalogBehind
-from domain.recruiting import Job
 from services.api.app import create_app
 from services.bootstrap import build_api
 from services.infrastructure.catalog_follower import FOLLOWER_LOCK, CatalogFollower
 from services.settings import Settings
-from tests.support.applications import application_on, position
+from tests.support.applications import application_on, jobs, position
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def jobs(org_id: UUID, count: int, by: Actor) -> list[Job]:
-    return [
-        Job(
-            org_id=org_id,
-            external_id=None,
-            title=f"Job {n}",
-            description=None,
-            location=None,
-            department=None,
-            employment_type=None,
-            status="open",
-            actor=by,
-        )
-        for n in range(count)
-    ]
 
 
 def write_backlog(application: DeveloperTools, org_id: UUID, events: int) -> None:
