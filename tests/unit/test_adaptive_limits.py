@@ -63,9 +63,12 @@ def test_the_least_recently_seen_organizations_are_forgotten_beyond_the_bound():
 
 def test_backpressure_halves_the_limit_and_counts_as_an_answer():
     limits = AdaptiveLimits(ceiling=8, initial=8)
-    seen = []
-    for second in range(4):
-        limits.pushed_back("acme", now=float(second))
-        seen.append(limits.limit("acme"))
-    assert seen == [4, 2, 1, 1]
-    assert limits.answered_at("acme") == 3.0
+    limits.pushed_back("acme", now=1.0)  # a 429 or a 503
+    assert limits.limit("acme") == 4 and limits.answered_at("acme") == 1.0
+    limits.pushed_back("acme", now=2.0)
+    limits.pushed_back("acme", now=3.0)
+    limits.pushed_back("acme", now=4.0)
+    assert limits.limit("acme") == 1  # never below one
+    assert limits.answered_at("acme") == 4.0  # an answer: the endpoint is not hanging
+    limits.answered("acme", now=5.0)
+    assert limits.limit("acme") == 2
