@@ -19,48 +19,54 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.actors import OPERATOR  # noqa: E402
-from domain.recruiting import Job  # noqa: E402
+from domain.application import DeveloperTools  # noqa: E402
 from services.bootstrap import build_application  # noqa: E402
 from services.infrastructure.catalog_follower import FOLLOWER_LOCK  # noqa: E402
 from services.settings import Settings  # noqa: E402
+from tests.support.applications import jobs  # noqa: E402
 
 POSTGRES_URL = os.environ.get("TENZO_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/root")
 
 
-def job(org_id: uuid.UUID, n: int) -> Job:
-    return Job(
-        org_id=org_id,
-        external_id=None,
-        title=f"Job {n}",
-        description=None,
-        location=None,
-        department=None,
-        employment_type=None,
-        status="open",
-        actor=OPERATOR,
-    )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The command line of the catalog's benchmarks (this one, bench/catalog_plans.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--orgs", type=int, default=10)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+@contextmanager
+def fresh_application(**settings: Any) -> Iterator[tuple[str, DeveloperTools]]:
+    """(its URL, the application) on a fresh PostgreSQL database, dropped afterwards;
+    ``settings`` are other Settings fields."""
     name = f"tenzo_bench_{uuid.uuid4().hex[:12]}"
     admin = psycopg.connect(POSTGRES_URL, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
     key = base64.b64encode(os.urandom(32)).decode()
-    app = build_application(Settings(database_url=url, encryption_key=key))
+    app = build_application(Settings(database_url=url, encryption_key=key, **settings))
     try:
+        yield url, app
+    finally:
+        app.close()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n")[0])
+    with fresh_application() as (url, app):
         small, _ = app.create_organization("Small", OPERATOR)
         app.list_jobs(small.id)  # caught up: the small organization's writes are applied
         orgs = [app.create_organization(f"Org {n}", OPERATOR)[0].id for n in range(args.orgs)]
@@ -69,7 +75,7 @@ def main() -> None:
             started = time.perf_counter()
             for batch in range(args.events // 1000):
                 org_id = orgs[batch % len(orgs)]
-                app.save(*(job(org_id, n) for n in range(1000)))
+                app.save(*jobs(org_id, 1000, OPERATOR))
             written = time.perf_counter() - started
             end = app.recorder.max_notification_id() or 0
             reads = []
@@ -92,10 +98,6 @@ def main() -> None:
         print(f"catch-up: {applied} events in {took:.2f} s = {applied / took:,.0f} events/s")
         print(f"  this process's CPU: {cpu:.2f} s = {applied / cpu:,.0f} events per CPU second")
         print(f"  load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    finally:
-        app.close()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ the p50 of the use case through the application. Not a test: a measurement, prin
 
 from __future__ import annotations
 
-import argparse
-import base64
-import os
 import statistics
 import sys
 import time
@@ -26,13 +23,17 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.catalog_catch_up import POSTGRES_URL, job  # noqa: E402
+from bench.catalog_catch_up import arguments, fresh_application  # noqa: E402
 from domain.actors import OPERATOR  # noqa: E402
 from domain.api_keys import ApiKey  # noqa: E402
 from domain.deliveries import Delivery  # noqa: E402
-from domain.recruiting import Candidate  # noqa: E402
-from services.bootstrap import build_application  # noqa: E402
-from services.settings import Settings  # noqa: E402
+from domain.recruiting import Candidate, Job  # noqa: E402
+from tests.support.applications import jobs  # noqa: E402
+
+
+def job(org_id: uuid.UUID) -> Job:
+    [made] = jobs(org_id, 1, OPERATOR)
+    return made
 
 
 def candidate(org_id: uuid.UUID, job_id: uuid.UUID, n: int) -> Candidate:
@@ -88,25 +89,13 @@ def plan(connection: psycopg.Connection[Any], sql: str, params: dict[str, Any]) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--orgs", type=int, default=10)
-    args = parser.parse_args()
-
-    name = f"tenzo_bench_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    secret = base64.b64encode(os.urandom(32)).decode()
-    app = build_application(
-        Settings(database_url=url, encryption_key=secret, catalog_wait_seconds=600)
-    )
-    try:
+    args = arguments(__doc__.split("\n")[0])
+    with fresh_application(catalog_wait_seconds=600) as (url, app):
         orgs = [app.create_organization(f"Org {n}", OPERATOR)[0].id for n in range(args.orgs)]
-        first_jobs = {org_id: job(org_id, 0) for org_id in orgs}
+        first_jobs = {org_id: job(org_id) for org_id in orgs}
         app.save(*first_jobs.values())
         makers = [
-            lambda org_id, n: job(org_id, n),
+            lambda org_id, n: job(org_id),
             lambda org_id, n: candidate(org_id, first_jobs[org_id].id, n),
             delivery,
             key,
@@ -168,10 +157,6 @@ def main() -> None:
             for title, (sql, read) in lists.items():
                 print(f"{title}: p50 {p50_ms(read):.1f} ms (the use case)")
                 print("    " + plan(connection, sql, params))
-    finally:
-        app.close()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 if __name__ == "__main__":

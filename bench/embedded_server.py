@@ -16,8 +16,6 @@ TENZO_BENCH_POSTGRES_URL, as bench/public_api.py).
 
 from __future__ import annotations
 
-import argparse
-import base64
 import logging
 import os
 import signal
@@ -37,12 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.public_api import (  # noqa: E402
     Round,
+    arguments,
     drive,
     free_port,
     fresh_database,
     machine,
     percentile,
     populate,
+    server_env,
     write_docs,
 )
 from services.settings import Settings  # noqa: E402
@@ -58,29 +58,12 @@ def main() -> None:
     if sys.argv[1:2] == ["serve"]:  # a server process start_server runs
         serve(sys.argv[2])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "TENZO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+    args = arguments(
+        __doc__.split("\n\n")[0], keys=10_000, seconds=4.0, rounds=4, rounds_of="server"
     )
-    parser.add_argument("--keys", type=int, default=10_000, help="API keys in the store")
-    parser.add_argument("--threads", type=int, default=16, help="client threads (sessions)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of each server")
-    parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
-    args = parser.parse_args()
-
     database, drop = fresh_database(args.postgres_url)
     workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-embedded-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENZO_")} | {
-        "TENZO_DATABASE_URL": database,
-        "TENZO_BROKER_URL": f"filesystem://{workdir}/broker",
-        "TENZO_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "TENZO_RATE_LIMIT_PER_SECOND": "1000000",
-        "TENZO_RATE_LIMIT_BURST": "1000000",
-    }
+    env = server_env(database, workdir)
     servers: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         _, _, keys, job_id = populate(Settings.from_env(env), args)

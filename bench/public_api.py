@@ -76,34 +76,48 @@ class Round:
     client_cpu: float = 0.0  # seconds of CPU used by this (driving) process
 
 
-def main() -> None:
-    if sys.argv[1:] == ["serve"]:  # the server process start_server runs
-        serve()
-        return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(
+    description: str, *, keys: int, seconds: float, rounds: int, rounds_of: str
+) -> argparse.Namespace:
+    """The command line of a benchmark driving an API server with API keys (this one,
+    bench/embedded_server.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "TENZO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    parser.add_argument("--keys", type=int, default=100_000, help="API keys in the store")
+    parser.add_argument("--keys", type=int, default=keys, help="API keys in the store")
     parser.add_argument("--threads", type=int, default=16, help="client threads (sessions)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of one round")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds of each mode")
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of one round")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds of each {rounds_of}")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    database, drop = fresh_database(args.postgres_url)
-    workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENZO_")} | {
+
+def server_env(database: str, workdir: Path) -> dict[str, str]:
+    """A server process's environment: none of ours but these, a fresh encryption key,
+    and a rate limit that runs on every request but refuses none."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TENZO_")} | {
         "TENZO_DATABASE_URL": database,
         "TENZO_BROKER_URL": f"filesystem://{workdir}/broker",
         "TENZO_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "TENZO_HTTP_PORT": str(free_port()),
         "TENZO_RATE_LIMIT_PER_SECOND": "1000000",
         "TENZO_RATE_LIMIT_BURST": "1000000",
     }
+
+
+def main() -> None:
+    if sys.argv[1:] == ["serve"]:  # the server process start_server runs
+        serve()
+        return
+    args = arguments(
+        __doc__.split("\n\n")[0], keys=100_000, seconds=5.0, rounds=8, rounds_of="mode"
+    )
+    database, drop = fresh_database(args.postgres_url)
+    workdir = Path(tempfile.mkdtemp(prefix="tenzo-bench-"))
+    env = server_env(database, workdir) | {"TENZO_HTTP_PORT": str(free_port())}
     server = None
     try:
         org_id, admin_token, keys, job_id = populate(Settings.from_env(env), args)

@@ -88,6 +88,7 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
         database_url = env.get("TENZO_DATABASE_URL") or defaults.database_url
+        catalog_wait_seconds = _optional_seconds(env, "TENZO_CATALOG_WAIT_SECONDS")
         settings = cls(
             database_url=database_url,
             broker_url=env.get("TENZO_BROKER_URL") or defaults.broker_url,
@@ -110,7 +111,9 @@ class Settings:
             ),
             dispatcher_stalled_after=_optional_seconds(env, "TENZO_DISPATCHER_STALLED_AFTER"),
             metrics_port=int(env.get("TENZO_METRICS_PORT") or 0),
-            catalog_wait_seconds=_optional_seconds(env, "TENZO_CATALOG_WAIT_SECONDS") or 5.0,
+            catalog_wait_seconds=defaults.catalog_wait_seconds
+            if catalog_wait_seconds is None
+            else catalog_wait_seconds,
         )
         return settings.with_encryption_key()
 

@@ -90,6 +90,7 @@ class ProblemApi(Api):  # type: ignore[misc]
 def _refuse_credentials_in_query() -> Response | None:
     """Credentials belong in the Authorization header; a URL ends up in logs and history."""
     if any(value.startswith(CREDENTIAL_PREFIX) for value in request.args.values()):
+        metrics.API_KEY_REFUSALS.labels("in_query").inc()
         raise Unauthorized(
             "A credential was sent in the query string, where URLs are logged and kept in "
             "histories: send it in the Authorization header (Authorization: Bearer …) "

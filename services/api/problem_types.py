@@ -91,7 +91,7 @@ CONTENT_TOO_LARGE = ProblemType(
     413,
     "Content too large",
     "The request body is over the limit of 1 MiB (also when it is sent chunked, without "
-    "a Content-Length). The rest of the body was not read and the connection is closed.",
+    "a Content-Length). The rest of the body may not be read, and the connection may be closed.",
     "Send a smaller body: large texts (a job description, say) have their own bounds, "
     "listed in the OpenAPI document.",
 )

@@ -22,13 +22,11 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from services.api import metrics
-from services.infrastructure.storage import SqlTables
+from services.infrastructure.storage import SqlTables, select_where_in
 
 log = logging.getLogger("tenzo.usage")
 
 FLUSH_INTERVAL_SECONDS = 0.5
-# Keys per SELECT in read_many: well under SQLite's bound on parameters (999 before 3.32).
-READ_MANY_CHUNK = 500
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_api_key_usage (
@@ -53,7 +51,7 @@ ON CONFLICT (key_id) DO UPDATE SET
     END
 """
 
-READ_MANY = "SELECT key_id, usage_count, last_used_at FROM tenzo_api_key_usage WHERE key_id IN"
+READ_MANY = "SELECT key_id, usage_count, last_used_at FROM tenzo_api_key_usage WHERE {match}"
 
 
 @dataclass(frozen=True)
@@ -120,22 +118,23 @@ class UsageCounter:
 
     def read_many(self, key_ids: Iterable[UUID]) -> dict[UUID, Usage]:
         """The flushed usage of each key (every process's uses, up to a second behind),
-        in one query per ``READ_MANY_CHUNK`` keys (a list of keys reads its counts at
-        once)."""
+        in one query (per ``IN_LIST_CHUNK`` keys on SQLite): a list of keys reads its
+        counts at once."""
         wanted = list(dict.fromkeys(key_ids))
         found: dict[UUID, Usage] = {}
         with self.tables.transaction(commit=False) as cursor:
-            for first in range(0, len(wanted), READ_MANY_CHUNK):
-                chunk = wanted[first : first + READ_MANY_CHUNK]
-                params = {f"k{n}": str(key_id) for n, key_id in enumerate(chunk)}
-                placeholders = ", ".join(f":{name}" for name in params)  # :k0, :k1, …
-                sql = f"{READ_MANY} ({placeholders})"  # noqa: S608 (names only, no values)
-                rows = cursor.execute(sql, params).fetchall()
-                for row in rows:
-                    last = row["last_used_at"]
-                    found[UUID(row["key_id"])] = Usage(
-                        int(row["usage_count"]), datetime.fromisoformat(last) if last else None
-                    )
+            rows = select_where_in(
+                lambda sql, params: cursor.execute(sql, params).fetchall(),
+                self.tables.dialect,
+                READ_MANY,
+                "key_id",
+                [str(key_id) for key_id in wanted],
+            )
+        for row in rows:
+            last = row["last_used_at"]
+            found[UUID(row["key_id"])] = Usage(
+                int(row["usage_count"]), datetime.fromisoformat(last) if last else None
+            )
         return {key_id: found.get(key_id, Usage()) for key_id in wanted}
 
     def _store_closed(self) -> bool:

@@ -72,7 +72,10 @@ def relay() -> None:
 
     settings = Settings.from_env()
     application = build_application(settings)
-    _run_until_signalled(settings, build_relay(settings, application).run)
+    try:
+        _run_until_signalled(settings, build_relay(settings, application).run)
+    finally:
+        application.close()
 
 
 @click.command()
@@ -82,7 +85,10 @@ def dispatcher() -> None:
 
     settings = Settings.from_env()
     application = build_application(settings)
-    _run_until_signalled(settings, build_dispatcher(settings, application).run)
+    try:
+        _run_until_signalled(settings, build_dispatcher(settings, application).run)
+    finally:
+        application.close()
 
 
 @click.command("publish-interview")
@@ -196,8 +202,15 @@ def rebuild(restart: bool) -> None:
     application = build_application(settings)
     projection = DispatchProjection(application)
     total = application.recorder.max_notification_id() or 0
-    with click.progressbar(length=total, label="Reading events") as bar:
-        newest = projection.rebuild(progress=bar.update, restart=restart)
+    try:
+        with click.progressbar(length=total, label="Reading events") as bar:
+            newest = projection.rebuild(
+                progress=bar.update,
+                restart=restart,
+                waiting=lambda: click.echo("Another rebuild is under way: waiting for its end."),
+            )
+    finally:
+        application.close()
     click.echo(f"Projection rebuilt up to position {newest}.")
 
 

@@ -1,10 +1,14 @@
 """How many deliveries each organization may have running: additive increase,
 multiplicative decrease (AIMD), as TCP sizes its congestion window.
 
-- A new organization starts at ``initial`` (1): nothing is known of its endpoint.
-- Every *answered* attempt (any HTTP status, however long it took) adds one, up to
+- A new organization starts at ``initial`` (the FairPool passes half the ceiling,
+  rounded up): nothing is known of its endpoint yet.
+- Every *answered* attempt (any HTTP status but 429 and 503, however long it took) adds one, up to
   ``ceiling`` (TENZO_DISPATCHER_PER_ORG_CONCURRENCY, the fairness bound). An endpoint
   that answers in 1.5 s is busy, not broken: it reaches the ceiling after a few answers.
+- An answer of 429 (Too Many Requests) or 503 (Service Unavailable) is the endpoint
+  asking for less: it halves the limit (backpressure), though it is an answer (the
+  endpoint is not hanging).
 - Every attempt that got no answer (timeout, connection refused or reset, TLS failure)
   halves the limit, never below 1: an endpoint that hangs is soon down to one attempt
   at a time, and holds no more worker threads than that.
@@ -61,6 +65,13 @@ class AdaptiveLimits:
         """An attempt got an HTTP answer (any status): one more may run at once."""
         state = self._touch(org)
         state.limit = min(float(self.ceiling), state.limit + 1)
+        state.answered_at = now
+
+    def pushed_back(self, org: Hashable, now: float) -> None:
+        """An attempt was answered 429 or 503: half as many may run at once, though the
+        endpoint answered."""
+        state = self._touch(org)
+        state.limit = max(1.0, state.limit * self.decrease)
         state.answered_at = now
 
     def unanswered(self, org: Hashable) -> None:

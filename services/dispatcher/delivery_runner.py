@@ -263,11 +263,14 @@ class DeliveryRunner:
             seconds
         )
         # Busy is not broken: any answer, however late, lets the organization run more at
-        # once; no answer (timeout, connection failure) halves what it may run.
+        # once (but 429 and 503, backpressure, halve it); no answer (timeout, connection
+        # failure) halves what it may run; an attempt never sent waits for nothing.
         if result.reply == "answered":
-            self.pool.answered(org_id)
+            self.pool.answered(org_id, backpressure=result.backpressure)
         elif result.reply == "no_answer":
             self.pool.unanswered(org_id)
+        else:
+            self.pool.not_sent()
 
     # -- creating and resuming ---------------------------------------------------------
 

@@ -122,10 +122,11 @@ class Dispatcher:
     def _start_projection(self) -> None:
         """Fill the projection from the event store the first time (queue bindings made
         later than the first events would otherwise leave it empty), or finish a
-        rebuild that was interrupted."""
+        rebuild that was interrupted; not while another process rebuilds it."""
         if self.projection.needs_rebuild():
             log.info("dispatcher: building the projection from the event store")
-            self.projection.rebuild()
+            if self.projection.rebuild_if_needed() is None:
+                log.info("dispatcher: another process is rebuilding the projection (or did)")
 
     def _consume(
         self, connection: Connection, stop: threading.Event, backoff: ReconnectDelays

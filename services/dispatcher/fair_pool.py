@@ -3,11 +3,12 @@
 - Each organization may have as many tasks admitted at a time as its adaptive limit
   allows (adaptive_limits.py: additive increase on every answered attempt, halved on
   every timeout or connection failure, between 1 and ``per_org``, the fairness bound).
-  The runner reports each attempt's reply (``answered``, ``unanswered``). A *busy*
+  An answer of 429 or 503 halves it too (backpressure). The runner reports each
+  attempt's reply (``answered``, ``unanswered``, ``not_sent``). A *busy*
   endpoint, one that answers however slowly, keeps its full concurrency.
 - An organization is *hanging* while one of its attempts has waited longer than
-  ``hang_after`` seconds for the endpoint's reply (from ``sending`` to ``answered`` or
-  ``unanswered``) and the endpoint has answered nothing for as long: it is admitted
+  ``hang_after`` seconds for the endpoint's reply (from ``sending`` to ``answered``,
+  ``unanswered`` or ``not_sent``) and the endpoint has answered nothing for as long: it is admitted
   nothing more until an answer comes or a task ends (``backlog`` counts what it holds,
   which the receiver uses to set its surplus aside). A busy endpoint answers some
   attempt every moment and never hangs; a task waiting for the event store (a slow
@@ -121,11 +122,15 @@ class FairPool:
         with self._lock:
             self._awaiting[getattr(self._running, "token", -1)] = time.monotonic()
 
-    def answered(self, org: Hashable) -> None:
+    def answered(self, org: Hashable, backpressure: bool = False) -> None:
         """The organization's endpoint answered an attempt (any status, however late):
-        one more of its tasks may run at once, up to ``per_org``."""
+        one more of its tasks may run at once, up to ``per_org`` — or half as many when
+        the answer asks for less (``backpressure``: 429, 503)."""
         with self._lock:
-            self.limits.answered(org, time.monotonic())
+            if backpressure:
+                self.limits.pushed_back(org, time.monotonic())
+            else:
+                self.limits.answered(org, time.monotonic())
             self._awaiting.pop(getattr(self._running, "token", -1), None)
             if org in self._waiting and not self._closed:
                 self._admit_waiting(org)
@@ -135,6 +140,12 @@ class FairPool:
         """An attempt timed out or could not connect: half as many may run at once."""
         with self._lock:
             self.limits.unanswered(org)
+            self._awaiting.pop(getattr(self._running, "token", -1), None)
+
+    def not_sent(self) -> None:
+        """The running task's attempt was refused before sending (SSRF guard, invalid
+        URL, no DNS answer): it waits for no endpoint; limits are unchanged."""
+        with self._lock:
             self._awaiting.pop(getattr(self._running, "token", -1), None)
 
     def limit(self, org: Hashable) -> int:

@@ -259,6 +259,7 @@ class DispatchProjection:
         progress: Callable[[int], None] | None = None,
         restart: bool = False,
         recent: RecentAggregates | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> int:
         """Fill the tables from the event store, in constant memory; return the position
         reached (the log's newest when the rebuild started).
@@ -267,8 +268,17 @@ class DispatchProjection:
         resumes a rebuild that was interrupted, unless ``restart``. ``progress(n)`` is
         called with the number of events each batch read. ``recent`` bounds the
         aggregates kept between batches. Safe to run beside a live dispatcher: rows
-        only move to higher versions."""
-        return ProjectionRebuild(self, recent).run(progress, restart=restart)
+        only move to higher versions, the position only forward. Waits for another
+        rebuild under way to end first (calling ``waiting()`` then)."""
+        return ProjectionRebuild(self, recent).run(progress, restart=restart, waiting=waiting)
+
+    def rebuild_if_needed(self) -> int | None:
+        """Rebuild (or finish an interrupted rebuild) if ``needs_rebuild``, unless another
+        process is rebuilding: it fills the tables, and reads project a missing row on
+        the spot meanwhile. The position reached, or None when nothing was done."""
+        if not self.needs_rebuild():
+            return None
+        return ProjectionRebuild(self).run_if_needed(self.needs_rebuild)
 
     def needs_rebuild(self) -> bool:
         """Whether the projection was never filled from a non-empty store, or a
@@ -284,9 +294,10 @@ class DispatchProjection:
         if rows:
             cursor.executemany(_UPSERT[aggregate_type], rows)
 
-    def set_position(self, cursor: SqlCursor, position: int) -> None:
-        """Save the projection's position whatever it was (the end of a rebuild)."""
-        self._position.set(cursor, position)
+    def advance_position(self, cursor: SqlCursor, position: int) -> None:
+        """Save the projection's position if it is higher (the end of a rebuild: a live
+        dispatcher may have seen later events meanwhile)."""
+        self._position.advance(cursor, position)
 
     # -- queries -----------------------------------------------------------------------
 

@@ -13,7 +13,14 @@ transaction; the last one clears the rebuild's position and sets the projection'
 
 Rows are upserted with the projection's version guard, so a live dispatcher writing
 beside a rebuild is never moved back, and reads that find a row missing or behind the
-event store project that aggregate on the spot (read your writes, projection.py).
+event store project that aggregate on the spot (read your writes, projection.py). The
+projection's position only advances: a live dispatcher may be past the rebuild's end.
+
+One rebuild at a time (services/infrastructure/exclusive_lock.py: a session advisory
+lock on PostgreSQL, a lock file beside an SQLite database): ``run`` waits for another
+rebuild to end (`tenzo projections rebuild`), ``run_if_needed`` skips when one is under
+way (a dispatcher starting: the other one fills the tables) and checks again, once it
+holds the lock, that a rebuild is still needed.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ from uuid import UUID
 from eventsourcing.application import LRUCache
 
 from domain.application import DeveloperTools
+from services.infrastructure.exclusive_lock import exclusively
 from services.infrastructure.positions import DISPATCH_TABLE, Position
 from services.infrastructure.storage import SqlCursor, SqlTables
 
 REBUILD_POSITION_NAME = "dispatcher-rebuild"
 PROJECTED_TABLES = ("webhooks", "jobs", "candidates")
+REBUILD_LOCK = 7243193  # a PostgreSQL advisory lock key, not used by another lock of ours
 
 
 class RecentAggregates:
@@ -74,7 +83,7 @@ class RebuiltProjection(Protocol):
         self, cursor: SqlCursor, aggregate_type: str, rows: list[dict[str, Any]]
     ) -> None: ...
 
-    def set_position(self, cursor: SqlCursor, position: int) -> None: ...
+    def advance_position(self, cursor: SqlCursor, position: int) -> None: ...
 
     def row(self, aggregate_type: str, aggregate: Any, version: int) -> dict[str, Any]: ...
 
@@ -98,10 +107,34 @@ class ProjectionRebuild:
         """Whether an earlier rebuild stopped before its end (and can resume)."""
         return self.position.read() > 0
 
-    def run(self, progress: Callable[[int], None] | None = None, restart: bool = False) -> int:
+    def run(
+        self,
+        progress: Callable[[int], None] | None = None,
+        restart: bool = False,
+        waiting: Callable[[], None] | None = None,
+    ) -> int:
         """Fill the tables up to the log's newest event when it starts; return that
         position. Resumes an interrupted rebuild unless ``restart``. ``progress(n)`` is
-        called with the number of events each batch read."""
+        called with the number of events each batch read. Waits for another rebuild
+        under way to end first (calling ``waiting()`` then)."""
+        tables = self.projection.tables
+        with exclusively(tables, REBUILD_LOCK, wait=False) as held:
+            if held:
+                return self._run(progress, restart)
+        if waiting:
+            waiting()
+        with exclusively(tables, REBUILD_LOCK, wait=True):
+            return self._run(progress, restart)
+
+    def run_if_needed(self, needed: Callable[[], bool]) -> int | None:
+        """Rebuild (resuming) if ``needed()`` and no other rebuild is under way; return
+        the position reached, or None when nothing was done."""
+        with exclusively(self.projection.tables, REBUILD_LOCK, wait=False) as held:
+            if held and needed():
+                return self._run(None, restart=False)
+        return None
+
+    def _run(self, progress: Callable[[int], None] | None, restart: bool) -> int:
         recorder = self.application.recorder
         newest = recorder.max_notification_id() or 0
         reached = 0 if restart else self.position.read()
@@ -127,7 +160,7 @@ class ProjectionRebuild:
             if empty_first:  # nothing was read: an empty log
                 _empty(cursor)
             self.position.set(cursor, 0)
-            self.projection.set_position(cursor, reached)
+            self.projection.advance_position(cursor, reached)
         return reached
 
     def _rows(self, notifications: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:

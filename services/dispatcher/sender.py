@@ -79,6 +79,8 @@ class DeliveryPolicy:
     max_response_bytes: int = 65536
     kept_response_bytes: int = 1024
     success_statuses: frozenset[int] = frozenset({200, 201, 202, 204})
+    # Answers asking the sender for less: the organization's concurrency is halved.
+    backpressure_statuses: frozenset[int] = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class AttemptResult:
     """Whether the endpoint answered: ``answered`` (a whole response, any status, however
     late), ``no_answer`` (timeout, connection or TLS failure, a response cut off) or
     ``not_sent`` (refused before sending: SSRF guard, invalid URL, no DNS answer)."""
+    backpressure: bool = False
+    """An answer asking for less (429, 503): the organization's concurrency is halved."""
 
 
 def system_resolver(host: str) -> list[str]:
@@ -182,6 +186,7 @@ class WebhookSender:
             ),
             succeeded=error is None,
             reply=reply,
+            backpressure=reply == "answered" and status in self._policy.backpressure_statuses,
         )
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ and raises CatalogBehind when the bound passes (never stale data silently).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from domain.errors import CatalogBehind
 from services.infrastructure.catalog_follower import CatalogFollower
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables
+
+log = logging.getLogger(__name__)
 
 TRACKING_NAME = "catalog"
 DEFAULT_WAIT_SECONDS = 5.0
@@ -90,15 +93,22 @@ class Catalog:
 
     def note_writes(self, marks: Mapping[UUID, int]) -> None:
         """Record each organization's newest written position (before the write returns
-        to its client), and wake this process's follower."""
+        to its client), and wake this process's follower.
+
+        The write is committed already: a failure here is logged, not raised (the
+        organization's next read waits less, it does not answer a saved write 500).
+        """
         notes = sorted((str(org_id), position) for org_id, position in marks.items())
-        if len(notes) == 1:  # a save of one organization's aggregates: one round trip
-            self.tables.write(NOTE_WRITE, {"org": notes[0][0], "position": notes[0][1]})
-        elif notes:
-            with self.tables.transaction() as cursor:
-                # One order in every process, so concurrent notes cannot deadlock.
-                for org_id, position in notes:
-                    cursor.execute(NOTE_WRITE, {"org": org_id, "position": position})
+        try:
+            if len(notes) == 1:  # a save of one organization's aggregates: one round trip
+                self.tables.write(NOTE_WRITE, {"org": notes[0][0], "position": notes[0][1]})
+            elif notes:
+                with self.tables.transaction() as cursor:
+                    # One order in every process, so concurrent notes cannot deadlock.
+                    for org_id, position in notes:
+                        cursor.execute(NOTE_WRITE, {"org": org_id, "position": position})
+        except Exception:  # noqa: BLE001 - the events are saved; reads only wait less
+            log.exception("noting writes of %d organizations for the catalog failed", len(notes))
         self.follower.start()
         self.follower.wake()
 

@@ -28,14 +28,13 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from contracts.audit import audit_item, event_type_names
 from services.infrastructure.positions import Position, PositionMoved
-from services.infrastructure.storage import SqlCursor, SqlTables
+from services.infrastructure.storage import SqlCursor, SqlTables, select_where_in
 
 log = logging.getLogger("tenzo.catalog")
 
 FOLLOWER_LOCK = 7243192  # a PostgreSQL advisory lock key, not used by another lock of ours
 BATCH_SIZE = 2000
 POLL_INTERVAL_SECONDS = 0.05
-ORG_LOOKUP_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound on parameters
 
 # How events set an aggregate's status in the catalog (for filtered lists).
 STATUS_BY_EVENT = {
@@ -145,6 +144,9 @@ class CatalogFollower:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before the batch, so a wake() landing while it is applied (or
+            # between the wait and here) makes the next wait return at once.
+            self._wake.clear()
             try:
                 applied = self.apply_next_batch()
             except Exception:
@@ -158,7 +160,6 @@ class CatalogFollower:
                     self._progress.notify_all()
                 continue
             self._wake.wait(self.poll_interval)
-            self._wake.clear()
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -250,18 +251,13 @@ class CatalogFollower:
         cursor.insert_rows("tenzo_audit", AUDIT_COLUMNS, audit)
 
     def _orgs_of(self, cursor: SqlCursor, aggregate_ids: set[str]) -> dict[str, str]:
-        """The organization of each aggregate already in the catalog: one query per
-        ``ORG_LOOKUP_CHUNK`` ids."""
-        found: dict[str, str] = {}
-        wanted = sorted(aggregate_ids)
-        for first in range(0, len(wanted), ORG_LOOKUP_CHUNK):
-            chunk = wanted[first : first + ORG_LOOKUP_CHUNK]
-            params = {f"a{n}": aggregate_id for n, aggregate_id in enumerate(chunk)}
-            placeholders = ", ".join(f":{name}" for name in params)
-            rows = cursor.execute(
-                "SELECT aggregate_id, org_id FROM tenzo_catalog "  # noqa: S608 - names only
-                f"WHERE aggregate_id IN ({placeholders})",
-                params,
-            ).fetchall()
-            found.update((row["aggregate_id"], row["org_id"]) for row in rows)
-        return found
+        """The organization of each aggregate already in the catalog (one query on
+        PostgreSQL, one per ``IN_LIST_CHUNK`` ids on SQLite)."""
+        rows = select_where_in(
+            lambda sql, params: cursor.execute(sql, params).fetchall(),
+            self.tables.dialect,
+            "SELECT aggregate_id, org_id FROM tenzo_catalog WHERE {match}",
+            "aggregate_id",
+            sorted(aggregate_ids),
+        )
+        return {row["aggregate_id"]: row["org_id"] for row in rows}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -24,6 +24,32 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 def dialect_of(app: Application[Any]) -> Dialect:
     module = type(app.factory).__module__
     return "postgres" if module.endswith("postgres") else "sqlite"
+
+
+IN_LIST_CHUNK = 500  # values per IN (...) list on SQLite: well under its bound on parameters
+
+
+def select_where_in(
+    run: Callable[[str, dict[str, Any]], list[Any]],
+    dialect: Dialect,
+    sql: str,
+    column: str,
+    values: Sequence[Any],
+) -> list[Any]:
+    """The rows of ``sql`` (``{match}`` where the condition goes) whose ``column`` is one
+    of ``values``; ``run`` executes a statement and returns its rows. PostgreSQL: one
+    statement, ``column = ANY(:values)``; SQLite: one ``IN (...)`` list statement per
+    ``IN_LIST_CHUNK`` values."""
+    if not values:
+        return []
+    if dialect == "postgres":
+        return run(sql.format(match=f"{column} = ANY(:values)"), {"values": list(values)})
+    rows: list[Any] = []
+    for first in range(0, len(values), IN_LIST_CHUNK):
+        params = {f"v{n}": value for n, value in enumerate(values[first : first + IN_LIST_CHUNK])}
+        placeholders = ", ".join(f":{name}" for name in params)
+        rows.extend(run(sql.format(match=f"{column} IN ({placeholders})"), params))
+    return rows
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,8 +1,8 @@
 """Many aggregates in one query: a page of a list without one repository read per row.
 
 Reads the events of every aggregate of a page from eventsourcing's own stored-events
-table in one statement (per ``CHUNK`` ids), decodes them with the application's mapper
-(decryption, decompression) and projects each aggregate as the repository does
+table in one statement (per ``IN_LIST_CHUNK`` ids on SQLite), decodes them with the
+application's mapper (decryption, decompression) and projects each aggregate as the repository does
 (``project_aggregate``; the application takes no snapshots).
 """
 
@@ -15,9 +15,7 @@ from uuid import UUID
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import StoredEvent
 
-from services.infrastructure.storage import SqlTables
-
-CHUNK = 500  # ids per statement: well under SQLite's bound on parameters
+from services.infrastructure.storage import SqlTables, select_where_in
 
 
 class StoredAggregates:
@@ -36,16 +34,15 @@ class StoredAggregates:
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         wanted = list(dict.fromkeys(aggregate_ids))
         events: dict[UUID, list[Any]] = {}
-        for first in range(0, len(wanted), CHUNK):
-            for row in self._rows(wanted[first : first + CHUNK]):
-                stored = StoredEvent(
-                    originator_id=UUID(str(row["originator_id"])),
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                event = self.app.mapper.to_domain_event(stored)
-                events.setdefault(event.originator_id, []).append(event)
+        for row in self._rows(wanted):
+            stored = StoredEvent(
+                originator_id=UUID(str(row["originator_id"])),
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            event = self.app.mapper.to_domain_event(stored)
+            events.setdefault(event.originator_id, []).append(event)
         return {
             aggregate_id: project_aggregate(None, events[aggregate_id])
             for aggregate_id in wanted
@@ -53,13 +50,14 @@ class StoredAggregates:
         }
 
     def _rows(self, ids: list[UUID]) -> list[Any]:
-        columns = "originator_id, originator_version, topic, state"
-        order = "ORDER BY originator_id, originator_version"
-        if self.tables.dialect == "postgres":
-            sql = f"SELECT {columns} FROM {self.table} WHERE originator_id = ANY(:ids) {order}"  # noqa: S608
-            return self.tables.read(sql, {"ids": ids})
-        # eventsourcing's SQLite recorder stores ids as 32 hex digits.
-        params = {f"i{n}": aggregate_id.hex for n, aggregate_id in enumerate(ids)}
-        placeholders = ", ".join(f":{name}" for name in params)
-        sql = f"SELECT {columns} FROM {self.table} WHERE originator_id IN ({placeholders}) {order}"  # noqa: S608
-        return self.tables.read(sql, params)
+        """Every event of these aggregates, each aggregate's in version order."""
+        postgres = self.tables.dialect == "postgres"
+        return select_where_in(
+            self.tables.read,
+            self.tables.dialect,
+            "SELECT originator_id, originator_version, topic, state "  # noqa: S608 - names only
+            f"FROM {self.table} WHERE {{match}} ORDER BY originator_id, originator_version",
+            "originator_id",
+            # eventsourcing's SQLite recorder stores ids as 32 hex digits.
+            ids if postgres else [aggregate_id.hex for aggregate_id in ids],
+        )

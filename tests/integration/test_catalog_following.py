@@ -10,40 +10,23 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from collections.abc import Iterator
 from uuid import UUID
 
 import psycopg
 import pytest
 
-from domain.actors import OPERATOR, Actor
+from domain.actors import OPERATOR
 from domain.application import DeveloperTools
 from domain.errors import CatalogBehind
-from domain.recruiting import Job
 from services.api.app import create_app
 from services.bootstrap import build_api
 from services.infrastructure.catalog_follower import FOLLOWER_LOCK, CatalogFollower
 from services.settings import Settings
-from tests.support.applications import application_on, position
+from tests.support.applications import application_on, jobs, position
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def jobs(org_id: UUID, count: int, by: Actor) -> list[Job]:
-    return [
-        Job(
-            org_id=org_id,
-            external_id=None,
-            title=f"Job {n}",
-            description=None,
-            location=None,
-            department=None,
-            employment_type=None,
-            status="open",
-            actor=by,
-        )
-        for n in range(count)
-    ]
 
 
 def write_backlog(application: DeveloperTools, org_id: UUID, events: int) -> None:
@@ -192,5 +175,25 @@ def test_a_read_the_catalog_cannot_answer_in_time_is_refused_not_stale(database_
             application.list_jobs(organization.id)
         with pytest.raises(CatalogBehind):
             application.event_history(organization.id)
+    finally:
+        application.close()
+
+
+def test_a_saved_write_is_not_refused_when_noting_it_for_the_catalog_fails(database_url):
+    application = application_on(database_url)
+    try:
+        organization, _ = application.create_organization("Acme", OPERATOR)
+        tables = application.catalog.tables  # type: ignore[attr-defined]
+        tables.write("DROP TABLE tenzo_org_writes")  # noting any write now fails
+        [job] = jobs(organization.id, 1, OPERATOR)
+
+        application.save(job)  # committed: it answers, it does not raise
+
+        assert application.get_job(organization.id, job.id).id == job.id
+        newest = position(application)
+        deadline = time.monotonic() + 10
+        while newest not in audit_positions(application):  # the follower was woken
+            assert time.monotonic() < deadline, "the catalog never applied the write"
+            time.sleep(0.01)
     finally:
         application.close()

@@ -262,6 +262,21 @@ def test_a_new_key_is_shown_once_then_listed_by_its_hint(signed_in, application,
     assert key.key_hint in listed and "never" in listed and "Active" in listed
 
 
+def test_a_key_list_the_catalog_cannot_answer_yet_is_a_page_error(signed_in, application, org):
+    application.catalog.follower.close()  # nothing applies the writes that follow
+    application.catalog.wait_seconds = 0.1
+    posted = signed_in.post("/api-keys", {"name": "Greenhouse sync", "expires_on": ""})
+    assert posted.status_code == 302
+
+    response = signed_in.get("/api-keys")
+
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/html")
+    text = response.get_data(as_text=True)
+    assert re.search(r'class="error-summary" role="alert">The index of this organization', text)
+    assert re.search(r">(tenzo_pk_\w+)</textarea>", text)  # the new key is still shown once
+
+
 def test_the_key_list_reads_usage_in_one_query(flask_app, signed_in, application, org, monkeypatch):
     keys = [application.create_api_key(org.id, f"key {n}", None, OPERATOR)[0] for n in range(5)]
     usage = flask_app.extensions["tenzo"].usage

@@ -3,6 +3,7 @@ and PostgreSQL: the same tables as the live projection, in bounded memory, resum
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from domain.actors import OPERATOR
 from domain.application import DeveloperTools
 from services.dispatcher.projection import DispatchProjection
-from services.dispatcher.rebuild import ProjectionRebuild, RecentAggregates
+from services.dispatcher.rebuild import REBUILD_LOCK, ProjectionRebuild, RecentAggregates
+from services.infrastructure.exclusive_lock import exclusively
 
 KEYS = {"webhooks": "webhook_id", "jobs": "job_id", "candidates": "candidate_id"}
 
@@ -185,3 +187,80 @@ def test_the_command_resumes_or_restarts(projection, application, settings_env, 
 
 def _interrupt(events: int) -> None:
     raise Interrupted
+
+
+@pytest.fixture
+def another_process(settings):
+    """A second application on the same database, with a pool of its own (as another
+    process has)."""
+    from services.bootstrap import build_application
+
+    other = build_application(settings)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def test_two_rebuilds_at_once_give_the_right_tables_and_never_move_the_position_back(
+    projection, application, another_process
+):
+    apply_live(projection)
+    live = tables(projection)
+    spoil(projection)
+    ahead = newest(application) + 50  # a live dispatcher has seen later events
+    with projection.tables.transaction() as cursor:
+        projection._position.advance(cursor, ahead)
+    rebuilds = [
+        ProjectionRebuild(projection, batch_size=5),
+        ProjectionRebuild(DispatchProjection(another_process), batch_size=5),
+    ]
+    start = threading.Barrier(2)
+    reached: list[int] = []
+    failures: list[BaseException] = []
+
+    def rebuild(one: ProjectionRebuild) -> None:
+        try:
+            start.wait()
+            reached.append(one.run(restart=True))
+        except BaseException as failure:  # noqa: BLE001 - reported below
+            failures.append(failure)
+
+    threads = [threading.Thread(target=rebuild, args=(one,)) for one in rebuilds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert failures == []
+    assert reached == [newest(application)] * 2
+    assert tables(projection) == live
+    assert projection.position() == ahead  # not moved back to the rebuilds' end
+    assert not projection.needs_rebuild()
+
+
+def test_a_starting_dispatcher_skips_a_rebuild_under_way_and_the_command_waits(
+    projection, application
+):
+    apply_live(projection)
+    live = tables(projection)
+    spoil(projection)
+    with projection.tables.transaction() as cursor:  # as if never filled
+        cursor.execute("UPDATE tenzo_dispatch_position SET position = 0")
+    assert projection.needs_rebuild()
+    waiting = threading.Event()
+    done: list[int] = []
+    with exclusively(projection.tables, REBUILD_LOCK, wait=True):  # another rebuild
+        assert projection.rebuild_if_needed() is None  # a dispatcher starting: skips
+        command = threading.Thread(
+            target=lambda: done.append(projection.rebuild(waiting=waiting.set))
+        )
+        command.start()
+        assert waiting.wait(10)  # the command waits for the other one's end
+        assert done == [] and tables(projection) != live
+    command.join(60)
+
+    assert done == [newest(application)]
+    assert tables(projection) == live
+    assert not projection.needs_rebuild()
+    assert projection.rebuild_if_needed() is None  # nothing to do any more

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
+from prometheus_client import REGISTRY
 
 from domain.credentials import API_KEY_PREFIX, mint
 from services.api.app import create_app
@@ -275,11 +276,17 @@ def test_an_expired_key_is_refused_saying_when(client, org, application):
     assert history(application) == before
 
 
+def in_query_refusals() -> float:
+    labels = {"reason": "in_query"}
+    return REGISTRY.get_sample_value("tenzo_api_key_refusals_total", labels) or 0.0
+
+
 def test_a_key_in_the_query_string_is_refused_and_never_logged(
     client, auth, key, application, caplog
 ):
     caplog.set_level(logging.DEBUG)
     before = history(application)
+    refusals_before = in_query_refusals()
     for url in (f"/v1/jobs?api_key={key['key']}", f"/v1/jobs?limit=5&token={key['key']}"):
         for headers in ({}, auth):
             response = client.get(url, headers=headers)
@@ -288,6 +295,7 @@ def test_a_key_in_the_query_string_is_refused_and_never_logged(
             assert response.status_code == 401
             assert key["key"][-8:] not in response.get_data(as_text=True)
     assert history(application) == before
+    assert in_query_refusals() == refusals_before + 8
     assert key["key"] not in caplog.text
     assert key["key"][-8:] not in caplog.text
 

@@ -114,7 +114,19 @@ def test_500_fails_with_status_and_a_1_kib_excerpt(receiver, make_sender):
     assert result.status_code == 500
     assert result.error == "unexpected status 500"
     assert result.reply == "answered"  # a failure, but the endpoint is there
+    assert not result.backpressure
     assert result.response_excerpt == "E" * 1024
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_429_and_503_are_answers_asking_for_less(receiver, make_sender, status):
+    receiver.script(ScriptedResponse(status=status, body=b"busy"))
+
+    result = make_sender().send(receiver.url, BODY, HEADERS)
+
+    assert not result.succeeded
+    assert result.reply == "answered"
+    assert result.backpressure
 
 
 def test_excerpt_decodes_invalid_utf8_with_replacement(receiver, make_sender):

@@ -14,8 +14,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
+from domain.actors import Actor
 from domain.application import DeveloperTools
+from domain.recruiting import Job
 from services.bootstrap import build_application
 from services.settings import IN_MEMORY_DATABASE_URL, Settings
 
@@ -49,3 +52,22 @@ def records_nothing(application: DeveloperTools) -> Iterator[None]:
     before = position(application)
     yield
     assert recorded_since(application, before) == []
+
+
+def jobs(org_id: UUID, count: int, by: Actor) -> list[Job]:
+    """``count`` new open jobs of the organization, not saved (a backlog written fast,
+    many per save: tests/integration/test_catalog_following.py, bench/catalog_*.py)."""
+    return [
+        Job(
+            org_id=org_id,
+            external_id=None,
+            title=f"Job {n}",
+            description=None,
+            location=None,
+            department=None,
+            employment_type=None,
+            status="open",
+            actor=by,
+        )
+        for n in range(count)
+    ]

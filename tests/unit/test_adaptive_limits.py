@@ -59,3 +59,16 @@ def test_the_least_recently_seen_organizations_are_forgotten_beyond_the_bound():
     limits.unanswered("a")  # seen again: "b" is now the least recently seen
     limits.unanswered("c")
     assert (limits.limit("a"), limits.limit("b"), limits.limit("c")) == (1, 4, 2)
+
+
+def test_backpressure_halves_the_limit_and_counts_as_an_answer():
+    limits = AdaptiveLimits(ceiling=8, initial=8)
+    limits.pushed_back("acme", now=1.0)  # a 429 or a 503
+    assert limits.limit("acme") == 4 and limits.answered_at("acme") == 1.0
+    limits.pushed_back("acme", now=2.0)
+    limits.pushed_back("acme", now=3.0)
+    limits.pushed_back("acme", now=4.0)
+    assert limits.limit("acme") == 1  # never below one
+    assert limits.answered_at("acme") == 4.0  # an answer: the endpoint is not hanging
+    limits.answered("acme", now=5.0)
+    assert limits.limit("acme") == 2

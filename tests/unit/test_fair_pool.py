@@ -235,3 +235,34 @@ def test_a_task_waiting_for_the_store_before_sending_is_not_hanging(pool):
     time.sleep(0.3)
     assert fair.backlog("acme") == 0
     reading.release.set()
+
+
+def test_an_attempt_never_sent_waits_for_no_endpoint(pool):
+    fair = pool(workers=16, per_org=4, hang_after=0.1)
+    refused, after = threading.Event(), Gate()
+
+    def refused_then_slow_save():
+        fair.sending()
+        fair.not_sent()  # the SSRF guard refused it: nothing waits for the endpoint
+        refused.set()
+        after.task()  # then the save waits
+
+    fair.submit("acme", refused_then_slow_save)
+    assert refused.wait(2)
+    time.sleep(0.3)  # longer than hang_after, and no answer ever
+    assert fair.backlog("acme") == 0  # not hanging
+    assert fair.limit("acme") == 2  # limits unchanged
+    after.release.set()
+
+
+def test_backpressure_answers_halve_the_limit(pool):
+    fair = pool(workers=16, per_org=8, hang_after=0.1)
+    for _ in range(4):
+        fair.answered("acme")
+    assert fair.limit("acme") == 8
+    fair.answered("acme", backpressure=True)  # 429 or 503
+    assert fair.limit("acme") == 4
+    fair.answered("acme", backpressure=True)
+    assert fair.limit("acme") == 2
+    fair.answered("acme")
+    assert fair.limit("acme") == 3

@@ -34,7 +34,7 @@ from marshmallow import ValidationError
 
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
-from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
 from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
@@ -160,6 +160,9 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
         keys, next_cursor = application.list_api_keys(g.org_id, KEY_PAGE_SIZE, query.get("cursor"))
     except (ValidationError, InvalidInput) as error:
         errors = field_errors(error)
+    except CatalogBehind as behind:  # the page (and a key just made) shows all the same
+        log.warning("dashboard key list: %s", behind)
+        errors = {"list": [str(behind)]}
     return _page(
         "dashboard/api_keys.html",
         status,
