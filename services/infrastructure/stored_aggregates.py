@@ -3,7 +3,9 @@
 Reads the events of every aggregate of a page from eventsourcing's own stored-events
 table in one statement (per ``IN_LIST_CHUNK`` ids on SQLite), decodes them with the
 application's mapper (decryption, decompression) and projects each aggregate as the repository does
-(``project_aggregate``; the application takes no snapshots).
+(each event's ``mutate`` in turn, as eventsourcing's ``project_aggregate`` does but
+without its per-event check against a runtime Protocol, which took a fifth of a page's
+CPU; the application takes no snapshots).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application, project_aggregate
+from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 
 from services.infrastructure.storage import SqlTables, select_where_in
@@ -44,7 +46,7 @@ class StoredAggregates:
             event = self.app.mapper.to_domain_event(stored)
             events.setdefault(event.originator_id, []).append(event)
         return {
-            aggregate_id: project_aggregate(None, events[aggregate_id])
+            aggregate_id: _projected(events[aggregate_id])
             for aggregate_id in wanted
             if aggregate_id in events
         }
@@ -61,3 +63,10 @@ class StoredAggregates:
             # eventsourcing's SQLite recorder stores ids as 32 hex digits.
             ids if postgres else [aggregate_id.hex for aggregate_id in ids],
         )
+
+
+def _projected(events: list[Any]) -> Any:
+    aggregate = None
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
