@@ -12,14 +12,15 @@ by Flask's test client in this process):
   ``GET /v1/jobs``, ``GET /v1/candidates?job_id=``, ``GET /admin/v1/deliveries?status=``
   and ``GET /admin/v1/api-keys`` (its first page) with ``--keys`` keys;
 - export events/s (``GET /admin/v1/events/export`` of the measured organization);
-- catalog catch-up events/s: the catalog's backlog when the growth stops, over the
-  time until a read sees the newest event;
+- the time until a read sees the growth's newest event (the catalog's backlog then);
 - a small organization's first history page right after a big one wrote
   ``--big-writes`` events;
-- after a ``--backlog``-event backlog of the big one, the measured organization writes
-  a job (``POST /v1/jobs``) and reads it back (history by aggregate id, ``/v1/jobs``):
-  seen or not, and how long that took;
-- ``tenzo projections rebuild`` (a subprocess): time and peak RSS.
+- after a ``--backlog``-event backlog of the big one, written while the catalog's
+  followers are held back (this benchmark holds their PostgreSQL lock), the measured
+  organization writes a job (``POST /v1/jobs``) and, the followers let go, reads it back
+  (history by aggregate id, ``/v1/jobs``): seen or not, and how long that took; and the
+  catalog's catch-up events/s over that backlog;
+- ``tenzo projections rebuild`` (a subprocess): time and peak RSS (its VmHWM).
 
 The two scenarios (the big organization's writes) run last at each size; their events
 count towards the next size.
@@ -70,6 +71,7 @@ from domain.api_keys import ApiKey  # noqa: E402
 from domain.deliveries import Delivery  # noqa: E402
 from domain.organizations import Organization  # noqa: E402
 from domain.recruiting import Candidate, Job  # noqa: E402
+from services.infrastructure.catalog_follower import FOLLOWER_LOCK  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- scale:start -->", "<!-- scale:end -->"
@@ -80,7 +82,7 @@ EVENTS_PER_UNIT = 19  # a job, 4 candidates, 5 deliveries (3 succeeded, 1 failed
 UNITS_PER_SAVE = 100  # 1,900 events per transaction
 RETRY_AFTER_CAP = 0.25
 READ_DEADLINE = 300.0
-MIN_TIMED_BACKLOG = 5000  # a smaller backlog says "kept up", not a rate
+MIN_TIMED_BACKLOG = 5000  # a smaller backlog is over too soon to time a rate
 
 # Targets (issue 14), checked at the largest size measured.
 LIST_P50_MS = 25.0
@@ -352,31 +354,47 @@ def small_after_big(store: Store, events: int) -> float:
     return 1000 * read(store.client, "/admin/v1/events", store.small.admin)[1]
 
 
-def read_own_write(store: Store, backlog: int, label: str) -> tuple[bool, bool, float]:
-    """After the big organization's ``backlog`` events, the measured one writes a job
-    and reads it back: (seen in the history, seen in /v1/jobs, ms for both reads)."""
-    write_for(store, store.big, backlog)
-    written = store.client.post(
-        "/v1/jobs",
-        json={"external_id": f"probe-{label}", "title": "Read-your-writes probe"},
-        headers=store.measured.public,
-    )
+def read_own_write(
+    store: Store, backlog: int, label: str
+) -> tuple[bool, bool, float, tuple[int, float]]:
+    """The big organization writes ``backlog`` events while the catalog's followers are
+    kept from working (this benchmark holds their PostgreSQL lock, as a slow or stopped
+    follower would), then the measured one writes a job; the lock is let go and the
+    measured organization reads the job back. (seen in the history, seen in /v1/jobs,
+    ms for both reads, (events the catalog then caught up, seconds it took)).
+
+    Where the catalog is not a background follower (the code before issue 14) the lock
+    holds nobody back and the reads catch up themselves."""
+    holder = psycopg.connect(store.database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (FOLLOWER_LOCK,))
+    try:
+        write_for(store, store.big, backlog)
+        written = store.client.post(
+            "/v1/jobs",
+            json={"external_id": f"probe-{label}", "title": "Read-your-writes probe"},
+            headers=store.measured.public,
+        )
+        start = catalog_position(store) or 0
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(%s)", (FOLLOWER_LOCK,))
+        holder.close()
+    released = time.perf_counter()
     if written.status_code not in (200, 201):
         raise SystemExit(f"POST /v1/jobs: {written.status_code} {written.text}")
     job_id = written.json["id"]
-    # A read-your-writes token the write may return (a position), passed back as is.
-    token = {
-        name: value
-        for name, value in written.headers.items()
-        if "position" in name.lower() or "consisten" in name.lower()
-    }
     history, first = read(
-        store.client, f"/admin/v1/events?aggregate_id={job_id}", store.measured.admin | token
+        store.client, f"/admin/v1/events?aggregate_id={job_id}", store.measured.admin
     )
-    jobs, second = read(store.client, "/v1/jobs?limit=100", store.measured.public | token)
+    jobs, second = read(store.client, "/v1/jobs?limit=100", store.measured.public)
     in_history = any(item["aggregate_id"] == job_id for item in history.json["items"])
     in_jobs = any(item["id"] == job_id for item in jobs.json["items"])
-    return in_history, in_jobs, 1000 * (first + second)
+    end = store.size()
+    while (catalog_position(store) or 0) < end:
+        if time.perf_counter() - released > READ_DEADLINE + backlog / 1000:
+            raise SystemExit("the catalog did not catch up with the backlog")
+        time.sleep(0.01)
+    caught_up = (end - start, time.perf_counter() - released)
+    return in_history, in_jobs, 1000 * (first + second), caught_up
 
 
 def rebuild(env: dict[str, str]) -> tuple[float, float]:
@@ -419,7 +437,9 @@ class Figures:
     grown: int = 0
     grow_per_second: float = 0.0
     lists: dict[str, float] = field(default_factory=dict)
-    backlog: int = 0
+    growth_backlog: int = 0
+    growth_seen_seconds: float = 0.0
+    backlog: int = 0  # the catalog's backlog when its followers were let go
     catch_up_seconds: float = 0.0
     export_events: int = 0
     export_per_second: float = 0.0
@@ -432,9 +452,8 @@ class Figures:
 
     @property
     def catch_up_per_second(self) -> float | None:
-        """None when the backlog was too small to time a rate: the growth wrote
-        nothing (the previous size's scenarios had passed this size), or a catalog that
-        follows the writes in the background kept up with them."""
+        """None when the backlog was too small to time a rate (a catalog caught up by
+        its readers, before issue 14, had none left once they had read)."""
         if self.backlog < MIN_TIMED_BACKLOG or self.catch_up_seconds <= 0:
             return None
         return self.backlog / self.catch_up_seconds
@@ -442,7 +461,7 @@ class Figures:
     def catch_up_text(self) -> str:
         rate = self.catch_up_per_second
         if rate is None:
-            return f"— (backlog {self.backlog:,}, seen after {self.catch_up_seconds:.2f} s)"
+            return f"— (backlog {self.backlog:,})"
         return f"{rate:,.0f} ({self.backlog:,} in {self.catch_up_seconds:.1f} s)"
 
 
@@ -461,8 +480,11 @@ def measure(store: Store, target: int, args: Any, env: dict[str, str]) -> Figure
     figures.grow_per_second = figures.grown / seconds if seconds else 0.0
     figures.size = store.size()
     print(f"  {figures.size:,} events ({figures.grow_per_second:,.0f} events/s written)")
-    figures.backlog, figures.catch_up_seconds = catch_up(store, figures.grown)
-    print(f"  catch-up: {figures.backlog:,} events in {figures.catch_up_seconds:.2f} s")
+    figures.growth_backlog, figures.growth_seen_seconds = catch_up(store, figures.grown)
+    print(
+        f"  newest event seen {figures.growth_seen_seconds:.2f} s after the growth "
+        f"(catalog backlog then {figures.growth_backlog:,})"
+    )
     analyze(store)
     figures.lists = list_p50s(store, args.repeats)
     print("  " + ", ".join(f"{name}: {ms:.1f} ms" for name, ms in figures.lists.items()))
@@ -473,12 +495,16 @@ def measure(store: Store, target: int, args: Any, env: dict[str, str]) -> Figure
     # The scenarios' writes come last: they count towards the next size.
     figures.small_read_ms = small_after_big(store, args.big_writes)
     print(f"  small organization's read after {args.big_writes:,}: {figures.small_read_ms:.0f} ms")
-    figures.own_in_history, figures.own_in_jobs, figures.own_read_ms = read_own_write(
-        store, args.backlog, str(target)
-    )
+    (
+        figures.own_in_history,
+        figures.own_in_jobs,
+        figures.own_read_ms,
+        (figures.backlog, figures.catch_up_seconds),
+    ) = read_own_write(store, args.backlog, str(target))
     print(
         f"  own write after a {args.backlog:,} backlog: history {figures.own_in_history}, "
-        f"/v1/jobs {figures.own_in_jobs}, {figures.own_read_ms:.0f} ms"
+        f"/v1/jobs {figures.own_in_jobs}, {figures.own_read_ms:.0f} ms; catalog catch-up "
+        f"{figures.catch_up_text()}"
     )
     return figures
 
@@ -632,9 +658,6 @@ def render(
         ),
     ]
     caught = [f.catch_up_per_second for f in sizes if f.catch_up_per_second is not None]
-    # No backlog to time at any size: a background catalog kept up with the growth; met
-    # if it showed the newest event within a second each time.
-    kept_up = all(f.catch_up_seconds <= 1.0 for f in sizes)
     for name in LISTS:
         rows.append(
             row(
@@ -650,14 +673,10 @@ def render(
             [f"{f.export_per_second:,.0f} ({f.export_events:,})" for f in sizes],
         ),
         row(
-            "catalog catch-up, events/s (backlog in seconds)",
+            "catalog catch-up, events/s (the read-your-writes backlog, held back, in s)",
             [f.catch_up_text() for f in sizes],
             f"≥ {CATCH_UP_PER_SECOND:,.0f}",
-            met(caught[-1] >= CATCH_UP_PER_SECOND)
-            if caught
-            else "kept up, no rate timed"
-            if kept_up
-            else met(False),
+            met(bool(caught) and caught[-1] >= CATCH_UP_PER_SECOND),
         ),
         row(
             f"small organization's first history page after {args.big_writes:,} writes "

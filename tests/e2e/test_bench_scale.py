@@ -26,7 +26,7 @@ FIGURES = {
     "p50 ms, /admin/v1/api-keys": NUMBER,
     "export, events/s": NUMBER + r" \(" + NUMBER + r"\)",
     "catalog catch-up, events/s": (
-        f"({NUMBER} \\({NUMBER} in {NUMBER} s\\)|— \\(backlog {NUMBER}, seen after {NUMBER} s\\))"
+        f"({NUMBER} \\({NUMBER} in {NUMBER} s\\)|— \\(backlog {NUMBER}\\))"
     ),
     "small organization's first history page": NUMBER,
     "own write seen after a": r"(yes|no) / (yes|no), " + NUMBER,
