@@ -25,7 +25,7 @@ from eventsourcing.application import Application
 from domain.errors import CatalogBehind
 from services.infrastructure.catalog_follower import CatalogFollower
 from services.infrastructure.positions import CATALOG_TABLE, Position
-from services.infrastructure.storage import SqlTables
+from services.infrastructure.storage import SqlTables, events_table
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,10 @@ WHERE tenzo_org_writes.position < excluded.position
 # A backlog this small (about one batch of the follower's) is waited for whole.
 NEARLY_CAUGHT_UP = 1000
 
-MARK_AND_POSITION = """
+MARK_POSITION_AND_NEWEST = """
 SELECT (SELECT position FROM tenzo_org_writes WHERE org_id = :org) AS mark,
-       (SELECT position FROM tenzo_positions WHERE name = :name) AS done
+       (SELECT position FROM tenzo_positions WHERE name = :name) AS done,
+       (SELECT MAX({notification_id}) FROM {events}) AS newest
 """
 
 
@@ -89,6 +90,11 @@ class Catalog:
         self.app = app
         self.wait_seconds = wait_seconds
         self.tables = SqlTables(app, CREATE_TABLES)
+        self.lag_query = MARK_POSITION_AND_NEWEST.format(
+            events=events_table(app),
+            # eventsourcing's SQLite table numbers its notifications by rowid.
+            notification_id="notification_id" if self.tables.dialect == "postgres" else "rowid",
+        )
         self.position = Position(app, CATALOG_TABLE, TRACKING_NAME)
         self.follower = CatalogFollower(app, self.tables, self.position)
 
@@ -121,8 +127,7 @@ class Catalog:
         events of it; raise CatalogBehind if that takes longer than ``wait_seconds``."""
         self.follower.start()
         deadline = time.monotonic() + self.wait_seconds
-        mark, done = self.lag(org_id)
-        newest = self.app.recorder.max_notification_id() or 0
+        mark, done, newest = self.lag(org_id)
         if newest - done <= NEARLY_CAUGHT_UP:
             # A catalog this close to the log waits for all of it: a write another
             # process committed a moment ago (the dispatcher's, say) is seen even before
@@ -140,14 +145,14 @@ class Catalog:
                 )
             self.follower.wake()
             self.follower.wait_for_progress(min(remaining, 0.05))
-            noted, done = self.lag(org_id)
+            noted, done, _ = self.lag(org_id)
             mark = max(mark, noted)
 
-    def lag(self, org_id: UUID) -> tuple[int, int]:
-        """(the organization's newest written position, the catalog's position)."""
-        rows = self.tables.read(MARK_AND_POSITION, {"org": str(org_id), "name": TRACKING_NAME})
-        row = rows[0]
-        return int(row["mark"] or 0), int(row["done"] or 0)
+    def lag(self, org_id: UUID) -> tuple[int, int, int]:
+        """(the organization's newest written position, the catalog's position, the
+        log's newest position), in one query."""
+        row = self.tables.read(self.lag_query, {"org": str(org_id), "name": TRACKING_NAME})[0]
+        return int(row["mark"] or 0), int(row["done"] or 0), int(row["newest"] or 0)
 
     def close(self) -> None:
         """Stop this process's follower."""

@@ -26,6 +26,16 @@ def dialect_of(app: Application[Any]) -> Dialect:
     return "postgres" if module.endswith("postgres") else "sqlite"
 
 
+def events_table(app: Application[Any]) -> str:
+    """eventsourcing's stored-events table, as our SQL names it (schema-qualified on
+    PostgreSQL)."""
+    recorder: Any = app.recorder
+    if dialect_of(app) == "postgres":
+        schema = app.factory.datastore.schema  # type: ignore[attr-defined]
+        return f'"{schema}"."{recorder.events_table_name}"'
+    return str(recorder.events_table_name)
+
+
 IN_LIST_CHUNK = 500  # values per IN (...) list on SQLite: well under its bound on parameters
 
 

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 
-from services.infrastructure.storage import SqlTables, select_where_in
+from services.infrastructure.storage import SqlTables, events_table, select_where_in
 
 
 class StoredAggregates:
@@ -26,12 +26,7 @@ class StoredAggregates:
     def __init__(self, app: Application[Any]):
         self.app = app
         self.tables = SqlTables(app)
-        recorder: Any = app.recorder
-        if self.tables.dialect == "postgres":
-            schema = app.factory.datastore.schema  # type: ignore[attr-defined]
-            self.table = f'"{schema}"."{recorder.events_table_name}"'
-        else:
-            self.table = recorder.events_table_name
+        self.table = events_table(app)
 
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         wanted = list(dict.fromkeys(aggregate_ids))

@@ -90,7 +90,7 @@ def test_a_small_organizations_read_does_not_wait_for_a_big_ones_backlog(on_post
         backlog_end = position(application)
 
         page, _ = application.list_jobs(small.id)
-        _, caught_up_to = application.catalog.lag(small.id)  # type: ignore[attr-defined]
+        _, caught_up_to, _ = application.catalog.lag(small.id)  # type: ignore[attr-defined]
 
         assert [job.id for job in page] == [small_job.id]
         assert caught_up_to < backlog_end  # answered without the big backlog applied
