@@ -68,7 +68,10 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self.many_aggregates = many_aggregates(self)
         # API keys are read on every Public API request: decoded once, checked for
         # newer events on every read (see domain/fast_forward.py).
-        self.key_reads = FastForwardReads(self, has_newer_events=newer_events_probe(self))
+        probe = newer_events_probe(self)  # one per application: it prepares per connection
+        self.key_reads = FastForwardReads(self, has_newer_events=probe)
+        # Jobs and candidates are read by the Public API's GETs the same way.
+        self.record_reads = FastForwardReads(self, has_newer_events=probe)
 
     # -- organizations and admin tokens -------------------------------------------
 
@@ -300,10 +303,17 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
 
     def _get_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A:
         """Get an aggregate of the organization; another organization's is not found."""
-        aggregate = self._get(cls, aggregate_id)
-        if getattr(aggregate, "org_id", None) != org_id:
-            raise NotFound(cls.__name__)
-        return aggregate
+        return _owned_by(org_id, self._get(cls, aggregate_id))
+
+    def _read_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A:
+        """``_get_owned`` for reading only: a shared decoded copy, never to be changed."""
+        return _owned_by(org_id, self.record_reads.get(cls, aggregate_id))
+
+
+def _owned_by(org_id: UUID, aggregate: A) -> A:
+    if getattr(aggregate, "org_id", None) != org_id:
+        raise NotFound(type(aggregate).__name__)
+    return aggregate
 
 
 def _check_secret(secret: str | None) -> None:

@@ -183,6 +183,8 @@ class _Host(Protocol):
 
     def _get_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A: ...
 
+    def _read_owned(self, cls: type[A], org_id: UUID, aggregate_id: UUID) -> A: ...
+
     def _get_many(self, cls: type[A], org_id: UUID, ids: Sequence[UUID]) -> list[A]: ...
 
 
@@ -223,7 +225,7 @@ class RecruitingUseCases:
         return _upsert(self, Job, org_id, values, create, by)
 
     def get_job(self: _Host, org_id: UUID, job_id: UUID) -> Job:
-        return self._get_owned(Job, org_id, job_id)
+        return self._read_owned(Job, org_id, job_id)
 
     def list_jobs(
         self: _Host,
@@ -280,7 +282,7 @@ class RecruitingUseCases:
         return _upsert(self, Candidate, org_id, values, create, by)
 
     def get_candidate(self: _Host, org_id: UUID, candidate_id: UUID) -> Candidate:
-        return self._get_owned(Candidate, org_id, candidate_id)
+        return self._read_owned(Candidate, org_id, candidate_id)
 
     def list_candidates(
         self: _Host,

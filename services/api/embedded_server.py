@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
@@ -84,7 +84,7 @@ class EmbeddedServer:
         try:
             while not self._stopping.is_set():
                 self._poll(POLL_SECONDS)
-                _LingeringClose.end_expired(self._sockets)
+                _LingeringClose.end_expired()
             self._drain()
         finally:
             self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
@@ -233,9 +233,12 @@ class _LingeringClose(wasyncore.dispatcher):  # type: ignore[misc]
     the end of the answer), and what the client still sends is read and dropped until
     it hangs up or ``LINGER_SECONDS`` have passed."""
 
+    lingering: ClassVar[set[_LingeringClose]] = set()  # the loop checks these, not every socket
+
     def __init__(self, sock: socket.socket, socket_map: dict[int, Any]) -> None:
         super().__init__(sock, map=socket_map)
         self.deadline = time.monotonic() + LINGER_SECONDS
+        self.lingering.add(self)
         with contextlib.suppress(OSError):  # the client may be gone already
             sock.shutdown(socket.SHUT_WR)
 
@@ -256,11 +259,17 @@ class _LingeringClose(wasyncore.dispatcher):  # type: ignore[misc]
     def handle_close(self) -> None:  # the client hung up
         self.close()
 
+    def close(self) -> None:
+        self.lingering.discard(self)
+        super().close()
+
     @classmethod
-    def end_expired(cls, socket_map: dict[int, Any]) -> None:
+    def end_expired(cls) -> None:
+        if not cls.lingering:
+            return
         now = time.monotonic()
-        for dispatcher in list(socket_map.values()):
-            if isinstance(dispatcher, cls) and now > dispatcher.deadline:
+        for dispatcher in list(cls.lingering):
+            if now > dispatcher.deadline:
                 dispatcher.close()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from flask import Flask, Request, g, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
@@ -54,6 +54,11 @@ class DashboardSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         current: Request = request
         return bool(current.is_secure)
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:  # every API request
+            return self.session_class()  # nothing to verify: skip building a serializer
+        return super().open_session(app, request)
 
 
 def configure_sessions(app: Flask) -> None:
