@@ -88,9 +88,10 @@ def verify(
         return False
     if not presented.startswith(STANDARD_SIGNATURE_VERSION.encode("ascii")):
         return hmac.compare_digest(sign(secret, body).encode("ascii"), presented)
-    if not isinstance(msg_id, str) or not str(timestamp).isdigit():
+    seconds = str(timestamp)
+    if not isinstance(msg_id, str) or not (seconds.isascii() and seconds.isdigit()):
         return False
-    expected = standard_signature(secret, msg_id, int(timestamp), body).encode("ascii")
+    expected = standard_signature(secret, msg_id, int(seconds), body).encode("ascii")
     matches = [hmac.compare_digest(expected, entry) for entry in presented.split()]
     return any(matches)  # every entry compared: the time does not say which matched
 
