@@ -3,7 +3,7 @@
 Rotating the secret (SPEC 9) keeps the one it replaces as ``previous_secret`` until
 ``previous_secret_expires_at``: deliveries are signed with both meanwhile. Once that
 moment has passed, ``forget_previous_secret`` records ``PreviousSecretForgotten`` (the
-dispatcher's housekeeping calls it: services/dispatcher/secret_expiry.py); signing
+dispatcher's sweeper calls it: services/dispatcher/dispatcher.py); signing
 never waits for that event, it compares the expiry with the time of each attempt.
 Any other change of the secret (PUT, PATCH, removal, deletion) replaces it at once and
 ends an overlap.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterator
 from datetime import date
 from typing import Any, cast
@@ -35,6 +34,7 @@ from marshmallow import ValidationError
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
 from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
+from domain.webhooks import generate_secret
 from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
@@ -51,7 +51,6 @@ blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 DELIVERY_PAGE_SIZE = 25
 KEY_PAGE_SIZE = schemas.KEY_PAGE_SIZE_MAX
 AUDIT_PAGE_SIZE = 50
-SECRET_PREFIX = "whsec_"
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -229,7 +228,8 @@ def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
 
 def _current_webhook() -> dict[str, Any] | None:
     try:
-        return present_webhook(services().application.get_webhook(g.org_id))
+        application = services().application
+        return present_webhook(application.get_webhook(g.org_id), application.clock())
     except NotFound:
         return None
 
@@ -281,7 +281,7 @@ def change_webhook_secret() -> ResponseReturnValue:
             flash("Webhook secret removed: deliveries are no longer signed.")
             return redirect(url_for(".webhook"))
         if action == "generate":
-            generated = SECRET_PREFIX + secrets.token_urlsafe(32)
+            generated = generate_secret()
             application.change_webhook(g.org_id, g.actor, secret=generated)
         else:
             valid = schemas.WebhookPatchSchema().load({"secret": request.form.get("secret", "")})
