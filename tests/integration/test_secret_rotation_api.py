@@ -1,0 +1,142 @@
+"""POST /admin/v1/webhook/secret/rotate (SPEC 9) through Flask's test client, on SQLite
+and PostgreSQL: the answer, the events, the secret kept only as the overlap lasts, and
+bad input refused with a problem that changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.conftest import history
+from tests.support.problems import problem_of
+
+ADMIN = "/admin/v1"
+ROTATE = f"{ADMIN}/webhook/secret/rotate"
+WEBHOOK_URL = "https://93.184.215.14/webhooks/tenzo"
+SECRET = "whsec-correct-horse-battery"
+
+
+def put_webhook(client, org, **body):
+    response = client.put(
+        f"{ADMIN}/webhook", json={"url": WEBHOOK_URL, **body}, headers=org.headers
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+
+def types(client, org):
+    response = client.get(f"{ADMIN}/events", query_string={"limit": 1000}, headers=org.headers)
+    return [item["type"] for item in response.json["items"]]
+
+
+def test_rotating_generates_a_secret_shown_once_and_keeps_the_old_one_a_day(
+    client, org, application
+):
+    put_webhook(client, org, secret=SECRET)
+
+    response = client.post(ROTATE, json={}, headers=org.headers)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.json
+    assert set(body) == {"secret_set", "previous_secret_expires_at", "secret"}
+    assert body["secret_set"] is True and body["secret"].startswith("whsec_")
+    expires = datetime.fromisoformat(body["previous_secret_expires_at"])
+    assert timedelta(hours=23, minutes=59) < expires - application.clock() <= timedelta(hours=24)
+    assert application.get_webhook(org.id).secret == body["secret"]
+    shown = client.get(f"{ADMIN}/webhook", headers=org.headers).json
+    assert shown["previous_secret_expires_at"] == body["previous_secret_expires_at"]
+    assert "secret" not in shown
+    assert types(client, org)[-1] == "WebhookSecretRotated"
+    # The history never shows a secret.
+    everything = client.get(f"{ADMIN}/events", headers=org.headers).get_data(as_text=True)
+    assert body["secret"] not in everything and SECRET not in everything
+    rotated = json.loads(everything)["items"][-1]["data"]
+    assert rotated["secret"] == "[redacted]"
+    assert rotated["previous_secret_expires_at"] is not None
+
+
+def test_a_given_secret_is_not_echoed_and_the_overlap_is_chosen(client, org, application):
+    put_webhook(client, org, secret=SECRET)
+
+    response = client.post(
+        ROTATE,
+        json={"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "overlap_hours": 2},
+        headers=org.headers,
+    )
+
+    assert response.status_code == 200
+    assert "secret" not in response.json
+    expires = datetime.fromisoformat(response.json["previous_secret_expires_at"])
+    assert timedelta(hours=1, minutes=59) < expires - application.clock() <= timedelta(hours=2)
+    webhook = application.get_webhook(org.id)
+    assert (webhook.secret, webhook.previous_secret) == (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        SECRET,
+    )
+
+
+def test_an_overlap_of_zero_switches_at_once(client, org, application):
+    put_webhook(client, org, secret=SECRET)
+
+    response = client.post(ROTATE, json={"overlap_hours": 0}, headers=org.headers)
+
+    assert response.status_code == 200
+    assert application.get_webhook(org.id).previous_secret is None
+    shown = client.get(f"{ADMIN}/webhook", headers=org.headers).json
+    assert shown["previous_secret_expires_at"] is None
+
+
+def test_rotating_without_a_secret_set_has_no_previous_one(client, org):
+    put_webhook(client, org)
+
+    response = client.post(ROTATE, json={"secret": "first-secret"}, headers=org.headers)
+
+    assert response.status_code == 200
+    assert response.json == {"secret_set": True, "previous_secret_expires_at": None}
+
+
+def test_rotating_without_a_webhook_is_404(client, org, application):
+    before = history(application)
+
+    problem = problem_of(client.post(ROTATE, json={}, headers=org.headers), 404)
+
+    assert "webhook" in problem["detail"].lower()
+    assert history(application) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"secret": ""}, "secret"),
+        ({"secret": "s" * 257}, "secret"),
+        ({"secret": 42}, "secret"),
+        ({"secret": None}, "secret"),
+        ({"secret": "whsec_not base64!"}, "secret"),
+        ({"secret": SECRET}, "secret"),  # the current one
+        ({"overlap_hours": -1}, "overlap_hours"),
+        ({"overlap_hours": 169}, "overlap_hours"),
+        ({"overlap_hours": "24"}, "overlap_hours"),
+        ({"overlap_hours": 1.5}, "overlap_hours"),
+        ({"overlap": 24}, "overlap"),
+    ],
+)
+def test_bad_rotation_bodies_are_422_and_change_nothing(client, org, application, body, field):
+    put_webhook(client, org, secret=SECRET)
+    before = history(application)
+
+    problem = problem_of(client.post(ROTATE, json=body, headers=org.headers), 422)
+
+    assert field in problem["errors"]
+    assert history(application) == before
+    assert application.get_webhook(org.id).secret == SECRET
+
+
+def test_a_whsec_secret_that_is_not_base64_is_refused_by_put_too(client, org, application):
+    before = history(application)
+    response = client.put(
+        f"{ADMIN}/webhook", json={"url": WEBHOOK_URL, "secret": "whsec_???"}, headers=org.headers
+    )
+    problem = problem_of(response, 422)
+    assert "base64" in problem["errors"]["secret"][0]
+    assert history(application) == before
