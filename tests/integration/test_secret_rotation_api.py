@@ -5,10 +5,13 @@ bad input refused with a problem that changes nothing."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.actors import DISPATCHER, OPERATOR
+from services.dispatcher.projection import DispatchProjection
+from services.infrastructure.storage import SqlTables
 from tests.conftest import history
 from tests.support.problems import problem_of
 
@@ -140,3 +143,47 @@ def test_a_whsec_secret_that_is_not_base64_is_refused_by_put_too(client, org, ap
     problem = problem_of(response, 422)
     assert "base64" in problem["errors"]["secret"][0]
     assert history(application) == before
+
+
+# -- the dispatcher's projection keeps the previous secret encrypted, as long as needed ----
+
+TABLE_BEFORE_ROTATION = """CREATE TABLE tenzo_dispatch_webhooks (
+    webhook_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, version BIGINT NOT NULL,
+    url TEXT NOT NULL, enabled INTEGER NOT NULL, secret TEXT)"""
+
+
+def test_the_projection_keeps_the_previous_secret_encrypted_until_it_is_forgotten(application, org):
+    tables = SqlTables(application)
+    with tables.transaction() as cursor:  # a table made by the version before rotation
+        cursor.execute("DROP TABLE IF EXISTS tenzo_dispatch_webhooks")
+        cursor.execute(TABLE_BEFORE_ROTATION)
+    application.configure_webhook(org.id, WEBHOOK_URL, SECRET, True, OPERATOR)
+    DispatchProjection(application)
+    projection = DispatchProjection(application)  # twice, as processes starting together
+    assert projection.webhook(org.id).previous_secret is None
+
+    _, _, expires_at = application.rotate_webhook_secret(org.id, OPERATOR, secret="next one")
+
+    target = projection.webhook(org.id)
+    assert target.secret == "next one"
+    assert target.previous_secret_at(application.clock()) == SECRET
+    assert target.previous_secret_at(expires_at) is None  # signing stops at the expiry
+    stored = tables.read("SELECT secret, previous_secret FROM tenzo_dispatch_webhooks")
+    assert SECRET not in str(stored) and "next one" not in str(stored)  # encrypted
+    assert projection.organizations_with_expired_previous_secrets(application.clock()) == []
+    assert projection.organizations_with_expired_previous_secrets(expires_at) == [org.id]
+
+    application.clock = lambda: datetime.now(UTC) + timedelta(hours=24, seconds=1)
+    assert application.forget_expired_previous_secret(org.id, DISPATCHER)
+
+    target = projection.webhook(org.id)
+    assert (target.secret, target.previous_secret) == ("next one", None)
+    [row] = tables.read(
+        "SELECT previous_secret, previous_secret_expires_at FROM tenzo_dispatch_webhooks"
+    )
+    assert (row["previous_secret"], row["previous_secret_expires_at"]) == (None, None)
+    assert types_of(application, org)[-1] == "WebhookPreviousSecretForgotten"
+
+
+def types_of(application, org):
+    return [item["type"] for item in application.event_history(org.id)]
