@@ -93,10 +93,9 @@ class WebhookSchema(Schema):
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
     previous_secret_expires_at = fields.DateTime(
-        allow_none=True,
         metadata={
-            "description": "While a rotated secret's overlap lasts, when the previous "
-            "secret stops signing deliveries; null otherwise"
+            "description": "Only while a rotated secret's overlap lasts: when the previous "
+            "secret stops signing deliveries"
         },
     )
 

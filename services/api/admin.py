@@ -53,16 +53,17 @@ def _present_key(key: ApiKey, now: datetime, usage: Usage) -> dict[str, Any]:
 
 
 def present_webhook(webhook: Webhook, now: datetime) -> dict[str, Any]:
-    overlap = webhook.previous_secret_valid(now)
-    return {
+    presented = {
         "url": webhook.url,
         "enabled": webhook.enabled,
         "secret_set": webhook.secret_set,
         # A webhook configured again after a deletion is new: not the aggregate's birth.
         "created_at": webhook.configured_on,
         "updated_at": webhook.modified_on,
-        "previous_secret_expires_at": webhook.previous_secret_expires_at if overlap else None,
     }
+    if webhook.previous_secret_valid(now):  # only during a rotation's overlap (SPEC 9)
+        presented["previous_secret_expires_at"] = webhook.previous_secret_expires_at
+    return presented
 
 
 # -- organizations (operator) ---------------------------------------------------------
