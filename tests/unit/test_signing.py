@@ -111,7 +111,16 @@ def test_a_whsec_secret_is_keyed_with_its_decoded_bytes():
 
 
 @pytest.mark.parametrize(
-    "secret", ["whsec_", "whsec_not base64!", "whsec_abc", "whsec-abc=", "plain", "whsec_é"]
+    "secret",
+    [
+        "whsec_",
+        "whsec_not base64!",
+        "whsec_abc",
+        "whsec-abc=",
+        "plain",
+        "whsec_é",
+        "whsec_" + "A-b_" * 10 + "xyz",  # as the dashboard generated them before
+    ],
 )
 def test_a_secret_not_in_whsec_form_keeps_its_utf8_bytes_as_key(secret):
     assert signing_key(secret) == secret.encode("utf-8")
