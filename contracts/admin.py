@@ -92,6 +92,43 @@ class WebhookSchema(Schema):
     secret_set = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+    previous_secret_expires_at = fields.DateTime(
+        metadata={
+            "description": "Only while a rotated secret's overlap lasts: when the previous "
+            "secret stops signing deliveries"
+        },
+    )
+
+
+class WebhookSecretRotateSchema(Schema):
+    secret = fields.String(
+        validate=validate.Length(min=1, max=256),
+        metadata={
+            "description": "The new secret; generated (whsec_…, shown once) when absent. "
+            "A whsec_<base64> secret is keyed with its decoded bytes, as Standard Webhooks "
+            "and Svix do"
+        },
+    )
+    overlap_hours = fields.Integer(
+        strict=True,
+        load_default=24,
+        validate=validate.Range(min=0, max=168),
+        metadata={"description": "How long the current secret keeps signing deliveries too"},
+    )
+
+
+class WebhookSecretRotatedSchema(Schema):
+    secret_set = fields.Boolean(required=True)
+    previous_secret_expires_at = fields.DateTime(
+        allow_none=True,
+        metadata={
+            "description": "Until then every delivery is signed with both secrets; null "
+            "when no secret was set before"
+        },
+    )
+    secret = fields.String(
+        metadata={"description": "Only when generated: shown in this response only"}
+    )
 
 
 MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in both event stores

@@ -167,11 +167,13 @@ def webhook_headers(
     body: bytes,
     secret: str | None,
     version: str,
+    previous_secret: str | None = None,
 ) -> dict[str, str]:
     """Return every header of one delivery attempt, signature headers included.
 
     ``timestamp`` is the unix time of this attempt and ``attempt`` counts from 1; the
-    signatures are added only when a secret is set.
+    signatures are added only when a secret is set; ``previous_secret`` (during a
+    rotation's overlap) signs ``webhook-signature`` too (contracts/signing.py).
     """
     headers = {
         "Content-Type": "application/json",
@@ -181,5 +183,5 @@ def webhook_headers(
         "X-Webhook-Timestamp": str(timestamp),
         "X-Webhook-Attempt": str(attempt),
     }
-    headers.update(signature_headers(secret, event_id, timestamp, body))
+    headers.update(signature_headers(secret, event_id, timestamp, body, previous_secret))
     return headers

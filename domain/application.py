@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -23,9 +23,12 @@ from domain.paging import page_of_ids
 from domain.ports import Catalog, ManyAggregates
 from domain.recruiting import RecruitingUseCases
 from domain.webhook_urls import WebhookUrlPolicy
-from domain.webhooks import Webhook, webhook_id
+from domain.webhooks import Webhook, generate_secret, secret_problem, webhook_id
 
 A = TypeVar("A", bound=Aggregate)
+
+MAX_OVERLAP_HOURS = 168
+DEFAULT_OVERLAP_HOURS = 24
 
 UNSET: Any = object()
 """Marks a PATCH field that was not given (None means "remove" for the secret)."""
@@ -237,6 +240,53 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self.save(webhook)
         return webhook
 
+    def rotate_webhook_secret(
+        self,
+        org_id: UUID,
+        by: Actor,
+        secret: str | None = None,
+        overlap_hours: int = DEFAULT_OVERLAP_HOURS,
+    ) -> tuple[Webhook, str | None, datetime | None]:
+        """Replace the webhook's secret, the current one still signing deliveries for
+        ``overlap_hours`` (SPEC 9). Return the webhook, the secret when it was generated
+        (``secret`` None: shown once), and when the previous secret stops signing (None
+        when there was no secret before; now when ``overlap_hours`` is 0)."""
+        webhook = self.get_webhook(org_id)
+        if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+            raise InvalidInput(
+                f"Overlap must be 0 to {MAX_OVERLAP_HOURS} hours.", field="overlap_hours"
+            )
+        generated = None
+        if secret is None:
+            secret = generated = generate_secret()
+        _check_secret(secret)
+        if secret == webhook.secret:
+            raise InvalidInput(
+                "That is the current secret: give another one, or none to have one generated.",
+                field="secret",
+            )
+        now = self.clock()
+        expires_at = now + timedelta(hours=overlap_hours)
+        had_secret = webhook.secret is not None
+        webhook.rotate_secret(secret, previous_secret_expires_at=expires_at, now=now, actor=by)
+        self.save(webhook)
+        return webhook, generated, expires_at if had_secret else None
+
+    def forget_expired_previous_secret(self, org_id: UUID, by: Actor) -> bool:
+        """Record ``PreviousSecretForgotten`` once a rotation's overlap has ended; whether
+        it was recorded now (False: nothing to forget, or another process just did)."""
+        try:
+            webhook = self._get(Webhook, webhook_id(org_id))
+        except NotFound:
+            return False
+        if not webhook.forget_previous_secret(self.clock(), actor=by):
+            return False
+        try:
+            self.save(webhook)
+        except RecordConflictError:
+            return False  # changed meanwhile; whoever changed it ended or will end it
+        return True
+
     def delete_webhook(self, org_id: UUID, by: Actor) -> None:
         webhook = self.get_webhook(org_id)
         webhook.delete(actor=by)
@@ -317,5 +367,6 @@ def _owned_by(org_id: UUID, aggregate: A) -> A:
 
 
 def _check_secret(secret: str | None) -> None:
-    if secret is not None and not 1 <= len(secret) <= 256:
-        raise InvalidInput("Secret must be 1 to 256 characters.", field="secret")
+    problem = None if secret is None else secret_problem(secret)
+    if problem is not None:
+        raise InvalidInput(problem, field="secret")

@@ -1,7 +1,18 @@
-"""An organization's one webhook endpoint (SPEC 5.2): URL, optional secret, switch."""
+"""An organization's one webhook endpoint (SPEC 5.2): URL, optional secret, switch.
+
+Rotating the secret (SPEC 9) keeps the one it replaces as ``previous_secret`` until
+``previous_secret_expires_at``: deliveries are signed with both meanwhile. Once that
+moment has passed, ``forget_previous_secret`` records ``PreviousSecretForgotten`` (the
+dispatcher's sweeper calls it: services/dispatcher/dispatcher.py); signing
+never waits for that event, it compares the expiry with the time of each attempt.
+Any other change of the secret (PUT, PATCH, removal, deletion) replaces it at once and
+ends an overlap.
+"""
 
 from __future__ import annotations
 
+import base64
+import secrets
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -12,15 +23,39 @@ from domain.actors import Actor
 WEBHOOK_NAMESPACE = uuid5(NAMESPACE_URL, "https://tenzo.ai/devtools/webhook")
 
 
+STANDARD_SECRET_PREFIX = "whsec_"
+GENERATED_SECRET_BYTES = 32
+
+
 def webhook_id(org_id: UUID) -> UUID:
     """Each organization has at most one webhook, stored under an id derived from it."""
     return uuid5(WEBHOOK_NAMESPACE, str(org_id))
+
+
+def generate_secret() -> str:
+    """A new secret in Standard Webhooks form: ``whsec_`` + base64 of 32 random bytes."""
+    key = secrets.token_bytes(GENERATED_SECRET_BYTES)
+    return STANDARD_SECRET_PREFIX + base64.b64encode(key).decode("ascii")
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` cannot be a webhook secret, or None: 1 to 256 characters. One in
+    Standard Webhooks form (``whsec_<base64>``) is keyed with its decoded bytes, any
+    other (a ``whsec_`` one that is not base64 after it, as this dashboard generated
+    them before, too) with its UTF-8 bytes: contracts/signing.py."""
+    if not 1 <= len(secret) <= 256:
+        return "Secret must be 1 to 256 characters."
+    return None
 
 
 class Webhook(Aggregate):
     """The id is derived from the organization, so a webhook configured again after
     ``delete`` continues the same aggregate; ``configured_on`` (not ``created_on``) is
     when the current configuration began."""
+
+    # Absent from events recorded before rotation existed: class defaults.
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
 
     @staticmethod
     def create_id(org_id: UUID) -> UUID:
@@ -35,8 +70,13 @@ class Webhook(Aggregate):
     def _configure(self, url: str, secret: str | None, enabled: bool) -> None:
         self.url = url
         self.secret = secret
+        self._end_overlap()
         self.enabled = enabled
         self.deleted = False
+
+    def _end_overlap(self) -> None:
+        self.previous_secret = None
+        self.previous_secret_expires_at = None
 
     class Replaced(Aggregate.Event):
         """The whole configuration replaced (PUT). An explicit event class, because
@@ -89,6 +129,44 @@ class Webhook(Aggregate):
     @event("SecretChanged")
     def _secret_changed(self, secret: str | None, actor: Actor) -> None:
         self.secret = secret
+        self._end_overlap()
+
+    def rotate_secret(
+        self, secret: str, previous_secret_expires_at: datetime, now: datetime, actor: Actor
+    ) -> None:
+        """Replace the secret, keeping the current one (if any) valid until
+        ``previous_secret_expires_at``; an expiry not after now (overlap 0) keeps none.
+        A previous secret of an earlier rotation is dropped: two secrets at most."""
+        keep = self.secret is not None and previous_secret_expires_at > now
+        self._secret_rotated(
+            secret=secret,
+            previous_secret_expires_at=previous_secret_expires_at if keep else None,
+            actor=actor,
+        )
+
+    @event("SecretRotated")
+    def _secret_rotated(
+        self, secret: str, previous_secret_expires_at: datetime | None, actor: Actor
+    ) -> None:
+        self.previous_secret = self.secret if previous_secret_expires_at is not None else None
+        self.previous_secret_expires_at = previous_secret_expires_at
+        self.secret = secret
+
+    def previous_secret_valid(self, now: datetime) -> bool:
+        """Whether deliveries made at ``now`` are signed with the previous secret too."""
+        expires = self.previous_secret_expires_at
+        return self.previous_secret is not None and expires is not None and now < expires
+
+    def forget_previous_secret(self, now: datetime, actor: Actor) -> bool:
+        """Forget a previous secret whose overlap has ended; whether there was one."""
+        if self.previous_secret is None or self.previous_secret_valid(now):
+            return False
+        self._previous_secret_forgotten(actor=actor)
+        return True
+
+    @event("PreviousSecretForgotten")
+    def _previous_secret_forgotten(self, actor: Actor) -> None:
+        self._end_overlap()
 
     @event("Enabled")
     def _enabled(self, actor: Actor) -> None:
@@ -103,3 +181,4 @@ class Webhook(Aggregate):
         self.deleted = True
         self.enabled = False
         self.secret = None
+        self._end_overlap()

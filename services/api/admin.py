@@ -52,8 +52,8 @@ def _present_key(key: ApiKey, now: datetime, usage: Usage) -> dict[str, Any]:
     }
 
 
-def present_webhook(webhook: Webhook) -> dict[str, Any]:
-    return {
+def present_webhook(webhook: Webhook, now: datetime) -> dict[str, Any]:
+    presented = {
         "url": webhook.url,
         "enabled": webhook.enabled,
         "secret_set": webhook.secret_set,
@@ -61,6 +61,9 @@ def present_webhook(webhook: Webhook) -> dict[str, Any]:
         "created_at": webhook.configured_on,
         "updated_at": webhook.modified_on,
     }
+    if webhook.previous_secret_valid(now):  # only during a rotation's overlap (SPEC 9)
+        presented["previous_secret_expires_at"] = webhook.previous_secret_expires_at
+    return presented
 
 
 # -- organizations (operator) ---------------------------------------------------------
@@ -128,7 +131,8 @@ def revoke_api_key(key_id: UUID) -> dict[str, Any]:
 @require_admin
 @blp.response(200, schemas.WebhookSchema)
 def get_webhook() -> dict[str, Any]:
-    return present_webhook(services().application.get_webhook(g.org_id))
+    application = services().application
+    return present_webhook(application.get_webhook(g.org_id), application.clock())
 
 
 @blp.route("/webhook", methods=["PUT"])
@@ -137,10 +141,11 @@ def get_webhook() -> dict[str, Any]:
 @blp.response(200, schemas.WebhookSchema)
 @blp.alt_response(201, schema=schemas.WebhookSchema, description="Created")
 def configure_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    webhook, created = services().application.configure_webhook(
+    application = services().application
+    webhook, created = application.configure_webhook(
         g.org_id, body["url"], body.get("secret"), body["enabled"], g.actor
     )
-    return present_webhook(webhook), 201 if created else 200
+    return present_webhook(webhook, application.clock()), 201 if created else 200
 
 
 @blp.route("/webhook", methods=["PATCH"])
@@ -148,14 +153,34 @@ def configure_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.arguments(schemas.WebhookPatchSchema)
 @blp.response(200, schemas.WebhookSchema)
 def change_webhook(body: dict[str, Any]) -> dict[str, Any]:
-    webhook = services().application.change_webhook(
+    application = services().application
+    webhook = application.change_webhook(
         g.org_id,
         g.actor,
         url=body.get("url"),
         secret=body.get("secret", UNSET),
         enabled=body.get("enabled"),
     )
-    return present_webhook(webhook)
+    return present_webhook(webhook, application.clock())
+
+
+@blp.route("/webhook/secret/rotate", methods=["POST"])
+@require_admin
+@blp.arguments(schemas.WebhookSecretRotateSchema)
+@blp.response(200, schemas.WebhookSecretRotatedSchema)
+def rotate_webhook_secret(body: dict[str, Any]) -> dict[str, Any]:
+    """Replace the secret; the current one signs deliveries too until
+    ``previous_secret_expires_at`` (SPEC 9)."""
+    webhook, generated, expires_at = services().application.rotate_webhook_secret(
+        g.org_id, g.actor, secret=body.get("secret"), overlap_hours=body["overlap_hours"]
+    )
+    answer: dict[str, Any] = {
+        "secret_set": webhook.secret_set,
+        "previous_secret_expires_at": expires_at,
+    }
+    if generated is not None:
+        answer["secret"] = generated
+    return answer
 
 
 @blp.route("/webhook", methods=["DELETE"])

@@ -126,19 +126,43 @@ SECRET_ENV = "TENZO_WEBHOOK_SECRET"
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file holding the webhook secret (a final line break is not part of it).",
 )
-@click.option("--signature", required=True, help="The X-Webhook-Signature header: sha256=<hex>.")
+@click.option(
+    "--signature",
+    required=True,
+    help="The X-Webhook-Signature header (sha256=<hex>), or the webhook-signature header "
+    "(one or more space-separated v1,<base64>: two during a secret rotation's overlap, "
+    "either secret verifies), which also needs --webhook-id and --timestamp.",
+)
+@click.option("--webhook-id", help="The webhook-id header (with a webhook-signature).")
+@click.option(
+    "--timestamp", help="The webhook-timestamp header, unix seconds (with a webhook-signature)."
+)
 @click.argument("body", type=click.File("rb"), default="-")
 @click.pass_context
 def verify_signature(
-    ctx: click.Context, secret: str | None, secret_file: Path | None, signature: str, body: Any
+    ctx: click.Context,
+    secret: str | None,
+    secret_file: Path | None,
+    signature: str,
+    webhook_id: str | None,
+    timestamp: str | None,
+    body: Any,
 ) -> None:
     """Check a webhook body (a file of the raw bytes, or - for stdin) against its
-    X-Webhook-Signature. Prints "valid" (exit 0) or "invalid" (exit 1).
+    X-Webhook-Signature or its Standard Webhooks webhook-signature. Prints "valid"
+    (exit 0) or "invalid" (exit 1).
 
     The secret comes from exactly one of TENZO_WEBHOOK_SECRET, --secret-file PATH and
-    --secret."""
+    --secret; a whsec_<base64> secret is keyed with its decoded bytes, as the Standard
+    Webhooks and Svix libraries do. The timestamp's age is not checked."""
     secret = _webhook_secret(ctx, secret, secret_file)
-    if verify(secret, body.read(), signature):
+    standard = signature.strip().startswith("v1,")
+    if standard and (webhook_id is None or timestamp is None):
+        raise click.UsageError(
+            "A webhook-signature (v1,…) covers the webhook-id and webhook-timestamp "
+            "headers too: give them as --webhook-id and --timestamp."
+        )
+    if verify(secret, body.read(), signature, msg_id=webhook_id, timestamp=timestamp):
         click.echo("valid")
         return
     click.echo("invalid")

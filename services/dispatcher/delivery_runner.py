@@ -174,19 +174,22 @@ class DeliveryRunner:
         if target is None or not target.enabled:
             self._end(job, failure="webhook disabled or deleted: not sent")
             return
-        self._attempt(job, delivery, target.secret)
+        self._attempt(job, delivery, target)
 
-    def _attempt(self, job: DeliveryJob, delivery: Delivery, secret: str | None) -> None:
+    def _attempt(self, job: DeliveryJob, delivery: Delivery, target: WebhookTarget) -> None:
         number = delivery.next_attempt_number
         body = delivery.body.encode("utf-8")
+        # Every attempt (first, retry, redelivery, test event) is signed here: with the
+        # previous secret too while its overlap lasts, by the application's clock.
         headers = webhook_headers(
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             attempt=number,
             timestamp=int(time.time()),
             body=body,
-            secret=secret,
+            secret=target.secret,
             version=self.version,
+            previous_secret=target.previous_secret_at(self.application.clock()),
         )
         self.pool.sending()
         result = self.sender.send(delivery.url, body, headers)

@@ -28,7 +28,9 @@ from uuid import UUID
 from kombu import Connection, Consumer
 
 from contracts.broker import INTERVIEWS_QUEUE, PROJECTION_QUEUE
+from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
+from domain.webhooks import webhook_id
 from services.dispatcher.committer import TRANSIENT_ERRORS, Committer
 from services.dispatcher.dead_letters import DeadLetters
 from services.dispatcher.delivery_runner import DeliveryJob, DeliveryRunner
@@ -201,8 +203,20 @@ class Dispatcher:
             try:
                 for delivery in self.stalled.find():
                     self._found_stalled.put((delivery.id, delivery.org_id))
+                self._forget_expired_secrets()
             except Exception as error:  # noqa: BLE001 - tried again at the next sweep
                 log.warning("sweeper: %s: %s", type(error).__name__, error)
+
+    def _forget_expired_secrets(self) -> None:
+        """Record ``PreviousSecretForgotten`` for each webhook whose rotated secret's
+        overlap has ended (SPEC 9). Signing never waits for it (each attempt compares
+        the expiry with its own time); the event says when the secret was let go, and
+        the projection's copy goes with it. Any dispatcher may do it; the first wins."""
+        now = self.application.clock()
+        for org_id in self.projection.organizations_with_expired_previous_secrets(now):
+            if self.application.forget_expired_previous_secret(org_id, DISPATCHER):
+                log.info("organization %s: the previous webhook secret is forgotten", org_id)
+            self.projection.catch_up("Webhook", webhook_id(org_id))
 
     def _resume_stalled(self) -> None:
         after = self.settings.retry_schedule.stalled_after

@@ -7,6 +7,9 @@ event's version* and stores its state with that version. A row is only ever repl
 by a higher version, so an event delivered twice, late or out of order is applied at
 most once and never moves a row back. Secrets are stored encrypted with the event
 store's own cipher (AES-GCM with TENZO_ENCRYPTION_KEY) and decrypted when sending.
+While a rotated secret's overlap lasts (SPEC 9), the row also holds the previous secret
+(encrypted alike) and when it stops signing; ``PreviousSecretForgotten`` (or any later
+change of the secret) empties both.
 
 The position (the highest notification position seen, ``tenzo_dispatch_position``:
 services/infrastructure/positions.py) is kept for the lag gauges and for knowing
@@ -45,7 +48,9 @@ CREATE_TABLES = [
         version BIGINT NOT NULL,
         url TEXT NOT NULL,
         enabled INTEGER NOT NULL,
-        secret TEXT
+        secret TEXT,
+        previous_secret TEXT,
+        previous_secret_expires_at TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS tenzo_dispatch_jobs (
         job_id TEXT PRIMARY KEY,
@@ -65,12 +70,18 @@ CREATE_TABLES = [
     )""",
 ]
 
+# Added after the table's first version: added to tables made before.
+ADDED_WEBHOOK_COLUMNS = {"previous_secret": "TEXT", "previous_secret_expires_at": "TEXT"}
+
 _UPSERT = {
-    "Webhook": """INSERT INTO tenzo_dispatch_webhooks
-            (webhook_id, org_id, version, url, enabled, secret)
-        VALUES (:key, :org_id, :version, :url, :enabled, :secret)
+    "Webhook": """INSERT INTO tenzo_dispatch_webhooks (webhook_id, org_id, version, url,
+            enabled, secret, previous_secret, previous_secret_expires_at)
+        VALUES (:key, :org_id, :version, :url, :enabled, :secret, :previous_secret,
+            :previous_secret_expires_at)
         ON CONFLICT (webhook_id) DO UPDATE SET version = excluded.version, url = excluded.url,
-            enabled = excluded.enabled, secret = excluded.secret
+            enabled = excluded.enabled, secret = excluded.secret,
+            previous_secret = excluded.previous_secret,
+            previous_secret_expires_at = excluded.previous_secret_expires_at
         WHERE tenzo_dispatch_webhooks.version < excluded.version""",
     "Job": """INSERT INTO tenzo_dispatch_jobs (job_id, org_id, version, external_id, title)
         VALUES (:key, :org_id, :version, :external_id, :title)
@@ -115,6 +126,7 @@ _WANTED = {
 _INTERVIEW_CONTEXTS = (
     "WITH wanted AS ({wanted}) "
     "SELECT wanted.i, w.version AS w_version, w.url, w.enabled, w.secret, "
+    "w.previous_secret, w.previous_secret_expires_at, "
     "c.org_id AS c_org_id, c.version AS c_version, c.external_id AS c_external_id, "
     "c.first_name, c.last_name, c.email, "
     "j.org_id AS j_org_id, j.version AS j_version, j.external_id AS j_external_id, j.title, "
@@ -149,6 +161,16 @@ class WebhookTarget:
     url: str
     enabled: bool
     secret: str | None
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    def previous_secret_at(self, now: datetime) -> str | None:
+        """The previous secret when an attempt made at ``now`` is signed with it too:
+        only before its expiry, whether or not its forgetting is recorded yet."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret is None or expires is None or now >= expires:
+            return None
+        return self.previous_secret
 
 
 @dataclass(frozen=True)
@@ -165,6 +187,7 @@ class DispatchProjection:
     def __init__(self, application: DeveloperTools):
         self.application = application
         self.tables = SqlTables(application, CREATE_TABLES)
+        self.tables.add_columns("tenzo_dispatch_webhooks", ADDED_WEBHOOK_COLUMNS)
         self._cipher = application.mapper.cipher
         # The event store's table is named by its recorder (configuration, not input).
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
@@ -220,6 +243,8 @@ class DispatchProjection:
         if aggregate_type == "Webhook":
             webhook: Webhook = aggregate
             enabled = webhook.enabled and not webhook.deleted
+            expires = webhook.previous_secret_expires_at
+            previous = webhook.previous_secret if expires is not None else None
             return {
                 "key": str(webhook.id),
                 "org_id": str(webhook.org_id),
@@ -227,6 +252,12 @@ class DispatchProjection:
                 "url": webhook.url,
                 "enabled": 1 if enabled else 0,
                 "secret": self._encrypt(webhook.secret) if not webhook.deleted else None,
+                "previous_secret": self._encrypt(previous),
+                "previous_secret_expires_at": (
+                    expires.astimezone(UTC).isoformat()
+                    if previous is not None and expires
+                    else None
+                ),
             }
         row = {
             "key": str(aggregate.id),
@@ -319,17 +350,39 @@ class DispatchProjection:
             row = self._webhook_row(key)
         if row is None:
             return None
+        return self._target(row)
+
+    def _target(self, row: Any) -> WebhookTarget:
+        expires = row["previous_secret_expires_at"]
         return WebhookTarget(
-            url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
+            url=row["url"],
+            enabled=bool(row["enabled"]),
+            secret=self._decrypt(row["secret"]),
+            previous_secret=self._decrypt(row["previous_secret"]),
+            previous_secret_expires_at=datetime.fromisoformat(expires) if expires else None,
         )
 
     def _webhook_row(self, key: UUID) -> Any:
         rows = self.tables.read(
-            "SELECT version, url, enabled, secret FROM tenzo_dispatch_webhooks "
-            "WHERE webhook_id = :id",
+            "SELECT version, url, enabled, secret, previous_secret, previous_secret_expires_at "
+            "FROM tenzo_dispatch_webhooks WHERE webhook_id = :id",
             {"id": str(key)},
         )
         return rows[0] if rows else None
+
+    def organizations_with_expired_previous_secrets(self, now: datetime) -> list[UUID]:
+        """The organizations whose previous secret's overlap has ended by ``now`` and
+        whose forgetting the projection has not heard of yet (few rows: only webhooks
+        inside or just past an overlap hold one)."""
+        rows = self.tables.read(
+            "SELECT org_id, previous_secret_expires_at FROM tenzo_dispatch_webhooks "
+            "WHERE previous_secret_expires_at IS NOT NULL"
+        )
+        return [
+            UUID(row["org_id"])
+            for row in rows
+            if datetime.fromisoformat(row["previous_secret_expires_at"]) <= now
+        ]
 
     def interview_contexts(self, refs: list[InterviewRef]) -> list[InterviewContext]:
         """What new interview deliveries need, in one query for all of them: each
@@ -366,11 +419,7 @@ class DispatchProjection:
             cursor.execute(_UPSERT[aggregate_type], row)
 
     def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
-        target = None
-        if row["url"] is not None:
-            target = WebhookTarget(
-                url=row["url"], enabled=bool(row["enabled"]), secret=self._decrypt(row["secret"])
-            )
+        target = self._target(row) if row["url"] is not None else None
         org = str(ref.org_id)
         candidate: dict[str, Any] = {"id": ref.candidate_id}
         if row["c_org_id"] == org:

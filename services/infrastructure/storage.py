@@ -131,6 +131,29 @@ class SqlTables:
                     cursor.execute("SELECT pg_advisory_xact_lock(7243190)")
                 cursor.execute(statement)
 
+    def add_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add the columns (name: SQL type) a table made by an earlier version lacks;
+        idempotent, also when processes start together. Names are ours, not input."""
+        with self.transaction() as cursor:
+            if self.dialect == "postgres":
+                cursor.execute("SELECT pg_advisory_xact_lock(7243190)")
+                for name, sql_type in columns.items():
+                    cursor.execute(
+                        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}"
+                    )
+                return
+            # SQLite has no IF NOT EXISTS here: look first; a process that added the
+            # column meanwhile makes ours a duplicate, which is what was wanted.
+            present = {row[1] for row in cursor.execute(f"PRAGMA table_info({table})").fetchall()}
+            for name, sql_type in columns.items():
+                if name in present:
+                    continue
+                try:
+                    cursor.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+                except Exception as error:
+                    if "duplicate column" not in str(error):
+                        raise
+
     @contextmanager
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
         with self.datastore.transaction(commit=commit) as raw:

@@ -4,13 +4,16 @@ shows to every user of the machine), exactly one of them."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from contracts.signing import sign
+from contracts.signing import sign, signature_headers
 from tests.e2e.test_serve import tenzo_executable
 
 SECRET = "s3cret-for-the-demo"
@@ -95,3 +98,56 @@ def test_no_source_is_refused_naming_all_three(body_file: Path) -> None:
     for way in ("TENZO_WEBHOOK_SECRET", "--secret-file", "--secret"):
         assert way in result.stderr
     assert result.stdout == ""
+
+
+# -- the Standard Webhooks header, with two signatures during a rotation (SPEC 9) ------
+
+NEW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize("holder", [SECRET, NEW_SECRET])
+def test_either_secret_verifies_a_webhook_signature_of_two(body_file: Path, holder: str) -> None:
+    headers = signature_headers(NEW_SECRET, "evt_1", 1_700_000_000, BODY, previous_secret=SECRET)
+    standard = ["--webhook-id", "evt_1", "--timestamp", "1700000000"]
+
+    valid = verify(
+        "--signature",
+        headers["webhook-signature"],
+        *standard,
+        str(body_file),
+        env={"TENZO_WEBHOOK_SECRET": holder},
+    )
+    assert (valid.returncode, valid.stdout) == (0, "valid\n"), valid.stderr
+    wrong = verify(
+        "--signature",
+        headers["webhook-signature"],
+        *standard,
+        str(body_file),
+        env={"TENZO_WEBHOOK_SECRET": "neither"},
+    )
+    assert (wrong.returncode, wrong.stdout) == (1, "invalid\n"), wrong.stderr
+
+
+def test_a_whsec_secret_verifies_the_x_webhook_signature_with_its_decoded_bytes(
+    body_file: Path,
+) -> None:
+    expected = hmac.new(base64.b64decode(NEW_SECRET[6:]), BODY, hashlib.sha256).hexdigest()
+    result = verify(
+        "--signature",
+        "sha256=" + expected,
+        str(body_file),
+        env={"TENZO_WEBHOOK_SECRET": NEW_SECRET},
+    )
+    assert (result.returncode, result.stdout) == (0, "valid\n"), result.stderr
+
+
+def test_a_webhook_signature_without_id_and_timestamp_is_a_usage_error(body_file: Path) -> None:
+    headers = signature_headers(SECRET, "evt_1", 1_700_000_000, BODY)
+    result = verify(
+        "--signature",
+        headers["webhook-signature"],
+        str(body_file),
+        env={"TENZO_WEBHOOK_SECRET": SECRET},
+    )
+    assert result.returncode == 2
+    assert "--webhook-id and --timestamp" in result.stderr

@@ -207,6 +207,8 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(signed_in,
         ("/webhook", {"url": "https://example.org/other"}),
         ("/webhook/enabled", {"enabled": "true"}),
         ("/webhook/secret", {"action": "generate"}),
+        ("/webhook/secret/rotate", {}),
+        ("/webhook/secret/remove", {}),
         ("/webhook/delete", {}),
         ("/sign-out", {}),
     ]:
@@ -400,7 +402,7 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, application, 
     generated = signed_in.post("/webhook/secret", {"action": "generate"})
     assert generated.status_code == 302  # Post/Redirect/Get: a reload generates nothing
     shown = signed_in.get("/webhook").get_data(as_text=True)
-    secret = re.search(r">(whsec_[\w-]+)</textarea>", shown).group(1)
+    secret = re.search(r">(whsec_[\w+/=]+)</textarea>", shown).group(1)
     assert len(secret) >= 40
     assert application.get_webhook(org.id).secret == secret
     text = signed_in.get("/webhook").get_data(as_text=True)
@@ -410,7 +412,12 @@ def test_configure_switch_secret_and_delete_the_webhook(signed_in, application, 
     assert too_long.status_code == 200 and field_errors(too_long)["secret"]
     signed_in.post("/webhook/secret", {"action": "set", "secret": "my own secret"})
     assert application.get_webhook(org.id).secret == "my own secret"
-    signed_in.post("/webhook/secret", {"action": "remove"})
+    asked = signed_in.post("/webhook/secret", {"action": "remove"})  # asks first
+    assert asked.headers["Location"].endswith("/webhook/secret/remove")
+    assert application.get_webhook(org.id).secret == "my own secret"
+    confirm = signed_in.get("/webhook/secret/remove").get_data(as_text=True)
+    assert "Remove the signing secret?" in confirm
+    signed_in.post("/webhook/secret/remove")
     assert application.get_webhook(org.id).secret is None
 
     signed_in.post("/webhook", {"url": "https://example.org/new"})

@@ -15,6 +15,7 @@ OPERATION_IDS = {
     ("put", "/admin/v1/webhook"): "configure_webhook",
     ("patch", "/admin/v1/webhook"): "change_webhook",
     ("delete", "/admin/v1/webhook"): "delete_webhook",
+    ("post", "/admin/v1/webhook/secret/rotate"): "rotate_webhook_secret",
     ("post", "/admin/v1/webhook/test"): "send_test_event",
     ("get", "/admin/v1/events"): "list_events",
     ("get", "/admin/v1/events/export"): "export_events",

@@ -29,6 +29,8 @@ KNOWN_EVENT_TYPES = (
     "WebhookReplaced",
     "WebhookUrlChanged",
     "WebhookSecretChanged",
+    "WebhookSecretRotated",
+    "WebhookPreviousSecretForgotten",
     "WebhookEnabled",
     "WebhookDisabled",
     "WebhookDeleted",

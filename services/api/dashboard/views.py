@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Iterator
 from datetime import date
 from typing import Any, cast
@@ -34,7 +33,9 @@ from marshmallow import ValidationError
 
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
+from domain.application import DEFAULT_OVERLAP_HOURS
 from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
+from domain.webhooks import generate_secret
 from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
@@ -51,7 +52,6 @@ blp.record_once(lambda state: auth.configure_sessions(cast(Flask, state.app)))
 DELIVERY_PAGE_SIZE = 25
 KEY_PAGE_SIZE = schemas.KEY_PAGE_SIZE_MAX
 AUDIT_PAGE_SIZE = 50
-SECRET_PREFIX = "whsec_"
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -229,14 +229,30 @@ def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
 
 def _current_webhook() -> dict[str, Any] | None:
     try:
-        return present_webhook(services().application.get_webhook(g.org_id))
+        application = services().application
+        return present_webhook(application.get_webhook(g.org_id), application.clock())
     except NotFound:
         return None
 
 
+OVERLAP_CHOICES = (
+    (0, "None: switch now"),
+    (1, "1 hour"),
+    (24, "24 hours"),
+    (72, "3 days"),
+    (168, "7 days"),
+)
+
+
 def _webhook_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     return _page(
-        "dashboard/webhook.html", status, tab="webhook", webhook=_current_webhook(), **context
+        "dashboard/webhook.html",
+        status,
+        tab="webhook",
+        webhook=_current_webhook(),
+        overlap_choices=OVERLAP_CHOICES,
+        default_overlap=DEFAULT_OVERLAP_HOURS,
+        **context,
     )
 
 
@@ -273,15 +289,14 @@ def save_webhook() -> ResponseReturnValue:
 
 @blp.post("/webhook/secret")
 def change_webhook_secret() -> ResponseReturnValue:
-    """Set, change, remove or generate the secret; a generated one is shown once."""
+    """Set, change or generate the secret at once; a generated one is shown once.
+    Removing it asks first (``confirm_remove_webhook_secret``)."""
     application, action = services().application, request.form.get("action")
+    if action == "remove":
+        return redirect(url_for(".confirm_remove_webhook_secret"))
     try:
-        if action == "remove":
-            application.change_webhook(g.org_id, g.actor, secret=None)
-            flash("Webhook secret removed: deliveries are no longer signed.")
-            return redirect(url_for(".webhook"))
         if action == "generate":
-            generated = SECRET_PREFIX + secrets.token_urlsafe(32)
+            generated = generate_secret()
             application.change_webhook(g.org_id, g.actor, secret=generated)
         else:
             valid = schemas.WebhookPatchSchema().load({"secret": request.form.get("secret", "")})
@@ -291,6 +306,51 @@ def change_webhook_secret() -> ResponseReturnValue:
     except (ValidationError, InvalidInput) as error:
         return _webhook_page(FORM_SHOWN_AGAIN, secret_errors=field_errors(error))
     auth.reveal_once("new-secret", generated)
+    return redirect(url_for(".webhook"))
+
+
+@blp.post("/webhook/secret/rotate")
+def rotate_webhook_secret() -> ResponseReturnValue:
+    """Rotate the secret with an overlap (SPEC 9): the API's rules and messages; a
+    generated secret is shown once, on the page this redirects to."""
+    application, form = services().application, request.form
+    body: dict[str, Any] = {}
+    try:
+        if form.get("secret"):
+            body["secret"] = form["secret"]
+        overlap = form.get("overlap_hours", str(DEFAULT_OVERLAP_HOURS))
+        if not overlap.isdigit():
+            raise InvalidInput("Choose how long the previous secret stays valid.", "overlap_hours")
+        body["overlap_hours"] = int(overlap)
+        valid = schemas.WebhookSecretRotateSchema().load(body)
+        _, generated, expires_at = application.rotate_webhook_secret(
+            g.org_id, g.actor, secret=valid.get("secret"), overlap_hours=valid["overlap_hours"]
+        )
+    except (ValidationError, InvalidInput) as error:
+        return _webhook_page(
+            FORM_SHOWN_AGAIN, rotate_errors=field_errors(error), overlap=form.get("overlap_hours")
+        )
+    if expires_at is not None and expires_at > application.clock():
+        flash(f"Secret rotated. The previous secret stays valid until {exact(expires_at)}.")
+    else:
+        flash("Secret rotated. Only the new secret signs deliveries.")
+    if generated is not None:
+        auth.reveal_once("new-secret", generated)
+    return redirect(url_for(".webhook"))
+
+
+@blp.get("/webhook/secret/remove")
+def confirm_remove_webhook_secret() -> ResponseReturnValue:
+    webhook = _current_webhook()
+    if webhook is None or not webhook["secret_set"]:
+        return redirect(url_for(".webhook"))
+    return _page("dashboard/remove_secret.html", tab="webhook", webhook=webhook)
+
+
+@blp.post("/webhook/secret/remove")
+def remove_webhook_secret() -> ResponseReturnValue:
+    services().application.change_webhook(g.org_id, g.actor, secret=None)
+    flash("Webhook secret removed: deliveries are no longer signed.")
     return redirect(url_for(".webhook"))
 
 
