@@ -114,6 +114,8 @@ def signed_in() -> bool:
         session.clear()
         return False
     g.org_id, g.actor = org_id, actor
+    # the token's last_used_at, as the admin API counts it (batched, no event)
+    services().usage.record(UUID(token_id), services().application.clock())
     return True
 
 
