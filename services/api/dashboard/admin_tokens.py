@@ -20,14 +20,13 @@ from services.api.admin import present_token, present_tokens
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.format import field_errors
-from services.api.dashboard.views import FORM_SHOWN_AGAIN, _page, blp
+from services.api.dashboard.views import _page, blp
 
 
-def _tokens_page(status: int = 200, **context: Any) -> ResponseReturnValue:
+def _tokens_page(**context: Any) -> ResponseReturnValue:
     tokens = present_tokens(services().application.list_admin_tokens(g.org_id))
     return _page(
         "dashboard/admin_tokens.html",
-        status,
         tab="tokens",
         tokens=tokens,
         current_id=g.actor["id"],
@@ -37,9 +36,10 @@ def _tokens_page(status: int = 200, **context: Any) -> ResponseReturnValue:
 
 @blp.get("/admin-tokens")
 def admin_tokens() -> ResponseReturnValue:
+    form, errors = auth.take_form("new-token")  # a refused form, after its redirect
     revealed = auth.take_revealed("new-token")
     if revealed is None:
-        return _tokens_page()
+        return _tokens_page(form=form, errors=errors)
     token_id, plaintext = revealed.split(" ", 1)
     token = services().application.get_admin_token(g.org_id, UUID(token_id))
     return _tokens_page(new_token=present_token(token) | {"token": plaintext})
@@ -54,7 +54,8 @@ def issue_admin_token() -> ResponseReturnValue:
             g.org_id, valid["name"], g.actor
         )
     except (ValidationError, InvalidInput) as error:
-        return _tokens_page(FORM_SHOWN_AGAIN, form=form, errors=field_errors(error))
+        auth.keep_form("new-token", form, field_errors(error))
+        return redirect(url_for(".admin_tokens", _anchor="issue-title"))
     auth.reveal_once("new-token", f"{token.id} {plaintext}")
     return redirect(url_for(".admin_tokens"))
 

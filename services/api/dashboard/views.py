@@ -178,6 +178,7 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
         keys=shown,
         hide_revoked=hide_revoked,
         hidden=hidden,
+        renaming=request.args.get("rename"),  # the key whose name is being edited in place
         cursor=given.get("cursor"),
         next_cursor=next_cursor,
         page_errors=errors,
@@ -194,9 +195,10 @@ def _keys_url(**args: Any) -> str:
 
 @blp.get("/api-keys")
 def api_keys() -> ResponseReturnValue:
+    form, errors = auth.take_form("new-key")  # a refused form, after its redirect
     revealed = auth.take_revealed("new-key")
     if revealed is None:
-        return _keys_page()
+        return _keys_page(form=form, errors=errors)
     key_id, plaintext = revealed.split(" ", 1)
     application = services().application
     key = application.get_api_key(g.org_id, UUID(key_id))
@@ -222,7 +224,8 @@ def generate_api_key() -> ResponseReturnValue:
         errors = field_errors(error)
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
-        return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
+        auth.keep_form("new-key", form, errors)  # shown by the page it redirects to
+        return redirect(url_for(".api_keys", _anchor="generate-title"))
     auth.reveal_once("new-key", f"{key.id} {plaintext}")
     return redirect(url_for(".api_keys"))
 
@@ -249,7 +252,8 @@ def confirm_roll(key_id: UUID) -> ResponseReturnValue:
     if key["status"] != "active":
         flash(f"The key “{key['name']}” is {key['status']}: only an active key can be rolled.")
         return redirect(url_for(".api_keys"))
-    return _page("dashboard/roll_key.html", tab="keys", key=key, form={})
+    form, errors = auth.take_form(f"roll {key_id}")  # a refused form, after its redirect
+    return _page("dashboard/roll_key.html", tab="keys", key=key, form=form, errors=errors)
 
 
 @blp.post("/api-keys/<uuid:key_id>/roll")
@@ -268,15 +272,8 @@ def roll_api_key(key_id: UUID) -> ResponseReturnValue:
             g.org_id, key_id, valid["expires_in_hours"], g.actor
         )
     except (ValidationError, InvalidInput) as error:
-        old = present_key(application.get_api_key(g.org_id, key_id), application.clock())
-        return _page(
-            "dashboard/roll_key.html",
-            FORM_SHOWN_AGAIN,
-            tab="keys",
-            key=old,
-            form={"expires_in_hours": hours},
-            errors=field_errors(error),
-        )
+        auth.keep_form(f"roll {key_id}", {"expires_in_hours": hours}, field_errors(error))
+        return redirect(url_for(".confirm_roll", key_id=key_id))
     except Conflict as error:  # revoked or expired meanwhile (or rolled in another tab)
         flash(str(error), "error")
         return redirect(url_for(".api_keys"))
