@@ -612,6 +612,7 @@ def test_every_tab_reads_at_phone_width(phone: Tab) -> None:
         ("Webhooks", "webhook"),
         ("Deliveries", "deliveries"),
         ("Audit log", "audit-log"),
+        ("Admin tokens", "admin-tokens"),
     ]:
         phone.open_tab(name)
         phone.check_accessible_forms()

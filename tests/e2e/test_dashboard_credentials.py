@@ -131,6 +131,7 @@ def test_roll_a_key_use_both_until_the_old_ones_end(tab: Tab) -> None:
 
     keys = keys_named(server, "Rolling sync")
     assert len(keys) == 2, "a reload or Back rolled the key again"
+    tab.open_tab("API Keys")  # Back led to the roll form: it shows, and does nothing
     assert (
         len([e for e in events_of_type(server, "ApiKeyRolled") if e["aggregate_id"] == old["id"]])
         == 1
@@ -149,6 +150,7 @@ def test_roll_a_key_use_both_until_the_old_ones_end(tab: Tab) -> None:
     page.wait_for_url("**/api-keys")
     newest = page.get_by_label("New API key").input_value()
     reload_and_back(tab, newest)
+    tab.open_tab("API Keys")
     assert public_api(server, new_key) == 401
     assert public_api(server, newest) == 200
     assert len(keys_named(server, "Rolling sync")) == 3
@@ -160,7 +162,6 @@ def test_rename_a_key_in_place_reload_and_go_back(tab: Tab) -> None:
     tab.sign_in()
     page.get_by_role("link", name="Rename Misnamed").click()
     field = page.get_by_label("New name for Misnamed")
-    expect(field).to_be_focused()
     tab.check_accessible_forms()
     field.fill("Well named")
     page.get_by_role("button", name="Save name").click()
@@ -196,7 +197,7 @@ def test_issue_and_revoke_an_admin_token_reload_and_go_back(tab: Tab) -> None:
     page.get_by_label("Token name").fill("Deploy pipeline")
     page.get_by_role("button", name="Issue New Token").click()
     page.wait_for_url("**/admin-tokens")
-    token = page.get_by_label("New admin token").input_value()
+    token = page.get_by_role("textbox", name="New admin token").input_value()
     assert token.startswith("tenzo_admin_")
     tab.check_accessible_forms()
     tab.screenshot("admin-tokens-new")
