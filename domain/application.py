@@ -114,6 +114,9 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         first. Two revocations at once collide on the organization (see
         Organization.note_admin_token_revoked); the loser reads again."""
         for attempt in range(5):
+            # The organization first: a revocation saved after this read moves its
+            # version, so ours conflicts; one saved before it is in the tokens read next.
+            organization = self.get_organization(org_id)
             token = self.get_admin_token(org_id, token_id)
             if token.revoked:
                 return token
@@ -123,7 +126,6 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
                     f"The admin token {token.token_hint} is the organization's last active "
                     "one: issue another before revoking it."
                 )
-            organization = self.get_organization(org_id)
             token.revoke(actor=by)
             organization.note_admin_token_revoked(token_id=token.id, actor=by)
             try:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from threading import Barrier
 
 import pytest
+from eventsourcing.persistence import RecordConflictError
 
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from tests.support.applications import position, recorded_since, records_nothing
@@ -208,3 +211,26 @@ def test_a_key_expiring_within_seven_days_expires_soon(application, org):
     assert soon.expires_soon(now) and not later.expires_soon(now) and not never.expires_soon(now)
     application.revoke_api_key(org.id, soon.id, org.admin)
     assert not application.get_api_key(org.id, soon.id).expires_soon(now)  # revoked: no
+
+
+def test_two_rolls_of_one_key_at_once_make_one_new_key(application, org):
+    key, _ = application.create_api_key(org.id, "ci", None, org.admin)
+    barrier = Barrier(2)
+
+    def roll(_: int) -> str:
+        barrier.wait()
+        try:
+            application.roll_api_key(org.id, key.id, 24, org.admin)
+        except RecordConflictError:
+            return "conflict"
+        return "rolled"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(roll, range(2)))
+    keys = application.list_api_keys(org.id)[0]
+    # Either they collided (one new key), or one saw the other's roll first: both then
+    # rolled (the key is still active in its overlap) and recorded it in turn.
+    assert outcomes in (["conflict", "rolled"], ["rolled", "rolled"])
+    assert len(keys) == 1 + outcomes.count("rolled")
+    rolled = [k for k in keys if k.rolled_from == key.id]
+    assert application.get_api_key(org.id, key.id).rolled_to in {k.id for k in rolled}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
+from eventsourcing.persistence import RecordConflictError
 
 from domain.actors import OPERATOR
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -118,3 +121,29 @@ def test_a_bad_token_name_is_refused_and_records_nothing(application, org, name)
 
 def test_organizations_are_listed_oldest_first(application, org, other_org):
     assert [o.id for o in application.list_organizations()] == [org.id, other_org.id]
+
+
+def test_two_revocations_at_once_leave_one_token_active(application, org):
+    """Each revocation sees the other token active; they collide on the organization, and
+    the one that reads again finds its token the last active one."""
+    second, _ = application.issue_admin_token(org.id, "second", org.admin)
+    ids = [uuid.UUID(org.admin["id"]), second.id]
+    for _ in range(3):  # a few tries at the race; each must end with one token active
+        barrier = Barrier(2)
+
+        def revoke(token_id: uuid.UUID, barrier: Barrier = barrier) -> str:
+            barrier.wait()
+            try:
+                application.revoke_admin_token(org.id, token_id, OPERATOR)
+            except (Conflict, RecordConflictError):
+                return "refused"
+            return "revoked"
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(revoke, ids))
+        assert outcomes == ["refused", "revoked"]
+        active = [t for t in application.list_admin_tokens(org.id) if t.status == "active"]
+        assert len(active) == 1
+        # Start the next round with two active tokens again.
+        replacement, _ = application.issue_admin_token(org.id, "replacement", org.admin)
+        ids = [active[0].id, replacement.id]
