@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, cast
 from uuid import UUID
 
+from eventsourcing.persistence import RecordConflictError
 from flask import (
     Blueprint,
     Flask,
@@ -276,6 +277,9 @@ def roll_api_key(key_id: UUID) -> ResponseReturnValue:
         return redirect(url_for(".confirm_roll", key_id=key_id))
     except Conflict as error:  # revoked or expired meanwhile (or rolled in another tab)
         flash(str(error), "error")
+        return redirect(url_for(".api_keys"))
+    except RecordConflictError:  # another request changed the key at the same moment
+        flash("The key changed while it was being rolled: nothing was done.", "error")
         return redirect(url_for(".api_keys"))
     auth.reveal_once("new-key", f"{key.id} {plaintext}")
     return redirect(url_for(".api_keys"))
