@@ -166,7 +166,10 @@ def orgs_create(name: str) -> None:
         messages = error.messages_dict.get("name", [])
         raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
     application = build_application(Settings.from_env())
-    organization, token = application.create_organization(name, OPERATOR)
+    try:
+        organization, token = application.create_organization(name, OPERATOR)
+    finally:
+        application.close()  # stops the catalog's follower; closes the event store
     click.echo(
         json.dumps(
             {
