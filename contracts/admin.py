@@ -40,16 +40,67 @@ class ApiKeySchema(Schema):
     key_hint = fields.String(required=True, metadata={"example": "tenzo_pk_…a1B2"})
     created_at = fields.DateTime(required=True)
     expires_at = fields.DateTime(allow_none=True)
+    expires_soon = fields.Boolean(
+        required=True,
+        metadata={"description": "true for an active key whose expiry is within 7 days"},
+    )
     last_used_at = fields.DateTime(allow_none=True)
     usage_count = fields.Integer(required=True)
     status = fields.String(required=True, validate=validate.OneOf(["active", "expired", "revoked"]))
     revoked_at = fields.DateTime(allow_none=True)
+    rolled_from = fields.UUID(
+        allow_none=True, metadata={"description": "the key this one was rolled from"}
+    )
+    rolled_to = fields.UUID(
+        allow_none=True,
+        metadata={"description": "the key this one was rolled to (it expires at expires_at)"},
+    )
 
 
 class ApiKeyCreatedSchema(ApiKeySchema):
     key = fields.String(
         required=True, metadata={"description": "The key itself: shown in this response only"}
     )
+
+
+class ApiKeyRollSchema(Schema):
+    expires_in_hours = fields.Integer(
+        load_default=24,
+        strict=True,
+        validate=validate.Range(min=0, max=168),
+        metadata={
+            "description": "How long the old key keeps working, 0 to 168 hours (never past "
+            "its own expiry); 0 ends it at once."
+        },
+    )
+
+
+class ApiKeyRenameSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class AdminTokenSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    token_hint = fields.String(required=True, metadata={"example": "tenzo_admin_…a1B2"})
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(["active", "revoked"]))
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class AdminTokenCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class AdminTokenCreatedSchema(AdminTokenSchema):
+    token = fields.String(
+        required=True, metadata={"description": "The token itself: shown in this response only"}
+    )
+
+
+class AdminTokenListSchema(Schema):
+    items = fields.List(fields.Nested(AdminTokenSchema), required=True)
 
 
 KEY_PAGE_SIZE_MAX = 100

@@ -14,11 +14,11 @@ from eventsourcing.persistence import RecordConflictError
 from domain import credential_refusals as refusals
 from domain import credentials
 from domain.actors import Actor, actor
-from domain.api_keys import ApiKey
+from domain.api_keys import ROLL_OVERLAP_HOURS_MAX, ApiKey
 from domain.deliveries import DeliveryUseCases, RetryRule, TestEventRenderer
-from domain.errors import InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound
 from domain.fast_forward import FastForwardReads, HasNewerEvents
-from domain.organizations import AdminToken, Organization
+from domain.organizations import FIRST_TOKEN_NAME, AdminToken, Organization
 from domain.paging import page_of_ids
 from domain.ports import Catalog, ManyAggregates
 from domain.recruiting import RecruitingUseCases
@@ -81,15 +81,67 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
     def create_organization(self, name: str, by: Actor) -> tuple[Organization, str]:
         """Create an organization and its first admin token; return the token once."""
         organization = Organization(name=name, actor=by)
-        minted = credentials.mint(credentials.ADMIN_TOKEN_PREFIX)
-        token = AdminToken(
-            org_id=organization.id, token_hash=minted.hash, token_hint=minted.hint, actor=by
-        )
+        token, plaintext = _mint_admin_token(organization.id, FIRST_TOKEN_NAME, by)
         self.save(organization, token)
-        return organization, minted.plaintext
+        return organization, plaintext
 
     def get_organization(self, org_id: UUID) -> Organization:
         return self._get(Organization, org_id)
+
+    def list_organizations(self) -> list[Organization]:
+        """Every organization, oldest first (for the operator)."""
+        return [self.get_organization(org_id) for org_id in self.catalog.organization_ids()]
+
+    def issue_admin_token(self, org_id: UUID, name: str, by: Actor) -> tuple[AdminToken, str]:
+        """Issue another admin token for an organization (by one of its admins, or by the
+        operator to recover a lost one); return it and its plaintext, shown once."""
+        self.get_organization(org_id)  # NotFound for an organization that does not exist
+        name = _checked_name(name)
+        token, plaintext = _mint_admin_token(org_id, name, by)
+        self.save(token)
+        return token, plaintext
+
+    def list_admin_tokens(self, org_id: UUID) -> list[AdminToken]:
+        """The organization's admin tokens, newest first."""
+        ids: list[UUID] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = page_of_ids(self.catalog, org_id, "AdminToken", 100, cursor)
+            ids += page
+            if cursor is None:
+                return self._get_many(AdminToken, org_id, ids)
+
+    def get_admin_token(self, org_id: UUID, token_id: UUID) -> AdminToken:
+        return self._get_owned(AdminToken, org_id, token_id)
+
+    def revoke_admin_token(self, org_id: UUID, token_id: UUID, by: Actor) -> AdminToken:
+        """Revoke an admin token for good; revoking it again changes nothing. The
+        organization's last active token cannot be revoked (Conflict): issue another
+        first. Two revocations at once collide on the organization (see
+        Organization.note_admin_token_revoked); the loser reads again."""
+        for attempt in range(5):
+            # The organization first: a revocation saved after this read moves its
+            # version, so ours conflicts; one saved before it is in the tokens read next.
+            organization = self.get_organization(org_id)
+            token = self.get_admin_token(org_id, token_id)
+            if token.revoked:
+                return token
+            others = [t for t in self.list_admin_tokens(org_id) if t.id != token.id]
+            if not any(other.status == "active" for other in others):
+                raise Conflict(
+                    f"The admin token {token.token_hint} is the organization's last active "
+                    "one: issue another before revoking it."
+                )
+            token.revoke(actor=by)
+            organization.note_admin_token_revoked(token_id=token.id, actor=by)
+            try:
+                self.save(token, organization)
+            except RecordConflictError:
+                if attempt == 4:
+                    raise
+                continue
+            return token
+        raise AssertionError("unreachable")
 
     def has_organizations(self) -> bool:
         return bool(self.recorder.max_notification_id())
@@ -126,9 +178,7 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         self, org_id: UUID, name: str, expires_at: datetime | None, by: Actor
     ) -> tuple[ApiKey, str]:
         """Create a named key; return it and its plaintext, which is never shown again."""
-        name = name.strip()
-        if not 1 <= len(name) <= 100:
-            raise InvalidInput("Name must be 1 to 100 characters.", field="name")
+        name = _checked_name(name)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 expires_at = expires_at.replace(tzinfo=UTC)
@@ -169,6 +219,40 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
                 continue  # changed meanwhile (e.g. revoked by another request): read again
             return key
         raise AssertionError("unreachable")
+
+    def roll_api_key(
+        self, org_id: UUID, key_id: UUID, expires_in_hours: float, by: Actor
+    ) -> tuple[ApiKey, str]:
+        """Replace a key without downtime: a new key of the same name and no expiry,
+        returned with its plaintext (shown once); the old key works for
+        ``expires_in_hours`` more (never past its own expiry), then is refused. Both are
+        saved at once."""
+        if not 0 <= expires_in_hours <= ROLL_OVERLAP_HOURS_MAX:
+            raise InvalidInput(
+                f"expires_in_hours must be 0 to {ROLL_OVERLAP_HOURS_MAX}.",
+                field="expires_in_hours",
+            )
+        old = self.get_api_key(org_id, key_id)
+        now = self.clock()
+        minted = credentials.mint(credentials.API_KEY_PREFIX)
+        new = ApiKey(
+            org_id=org_id,
+            name=old.name,
+            key_hash=minted.hash,
+            key_hint=minted.hint,
+            expires_at=None,  # the new key lasts until it is revoked, or rolled in turn
+            actor=by,
+            rolled_from=old.id,
+        )
+        old.roll(now=now, overlap=timedelta(hours=expires_in_hours), rolled_to=new.id, actor=by)
+        self.save(old, new)  # a concurrent roll or revoke of the old key conflicts: 409
+        return new, minted.plaintext
+
+    def rename_api_key(self, org_id: UUID, key_id: UUID, name: str, by: Actor) -> ApiKey:
+        key = self.get_api_key(org_id, key_id)
+        key.rename(name=_checked_name(name), actor=by)
+        self.save(key)
+        return key
 
     def authenticate_api_key(self, presented: str) -> ApiKey:
         """Return the active key matching the presented plaintext, else raise Unauthorized
@@ -364,6 +448,22 @@ def _owned_by(org_id: UUID, aggregate: A) -> A:
     if getattr(aggregate, "org_id", None) != org_id:
         raise NotFound(type(aggregate).__name__)
     return aggregate
+
+
+def _checked_name(name: str) -> str:
+    """A key's or token's name, trimmed: 1 to 100 characters."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("Name must be 1 to 100 characters.", field="name")
+    return name
+
+
+def _mint_admin_token(org_id: UUID, name: str, by: Actor) -> tuple[AdminToken, str]:
+    minted = credentials.mint(credentials.ADMIN_TOKEN_PREFIX)
+    token = AdminToken(
+        org_id=org_id, token_hash=minted.hash, token_hint=minted.hint, actor=by, name=name
+    )
+    return token, minted.plaintext
 
 
 def _check_secret(secret: str | None) -> None:

@@ -23,6 +23,10 @@ class Catalog(Protocol):
     def close(self) -> None:
         """Stop keeping the indexes current (the application is closing)."""
 
+    def organization_ids(self) -> list[UUID]:
+        """Every organization's id, oldest first."""
+        ...
+
     def aggregate_ids(
         self,
         org_id: UUID,

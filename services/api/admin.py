@@ -14,6 +14,7 @@ from contracts import admin as schemas
 from contracts.audit import AuditPageSchema
 from domain.api_keys import ApiKey
 from domain.application import UNSET
+from domain.organizations import AdminToken
 from domain.webhooks import Webhook
 from services.api.auth import require_admin, require_operator
 from services.api.context import services
@@ -45,11 +46,36 @@ def _present_key(key: ApiKey, now: datetime, usage: Usage) -> dict[str, Any]:
         "key_hint": key.key_hint,
         "created_at": key.created_on,
         "expires_at": key.expires_at,
+        "expires_soon": key.expires_soon(now),
         "last_used_at": usage.last_used_at,
         "usage_count": usage.count,
         "status": key.status(now),
         "revoked_at": key.revoked_at,
+        "rolled_from": key.rolled_from,
+        "rolled_to": key.rolled_to,
     }
+
+
+def present_tokens(tokens: list[AdminToken]) -> list[dict[str, Any]]:
+    """Admin tokens as the API shows them; ``last_used_at`` from the usage counter that
+    counts API keys' uses (batched: no event, no write per request)."""
+    usages = services().usage.read_many(token.id for token in tokens)
+    return [
+        {
+            "id": token.id,
+            "name": token.name,
+            "token_hint": token.token_hint,
+            "created_at": token.created_on,
+            "last_used_at": usages[token.id].last_used_at,
+            "status": token.status,
+            "revoked_at": token.revoked_at,
+        }
+        for token in tokens
+    ]
+
+
+def present_token(token: AdminToken) -> dict[str, Any]:
+    return present_tokens([token])[0]
 
 
 def present_webhook(webhook: Webhook, now: datetime) -> dict[str, Any]:
@@ -83,6 +109,42 @@ def create_organization(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@blp.route("/organizations/<uuid:org_id>/admin-tokens", methods=["POST"])
+@require_operator
+@blp.arguments(schemas.AdminTokenCreateSchema)
+@blp.response(201, schemas.AdminTokenCreatedSchema)
+def issue_organization_admin_token(body: dict[str, Any], org_id: UUID) -> dict[str, Any]:
+    """Issue an admin token for an organization: how the operator recovers a lost one."""
+    token, plaintext = services().application.issue_admin_token(org_id, body["name"], g.actor)
+    return present_token(token) | {"token": plaintext}
+
+
+# -- admin tokens ---------------------------------------------------------------------
+
+
+@blp.route("/admin-tokens", methods=["GET"])
+@require_admin
+@blp.response(200, schemas.AdminTokenListSchema)
+def list_admin_tokens() -> dict[str, Any]:
+    return {"items": present_tokens(services().application.list_admin_tokens(g.org_id))}
+
+
+@blp.route("/admin-tokens", methods=["POST"])
+@require_admin
+@blp.arguments(schemas.AdminTokenCreateSchema)
+@blp.response(201, schemas.AdminTokenCreatedSchema)
+def issue_admin_token(body: dict[str, Any]) -> dict[str, Any]:
+    token, plaintext = services().application.issue_admin_token(g.org_id, body["name"], g.actor)
+    return present_token(token) | {"token": plaintext}
+
+
+@blp.route("/admin-tokens/<uuid:token_id>/revoke", methods=["POST"])
+@require_admin
+@blp.response(200, schemas.AdminTokenSchema)
+def revoke_admin_token(token_id: UUID) -> dict[str, Any]:
+    return present_token(services().application.revoke_admin_token(g.org_id, token_id, g.actor))
+
+
 # -- API keys -------------------------------------------------------------------------
 
 
@@ -114,6 +176,28 @@ def list_api_keys(query: dict[str, Any]) -> dict[str, Any]:
 def get_api_key(key_id: UUID) -> dict[str, Any]:
     application = services().application
     return present_key(application.get_api_key(g.org_id, key_id), application.clock())
+
+
+@blp.route("/api-keys/<uuid:key_id>", methods=["PATCH"])
+@require_admin
+@blp.arguments(schemas.ApiKeyRenameSchema)
+@blp.response(200, schemas.ApiKeySchema)
+def rename_api_key(body: dict[str, Any], key_id: UUID) -> dict[str, Any]:
+    application = services().application
+    key = application.rename_api_key(g.org_id, key_id, body["name"], g.actor)
+    return present_key(key, application.clock())
+
+
+@blp.route("/api-keys/<uuid:key_id>/roll", methods=["POST"])
+@require_admin
+@blp.arguments(schemas.ApiKeyRollSchema)
+@blp.response(201, schemas.ApiKeyCreatedSchema)
+def roll_api_key(body: dict[str, Any], key_id: UUID) -> dict[str, Any]:
+    """Roll a key: a new key of the same name (shown once); the old one keeps working
+    for ``expires_in_hours`` (never past its own expiry), then is refused."""
+    application = services().application
+    key, plaintext = application.roll_api_key(g.org_id, key_id, body["expires_in_hours"], g.actor)
+    return present_key(key, application.clock()) | {"key": plaintext}
 
 
 @blp.route("/api-keys/<uuid:key_id>/revoke", methods=["POST"])

@@ -13,6 +13,7 @@ from contracts.problem import PROBLEM_CONTENT_TYPE, ProblemSchema
 from domain.errors import Unauthorized
 from services.api import admin, delivery_routes, metrics, ops, problem_types, public
 from services.api.context import ApiServices
+from services.api.dashboard import admin_tokens as _admin_tokens  # noqa: F401 (its routes)
 from services.api.dashboard import views as dashboard
 from services.api.operation_ids import OperationIds
 from services.api.problems import problem, register_problem_handlers

@@ -1,5 +1,10 @@
 """API-key usage: counters that are not audit facts, kept beside the event store.
 
+Admin tokens' ``last_used_at`` is counted here too, under the token's id (ids of keys
+and tokens are derived from distinct hashes, so they never collide): a use is not an
+audit fact, and an event per admin request would grow the history without telling
+anyone anything.
+
 Counting must not add a write to every request, nor serialise requests: each process
 batches in memory (a lock-protected dict, key id → count and last use) and a daemon
 thread flushes the batch at least once a second, and again when the process stops

@@ -11,15 +11,17 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import click
 from eventsourcing.persistence import Notification
 from marshmallow import ValidationError
 
-from contracts.admin import OrganizationCreateSchema
+from contracts.admin import AdminTokenCreateSchema, OrganizationCreateSchema
 from contracts.audit import audit_item
 from contracts.json_text import is_storable
 from domain.actors import OPERATOR, SYSTEM
+from domain.errors import InvalidInput, NotFound
 from services.bootstrap import build_api, build_application
 from services.infrastructure.broker import broker_display
 from services.infrastructure.log_redaction import RedactCredentials
@@ -69,6 +71,10 @@ def serve() -> None:
         organization, token = application.create_organization("Demo organization", SYSTEM)
         click.echo(f"Created the demo organization {organization.name!r} ({organization.id}).")
         click.echo(f"Admin token (shown once, keep it): {token}")
+        click.echo(
+            "Lost it? `tenzo orgs issue-admin-token "
+            f"{organization.id}` issues another (README: Recovering a lost admin token)."
+        )
     _prepare_broker(settings)
     stop_background = start_in_background(settings, application)  # relay and dispatcher
 
@@ -160,7 +166,10 @@ def orgs_create(name: str) -> None:
         messages = error.messages_dict.get("name", [])
         raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="NAME") from None
     application = build_application(Settings.from_env())
-    organization, token = application.create_organization(name, OPERATOR)
+    try:
+        organization, token = application.create_organization(name, OPERATOR)
+    finally:
+        application.close()  # stops the catalog's follower; closes the event store
     click.echo(
         json.dumps(
             {
@@ -168,6 +177,65 @@ def orgs_create(name: str) -> None:
                 "name": organization.name,
                 "created_at": organization.created_on.isoformat(),
                 "admin_token": token,
+            }
+        )
+    )
+
+
+@orgs.command("list")
+def orgs_list() -> None:
+    """Print every organization as a JSON line: id, name, created_at, active admin tokens."""
+    application = build_application(Settings.from_env())
+    try:
+        for organization in application.list_organizations():
+            tokens = application.list_admin_tokens(organization.id)
+            line = {
+                "id": str(organization.id),
+                "name": organization.name,
+                "created_at": organization.created_on.isoformat(),
+                "active_admin_tokens": sum(token.status == "active" for token in tokens),
+            }
+            click.echo(json.dumps(line))
+    finally:
+        application.close()
+
+
+@orgs.command("issue-admin-token")
+@click.argument("org_id", type=click.UUID)
+@click.option(
+    "--name",
+    default="Issued by the operator",
+    show_default=True,
+    help="What the token is for (1 to 100 characters).",
+)
+def orgs_issue_admin_token(org_id: UUID, name: str) -> None:
+    """Issue an admin token for an organization (to recover a lost one); print it as JSON,
+    shown once. Revoke the lost token in the dashboard's Admin tokens tab afterwards."""
+    if not is_storable(name):
+        raise click.BadParameter("not UTF-8 text, or holds NUL", param_hint="--name")
+    try:  # the rules of POST /admin/v1/organizations/{id}/admin-tokens
+        name = AdminTokenCreateSchema().load({"name": name})["name"]
+    except ValidationError as error:
+        messages = error.messages_dict.get("name", [])
+        raise click.BadParameter(" ".join(str(m) for m in messages), param_hint="--name") from None
+    application = build_application(Settings.from_env())
+    try:
+        token, plaintext = application.issue_admin_token(org_id, name, OPERATOR)
+    except NotFound:
+        raise click.ClickException(f"No organization {org_id} (see `tenzo orgs list`).") from None
+    except InvalidInput as error:
+        raise click.BadParameter(str(error), param_hint="--name") from None
+    finally:
+        application.close()
+    click.echo(
+        json.dumps(
+            {
+                "id": str(token.id),
+                "org_id": str(org_id),
+                "name": token.name,
+                "token_hint": token.token_hint,
+                "created_at": token.created_on.isoformat(),
+                "admin_token": plaintext,
             }
         )
     )

@@ -160,6 +160,17 @@ class Catalog:
 
     # -- queries ------------------------------------------------------------------------
 
+    def organization_ids(self) -> list[UUID]:
+        """Every organization's id, oldest first (an operator's listing): waits, as an
+        organization's read does, for a catalog that is nearly caught up with the log."""
+        self.wait_for_writes(UUID(int=0))  # no organization's mark: the log's newest
+        rows = self.tables.read(
+            "SELECT aggregate_id FROM tenzo_catalog WHERE aggregate_type = :type "
+            "ORDER BY position ASC",
+            {"type": "Organization"},
+        )
+        return [UUID(row["aggregate_id"]) for row in rows]
+
     def aggregate_ids(
         self,
         org_id: UUID,

@@ -187,3 +187,46 @@ def test_revocation_through_one_worker_is_refused_by_every_worker(server):
     assert datetime.now(UTC) - last_used < timedelta(seconds=10)
 
     assert key["key"] not in server.log.read_text()
+
+
+def test_a_key_rolled_through_one_worker_ends_in_every_worker(server):
+    """SPEC 9: the old key of a roll works in every worker until its end, and is refused
+    by every worker from the very next request after it (here: rolled again with 0 h)."""
+    status, org, _ = server.call(
+        "POST", "/admin/v1/organizations", OPERATOR_TOKEN, {"name": "Rolling Ltd"}
+    )
+    assert status == 201
+    admin = org["admin_token"]
+    status, old, _ = server.call("POST", "/admin/v1/api-keys", admin, {"name": "ats"})
+    assert status == 201
+    status, new, _ = server.call(
+        "POST", f"/admin/v1/api-keys/{old['id']}/roll", admin, {"expires_in_hours": 1}
+    )
+    assert status == 201 and new["rolled_from"] == old["id"]
+
+    served_by: dict[str, set[int]] = {"old": set(), "new": set()}
+    for attempt in range(400):
+        for which, key in (("old", old), ("new", new)):
+            status, _, worker = server.call("GET", "/v1/jobs", key["key"])
+            assert status == 200, f"worker {worker} refused the {which} key during the overlap"
+            served_by[which].add(worker)
+        if all(len(workers) == WORKERS for workers in served_by.values()) and attempt >= 10:
+            break
+    else:
+        raise AssertionError("the requests never reached both workers")
+
+    # Rolling the new key with no overlap ends it at once, in every worker.
+    status, newest, _ = server.call(
+        "POST", f"/admin/v1/api-keys/{new['id']}/roll", admin, {"expires_in_hours": 0}
+    )
+    assert status == 201
+    refused_by: set[int] = set()
+    for _ in range(400):
+        status, body, worker = server.call("GET", "/v1/jobs", new["key"])
+        assert status == 401 and "expired" in body["detail"], f"worker {worker} accepted it"
+        refused_by.add(worker)
+        if len(refused_by) == WORKERS:
+            break
+    assert refused_by == served_by["new"]
+    assert server.call("GET", "/v1/jobs", newest["key"])[0] == 200
+    assert server.call("GET", "/v1/jobs", old["key"])[0] == 200  # its own overlap goes on

@@ -19,6 +19,13 @@ def test_the_readme_walk_through_works_as_written(tmp_path: Path) -> None:
     )
 
 
+def test_the_rolling_and_admin_token_walk_through_works_as_written(tmp_path: Path) -> None:
+    server_output = run_walk_through(
+        "## Walk-through: rolling and renaming keys, admin tokens", tmp_path, min_steps=8
+    )
+    assert "tenzo_pk_" not in server_output.replace("tenzo_pk_…", "")
+
+
 def test_the_public_api_walk_through_works_as_written(tmp_path: Path) -> None:
     server_output = run_walk_through("## Public API walk-through", tmp_path, min_steps=6)
     assert "tenzo_pk_" not in server_output.replace("tenzo_pk_…", "")

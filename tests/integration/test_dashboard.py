@@ -324,8 +324,9 @@ def test_key_form_errors_are_the_apis(signed_in, client, org, application, form,
     api = client.post("/admin/v1/api-keys", json=api_body, headers=org.headers)
     assert api.status_code == 422
     before = history(application)
-    response = signed_in.post("/api-keys", form)
-    assert response.status_code == 200
+    refused = signed_in.post("/api-keys", form)
+    assert refused.status_code == 302  # to the page that shows the errors: Back works
+    response = signed_in.get("/api-keys")
     shown = field_errors(response)
     assert shown[field.replace("expires_at", "expires_on")] == " ".join(api.json["errors"][field])
     assert history(application) == before
@@ -333,9 +334,11 @@ def test_key_form_errors_are_the_apis(signed_in, client, org, application, form,
 
 def test_a_bad_expiry_date_is_refused(signed_in, application):
     before = history(application)
-    response = signed_in.post("/api-keys", {"name": "x", "expires_on": "31/12/2099"})
-    assert response.status_code == 200
+    refused = signed_in.post("/api-keys", {"name": "x", "expires_on": "31/12/2099"})
+    assert refused.status_code == 302
+    response = signed_in.get("/api-keys")
     assert field_errors(response) == {"expires_on": "Not a valid date."}
+    assert field_errors(signed_in.get("/api-keys")) == {}  # shown once
     assert history(application) == before
 
 

@@ -34,9 +34,10 @@ from services.bootstrap import build_api, build_application
 from services.settings import Settings
 
 OPERATOR_TOKEN = "operator-fuzz-token"
-# The foundation's admin endpoints (deliveries and the test event have tests of their
-# own) and the Public API.
-FUZZED_PATHS = r"^(/admin/v1/(organizations|api-keys.*|webhook|events.*)|/v1/.*)$"
+# The foundation's admin endpoints, the credential lifecycle's (admin tokens, operator
+# recovery, roll and rename; deliveries and the test event have tests of their own) and
+# the Public API.
+FUZZED_PATHS = r"^(/admin/v1/(organizations.*|admin-tokens.*|api-keys.*|webhook|events.*)|/v1/.*)$"
 
 DATA_DIR = tempfile.mkdtemp(prefix="tenzo-fuzz-")
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)  # also when only collected

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from threading import Barrier
 
 import pytest
+from eventsourcing.persistence import RecordConflictError
 
-from domain.errors import InvalidInput, NotFound, Unauthorized
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from tests.support.applications import position, recorded_since, records_nothing
 
 
@@ -108,3 +111,126 @@ def test_another_organizations_key_does_not_exist(application, org, other_org):
         with pytest.raises(NotFound):
             application.get_api_key(org.id, uuid.uuid4())
     assert application.authenticate_api_key(plaintext).id == key.id  # untouched
+
+
+# -- rolling, renaming, expiring soon (SPEC 9) -------------------------------------------
+
+
+def test_rolling_a_key_makes_a_new_one_and_ends_the_old_one_after_the_overlap(application, org):
+    old, old_plaintext = application.create_api_key(org.id, "ATS sync", None, org.admin)
+    now = datetime.now(UTC)
+    application.clock = lambda: now
+    before = position(application)
+
+    new, new_plaintext = application.roll_api_key(org.id, old.id, 24, org.admin)
+
+    assert recorded_since(application, before) == ["ApiKey.Rolled", "ApiKey.Created"]
+    assert new.name == "ATS sync" and new.rolled_from == old.id and new.expires_at is None
+    assert new_plaintext != old_plaintext and new.id != old.id
+    stored_old = application.get_api_key(org.id, old.id)
+    assert stored_old.rolled_to == new.id
+    assert stored_old.expires_at == now + timedelta(hours=24)
+    # Both work during the overlap...
+    application.clock = lambda: now + timedelta(hours=24) - timedelta(microseconds=1)
+    assert application.authenticate_api_key(old_plaintext).id == old.id
+    assert application.authenticate_api_key(new_plaintext).id == new.id
+    # ...and the old one is refused from the very moment it ends.
+    application.clock = lambda: now + timedelta(hours=24)
+    with records_nothing(application), pytest.raises(Unauthorized, match="expired"):
+        application.authenticate_api_key(old_plaintext)
+    assert application.authenticate_api_key(new_plaintext).id == new.id
+    assert [k.id for k in application.list_api_keys(org.id)[0]] == [new.id, old.id]
+
+
+def test_rolling_with_no_overlap_ends_the_old_key_at_once(application, org):
+    old, old_plaintext = application.create_api_key(org.id, "leaked", None, org.admin)
+    new, new_plaintext = application.roll_api_key(org.id, old.id, 0, org.admin)
+    with pytest.raises(Unauthorized, match="expired"):
+        application.authenticate_api_key(old_plaintext)
+    assert application.authenticate_api_key(new_plaintext).id == new.id
+
+
+def test_rolling_never_extends_the_old_keys_own_expiry(application, org):
+    ends = datetime.now(UTC) + timedelta(hours=2)
+    old, _ = application.create_api_key(org.id, "short", ends, org.admin)
+    application.roll_api_key(org.id, old.id, 168, org.admin)
+    assert application.get_api_key(org.id, old.id).expires_at == ends
+
+
+def test_a_revoked_or_expired_key_cannot_be_rolled(application, org):
+    revoked, _ = application.create_api_key(org.id, "revoked", None, org.admin)
+    application.revoke_api_key(org.id, revoked.id, org.admin)
+    expiring, _ = application.create_api_key(
+        org.id, "expiring", datetime.now(UTC) + timedelta(seconds=30), org.admin
+    )
+    application.clock = lambda: datetime.now(UTC) + timedelta(minutes=1)
+    for key in (revoked, expiring):
+        with records_nothing(application), pytest.raises(Conflict):
+            application.roll_api_key(org.id, key.id, 24, org.admin)
+
+
+@pytest.mark.parametrize("hours", [-1, 168.5, 1000])
+def test_an_overlap_out_of_range_is_refused_and_records_nothing(application, org, hours):
+    key, _ = application.create_api_key(org.id, "ci", None, org.admin)
+    with records_nothing(application), pytest.raises(InvalidInput) as refused:
+        application.roll_api_key(org.id, key.id, hours, org.admin)
+    assert refused.value.field == "expires_in_hours"
+
+
+def test_another_organizations_key_cannot_be_rolled_or_renamed(application, org, other_org):
+    key, _ = application.create_api_key(org.id, "ours", None, org.admin)
+    with records_nothing(application):
+        with pytest.raises(NotFound):
+            application.roll_api_key(other_org.id, key.id, 24, other_org.admin)
+        with pytest.raises(NotFound):
+            application.rename_api_key(other_org.id, key.id, "theirs", other_org.admin)
+
+
+def test_renaming_a_key_records_it_and_the_same_name_records_nothing(application, org):
+    key, plaintext = application.create_api_key(org.id, "old name", None, org.admin)
+    before = position(application)
+    renamed = application.rename_api_key(org.id, key.id, "  new name ", org.admin)
+    assert recorded_since(application, before) == ["ApiKey.Renamed"]
+    assert renamed.name == "new name"
+    assert application.get_api_key(org.id, key.id).name == "new name"
+    with records_nothing(application):
+        application.rename_api_key(org.id, key.id, "new name", org.admin)
+        with pytest.raises(InvalidInput):
+            application.rename_api_key(org.id, key.id, " ", org.admin)
+    assert application.authenticate_api_key(plaintext).id == key.id
+
+
+def test_a_key_expiring_within_seven_days_expires_soon(application, org):
+    now = datetime.now(UTC)
+    application.clock = lambda: now
+    soon, _ = application.create_api_key(org.id, "soon", now + timedelta(days=7), org.admin)
+    later, _ = application.create_api_key(
+        org.id, "later", now + timedelta(days=7, seconds=1), org.admin
+    )
+    never, _ = application.create_api_key(org.id, "never", None, org.admin)
+    assert soon.expires_soon(now) and not later.expires_soon(now) and not never.expires_soon(now)
+    application.revoke_api_key(org.id, soon.id, org.admin)
+    assert not application.get_api_key(org.id, soon.id).expires_soon(now)  # revoked: no
+
+
+def test_two_rolls_of_one_key_at_once_make_one_new_key(application, org):
+    key, _ = application.create_api_key(org.id, "ci", None, org.admin)
+    barrier = Barrier(2)
+
+    def roll(_: int) -> str:
+        barrier.wait()
+        try:
+            application.roll_api_key(org.id, key.id, 24, org.admin)
+        except RecordConflictError:
+            return "conflict"
+        return "rolled"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(roll, range(2)))
+    keys = application.list_api_keys(org.id)[0]
+    # Either they collided (one new key), or one saw the other's roll first: both then
+    # rolled (the key is still active in its overlap) and recorded it in turn.
+    assert outcomes in (["conflict", "rolled"], ["rolled", "rolled"])
+    assert len(keys) == 1 + outcomes.count("rolled")
+    rolled = [k for k in keys if k.rolled_from == key.id]
+    assert application.get_api_key(org.id, key.id).rolled_to in {k.id for k in rolled}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
@@ -53,6 +53,32 @@ def relative(value: Any, now: datetime) -> str:
             text = f"{count} {unit}{'' if count == 1 else 's'}"
             return f"in {text}" if future else f"{text} ago"
     return "just now"  # unreachable: every duration of a minute or more has a unit
+
+
+def expiry(value: Any) -> str:
+    """An expiry as the person chose it: ``Jan 31, 2027, end of day UTC`` for a key that
+    expires as Feb 1 begins (a date alone means the end of that day, SPEC 13), else
+    ``Jan 31, 2027, 17:00 UTC``."""
+    moment = as_datetime(value)
+    if moment is None:
+        return ""
+    if moment.time() == time(0):
+        day = moment.date() - timedelta(days=1)
+        return f"{day:%b} {day.day}, {day.year}, end of day UTC"
+    return f"{moment:%b} {moment.day}, {moment.year}, {moment:%H:%M} UTC"
+
+
+def hours_left(value: Any, now: datetime) -> str:
+    """``in 23 h``, ``in 40 min``, ``in less than a minute``: an overlap's countdown."""
+    moment = as_datetime(value)
+    if moment is None:
+        return ""
+    seconds = (moment - now).total_seconds()
+    if seconds < 60:
+        return "in less than a minute" if seconds > 0 else "now"
+    if seconds < 3600:
+        return f"in {int(seconds // 60)} min"
+    return f"in {int(seconds // 3600)} h"
 
 
 def start_of_day(day: date) -> datetime:

@@ -36,6 +36,7 @@ CSRF_FIELD = "csrf_token"
 _TOKEN_ID = "admin_token_id"
 _SIGNED_IN_AT = "signed_in_at"
 _REVEAL = "reveal"
+_FORM = "form"
 
 
 class CsrfRefused(Exception):
@@ -119,6 +120,8 @@ def signed_in() -> bool:
         session.clear()
         return False
     g.org_id, g.actor = org_id, actor
+    # the token's last_used_at, as the admin API counts it (batched, no event)
+    services().usage.record(UUID(token_id), services().application.clock())
     return True
 
 
@@ -136,6 +139,22 @@ def take_revealed(what: str) -> str | None:
         return None
     session.pop(_REVEAL)
     return _cipher().decrypt(base64.b64decode(kept["sealed"])).decode("utf-8")
+
+
+def keep_form(what: str, values: dict[str, str], errors: dict[str, list[str]]) -> None:
+    """Keep a refused form's values and errors for the page the POST redirects to, so
+    that page is a GET: Back and reload never meet a POST's answer ("Confirm Form
+    Resubmission"). Only for forms without secrets (the cookie is signed, not sealed)."""
+    session[_FORM] = {"what": what, "values": values, "errors": errors}
+
+
+def take_form(what: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """What ``keep_form`` kept for ``what`` (values, errors), once; empty after that."""
+    kept = session.get(_FORM)
+    if not isinstance(kept, dict) or kept.get("what") != what:
+        return {}, {}
+    session.pop(_FORM)
+    return dict(kept.get("values") or {}), dict(kept.get("errors") or {})
 
 
 def _cipher() -> Any:

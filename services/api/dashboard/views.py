@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, cast
 from uuid import UUID
 
+from eventsourcing.persistence import RecordConflictError
 from flask import (
     Blueprint,
     Flask,
@@ -40,7 +41,7 @@ from services.api.admin import present_key, present_keys, present_webhook
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
-from services.api.dashboard.format import exact, field_errors, relative
+from services.api.dashboard.format import exact, expiry, field_errors, hours_left, relative
 from services.api.delivery_routes import present_delivery
 
 log = logging.getLogger("tenzo.dashboard")
@@ -91,6 +92,8 @@ def _helpers() -> dict[str, Any]:
         "dashboard_endpoints": current_app.view_functions.keys(),
         "csrf_token": auth.csrf_token,
         "exact": exact,
+        "expiry": expiry,
+        "hours_left": lambda value: hours_left(value, now),
         "relative": lambda value: relative(value, now),
     }
 
@@ -153,6 +156,7 @@ def sign_out() -> ResponseReturnValue:
 def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     application = services().application
     given = {"cursor": request.args["cursor"]} if request.args.get("cursor") else {}
+    hide_revoked = request.args.get("hide") == "revoked"
     keys: list[Any] = []
     next_cursor, errors = None, {}
     try:  # the admin API's rules, and so its messages
@@ -163,11 +167,19 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     except CatalogBehind as behind:  # the page (and a key just made) shows all the same
         log.warning("dashboard key list: %s", behind)
         errors = {"list": [str(behind)]}
+    shown = present_keys(keys, application.clock())
+    hidden = 0
+    if hide_revoked:  # a page of the list, less its revoked keys
+        hidden = sum(key["status"] == "revoked" for key in shown)
+        shown = [key for key in shown if key["status"] != "revoked"]
     return _page(
         "dashboard/api_keys.html",
         status,
         tab="keys",
-        keys=present_keys(keys, application.clock()),
+        keys=shown,
+        hide_revoked=hide_revoked,
+        hidden=hidden,
+        renaming=request.args.get("rename"),  # the key whose name is being edited in place
         cursor=given.get("cursor"),
         next_cursor=next_cursor,
         page_errors=errors,
@@ -175,11 +187,19 @@ def _keys_page(status: int = 200, **context: Any) -> ResponseReturnValue:
     )
 
 
+def _keys_url(**args: Any) -> str:
+    """The keys page, keeping its filter (the form's hidden ``hide`` field)."""
+    if request.values.get("hide") == "revoked":
+        args["hide"] = "revoked"
+    return url_for(".api_keys", **args)
+
+
 @blp.get("/api-keys")
 def api_keys() -> ResponseReturnValue:
+    form, errors = auth.take_form("new-key")  # a refused form, after its redirect
     revealed = auth.take_revealed("new-key")
     if revealed is None:
-        return _keys_page()
+        return _keys_page(form=form, errors=errors)
     key_id, plaintext = revealed.split(" ", 1)
     application = services().application
     key = application.get_api_key(g.org_id, UUID(key_id))
@@ -205,7 +225,62 @@ def generate_api_key() -> ResponseReturnValue:
         errors = field_errors(error)
         if "expires_at" in errors:
             errors["expires_on"] = errors.pop("expires_at")
-        return _keys_page(FORM_SHOWN_AGAIN, form=form, errors=errors)
+        auth.keep_form("new-key", form, errors)  # shown by the page it redirects to
+        return redirect(url_for(".api_keys", _anchor="generate-title"))
+    auth.reveal_once("new-key", f"{key.id} {plaintext}")
+    return redirect(url_for(".api_keys"))
+
+
+@blp.post("/api-keys/<uuid:key_id>/rename")
+def rename_api_key(key_id: UUID) -> ResponseReturnValue:
+    """Rename in place (the row's form); the answer is a redirect, whatever happened."""
+    application = services().application
+    try:
+        valid = schemas.ApiKeyRenameSchema().load({"name": request.form.get("name", "")})
+        key = application.rename_api_key(g.org_id, key_id, valid["name"], g.actor)
+    except (ValidationError, InvalidInput) as error:
+        messages = [message for found in field_errors(error).values() for message in found]
+        flash("The key was not renamed: " + " ".join(messages), "error")
+    else:
+        flash(f"The key {key.key_hint} is now named “{key.name}”.")
+    return redirect(_keys_url())
+
+
+@blp.get("/api-keys/<uuid:key_id>/roll")
+def confirm_roll(key_id: UUID) -> ResponseReturnValue:
+    application = services().application
+    key = present_key(application.get_api_key(g.org_id, key_id), application.clock())
+    if key["status"] != "active":
+        flash(f"The key “{key['name']}” is {key['status']}: only an active key can be rolled.")
+        return redirect(url_for(".api_keys"))
+    form, errors = auth.take_form(f"roll {key_id}")  # a refused form, after its redirect
+    return _page("dashboard/roll_key.html", tab="keys", key=key, form=form, errors=errors)
+
+
+@blp.post("/api-keys/<uuid:key_id>/roll")
+def roll_api_key(key_id: UUID) -> ResponseReturnValue:
+    """Roll a key; the new one is shown once, after a redirect (Post/Redirect/Get)."""
+    application = services().application
+    hours = request.form.get("expires_in_hours", "").strip()
+    try:
+        try:
+            valid = schemas.ApiKeyRollSchema().load({"expires_in_hours": int(hours)})
+        except ValueError:
+            raise InvalidInput(
+                "Enter a whole number of hours, 0 to 168.", field="expires_in_hours"
+            ) from None
+        key, plaintext = application.roll_api_key(
+            g.org_id, key_id, valid["expires_in_hours"], g.actor
+        )
+    except (ValidationError, InvalidInput) as error:
+        auth.keep_form(f"roll {key_id}", {"expires_in_hours": hours}, field_errors(error))
+        return redirect(url_for(".confirm_roll", key_id=key_id))
+    except Conflict as error:  # revoked or expired meanwhile (or rolled in another tab)
+        flash(str(error), "error")
+        return redirect(url_for(".api_keys"))
+    except RecordConflictError:  # another request changed the key at the same moment
+        flash("The key changed while it was being rolled: nothing was done.", "error")
+        return redirect(url_for(".api_keys"))
     auth.reveal_once("new-key", f"{key.id} {plaintext}")
     return redirect(url_for(".api_keys"))
 
@@ -221,7 +296,7 @@ def confirm_revoke(key_id: UUID) -> ResponseReturnValue:
 def revoke_api_key(key_id: UUID) -> ResponseReturnValue:
     key = services().application.revoke_api_key(g.org_id, key_id, g.actor)
     flash(f"The key “{key.name}” ({key.key_hint}) is revoked.")
-    return redirect(url_for(".api_keys"))
+    return redirect(_keys_url())
 
 
 # -- webhook ----------------------------------------------------------------------------
