@@ -19,6 +19,35 @@ class AttemptSchema(Schema):
     response_excerpt = fields.String(
         required=True, metadata={"description": "the first 1 KiB of the response body"}
     )
+    cause = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "one plain sentence saying what went wrong and what to check "
+            "(with the address and port where it matters); null on success",
+            "example": "Connection refused by 203.0.113.5:443 — is your server listening "
+            "on that port?",
+        },
+    )
+    request_headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "the headers exactly as sent, signatures included"},
+    )
+    response_headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={
+            "description": "the response headers as received (at most 4 KiB kept); headers "
+            "that may carry the receiver's secrets (Set-Cookie, Authorization, …) are "
+            "masked; empty when nothing answered"
+        },
+    )
+    run = fields.Integer(
+        required=True,
+        metadata={"description": "1 for the first series of attempts, 2, 3… for redeliveries"},
+    )
 
 
 class DeliverySchema(Schema):
@@ -30,6 +59,17 @@ class DeliverySchema(Schema):
     attempts = fields.List(fields.Nested(AttemptSchema), required=True)
     created_at = fields.DateTime(required=True)
     completed_at = fields.DateTime(allow_none=True)
+    request_body = fields.String(
+        required=True, metadata={"description": "the exact bytes POSTed (UTF-8 JSON)"}
+    )
+    next_attempt_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "when the next attempt is due; null once the delivery ended"},
+    )
+    run = fields.Integer(
+        required=True,
+        metadata={"description": "the current series: 1, then 2, 3… after each redelivery"},
+    )
 
 
 class DeliveryPageSchema(Schema):

@@ -83,6 +83,11 @@ class AttemptRecord(TypedDict):
     duration_ms: int
     error: str | None
     response_excerpt: str
+    cause: str | None
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    run: int
+    """The series it belongs to: 1 for the first, 2 for the first redelivery, …"""
 
 
 class Delivery(Aggregate):
@@ -122,8 +127,15 @@ class Delivery(Aggregate):
         error: str | None,
         response_excerpt: str,
         actor: Actor,
+        cause: str | None = None,
+        request_headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> int:
-        """Record the next attempt of the current series; return its number."""
+        """Record the next attempt of the current series; return its number.
+
+        ``request_headers`` as sent and ``response_headers`` as kept (secrets masked,
+        capped) by the sender; the body sent is the delivery's own and is not repeated.
+        """
         if self.status != "pending":
             raise Conflict(f"delivery is {self.status}, not pending")
         number = self.next_attempt_number
@@ -135,6 +147,9 @@ class Delivery(Aggregate):
             error=error,
             response_excerpt=response_excerpt,
             actor=actor,
+            cause=cause,
+            request_headers=request_headers,
+            response_headers=response_headers,
         )
         return number
 
@@ -148,6 +163,10 @@ class Delivery(Aggregate):
         error: str | None,
         response_excerpt: str,
         actor: Actor,
+        # Absent from attempts recorded before SPEC 10's detail: None then.
+        cause: str | None = None,
+        request_headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> None:
         self.attempts.append(
             {
@@ -157,6 +176,10 @@ class Delivery(Aggregate):
                 "duration_ms": duration_ms,
                 "error": error,
                 "response_excerpt": response_excerpt,
+                "cause": cause if cause is not None else error,
+                "request_headers": request_headers or {},
+                "response_headers": response_headers or {},
+                "run": self.series,
             }
         )
 
@@ -220,6 +243,13 @@ class Delivery(Aggregate):
         self.status = "pending"
 
     # -- queries ----------------------------------------------------------------------
+
+    def next_attempt_at(self, retry: RetryRule) -> datetime | None:
+        """When the next attempt of a pending delivery is due (None once it has ended,
+        or when its attempts are all made and only the outcome is left to record)."""
+        if self.status != "pending" or retry.attempts_over(self.attempts_in_series):
+            return None
+        return self.next_attempt_due(retry)
 
     @property
     def next_attempt_number(self) -> int:

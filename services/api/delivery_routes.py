@@ -22,6 +22,7 @@ blp = Blueprint(
 
 
 def present_delivery(delivery: Delivery) -> dict[str, Any]:
+    retry = services().application.retry
     return {
         "id": delivery.id,
         "event_id": delivery.event_id,
@@ -31,6 +32,9 @@ def present_delivery(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "created_at": delivery.created_on,
         "completed_at": delivery.completed_at,
+        "request_body": delivery.body,
+        "next_attempt_at": delivery.next_attempt_at(retry),
+        "run": delivery.series,
     }
 
 

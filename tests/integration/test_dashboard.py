@@ -506,14 +506,19 @@ def test_a_test_event_needs_delivery_switched_on(signed_in, application, org):
 def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, application, org):
     application.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
     response = signed_in.post("/webhook/test")
-    assert response.status_code == 302
-    delivery_id = response.headers["Location"].rsplit("/", 1)[1]
+    assert response.status_code == 302  # Post/Redirect/Get: a reload repeats nothing
+    location = response.headers["Location"]
+    assert location.endswith("?sent=test")
+    delivery_id = location.split("?")[0].rsplit("/", 1)[1]
     delivery = application.get_delivery(org.id, UUID(delivery_id))
     assert delivery.event_type == "webhook.test"
 
-    pending = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    pending = signed_in.get(location).get_data(as_text=True)
     assert "data-refresh" in pending and ">Pending<" in pending
     assert "Redeliver" not in pending
+    # Under way, never a success before the outcome is known.
+    assert 'role="status"' in pending and "is on its way" in pending
+    assert "delivered" not in pending and "Test event sent" not in pending
     assert "webhook.test" in signed_in.get("/deliveries").get_data(as_text=True)
 
     before = history(application)
@@ -522,17 +527,25 @@ def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, application, or
     assert "still in progress" in signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
 
     record_outcome(application, org.id, UUID(delivery_id), 503, response_excerpt="nope")
-    failed = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    failed = signed_in.get(location).get_data(as_text=True)
     assert "data-refresh" not in failed and ">Failed<" in failed
     assert "unexpected status 503" in failed and ">nope</pre>" in failed
+    assert 'role="alert"' in failed and "The test event failed." in failed
+    assert "no more attempts: redeliver to try again" in failed
     listed = signed_in.get("/deliveries?status=failed").get_data(as_text=True)
     assert 'data-label="Last response"><code>503</code>' in listed
 
-    signed_in.post(f"/deliveries/{delivery_id}/redeliver")
+    again = signed_in.post(f"/deliveries/{delivery_id}/redeliver")
+    assert again.headers["Location"].endswith("?sent=redelivery")
     assert application.get_delivery(org.id, UUID(delivery_id)).status == "pending"
-    assert "Redelivery requested" in signed_in.get(f"/deliveries/{delivery_id}").get_data(
-        as_text=True
-    )
+    redelivering = signed_in.get(again.headers["Location"]).get_data(as_text=True)
+    assert "The redelivery is on its way" in redelivering
+    assert '<dd id="delivery-run">2 ' in redelivering
+
+    record_outcome(application, org.id, UUID(delivery_id), 204)
+    delivered = signed_in.get(again.headers["Location"]).get_data(as_text=True)
+    assert "The redelivery was delivered: your endpoint answered 204." in delivered
+    assert 'role="alert"' not in delivered
 
 
 @pytest.mark.parametrize(("query", "field"), [("status=lost", "status"), ("cursor=zzz", "cursor")])

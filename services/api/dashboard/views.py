@@ -319,14 +319,15 @@ def delete_webhook() -> ResponseReturnValue:
 
 @blp.post("/webhook/test")
 def send_test_event() -> ResponseReturnValue:
-    """Send a ``webhook.test`` delivery and show it: its page follows it to the result."""
+    """Send a ``webhook.test`` delivery, then redirect (Post/Redirect/Get: a reload or
+    Back never sends another) to its page, which follows it to its outcome and says
+    that outcome, never success before it is known."""
     try:
         delivery = services().application.send_test_event(g.org_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
         return redirect(url_for(".webhook"))
-    flash("Test event sent.")
-    return redirect(url_for(".delivery", delivery_id=delivery.id))
+    return redirect(url_for(".delivery", delivery_id=delivery.id, sent="test"))
 
 
 # -- deliveries -------------------------------------------------------------------------
@@ -358,10 +359,21 @@ def deliveries() -> ResponseReturnValue:
     )
 
 
+SENT_ACTIONS = ("test", "redelivery")
+
+
 @blp.get("/deliveries/<uuid:delivery_id>")
 def delivery(delivery_id: UUID) -> ResponseReturnValue:
+    """A delivery in full; ``?sent=test|redelivery`` (where an action redirects) adds
+    the action's outcome as it stands: pending, then succeeded or failed."""
     found = present_delivery(services().application.get_delivery(g.org_id, delivery_id))
-    return _page("dashboard/delivery.html", tab="deliveries", delivery=found)
+    sent = request.args.get("sent")
+    return _page(
+        "dashboard/delivery.html",
+        tab="deliveries",
+        delivery=found,
+        sent=sent if sent in SENT_ACTIONS else None,
+    )
 
 
 @blp.post("/deliveries/<uuid:delivery_id>/redeliver")
@@ -370,9 +382,8 @@ def redeliver(delivery_id: UUID) -> ResponseReturnValue:
         services().application.request_redelivery(g.org_id, delivery_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
-    else:
-        flash("Redelivery requested: the same event is being sent again.")
-    return redirect(url_for(".delivery", delivery_id=delivery_id))
+        return redirect(url_for(".delivery", delivery_id=delivery_id))
+    return redirect(url_for(".delivery", delivery_id=delivery_id, sent="redelivery"))
 
 
 # -- audit log --------------------------------------------------------------------------
