@@ -22,6 +22,7 @@ from domain.organizations import AdminToken, Organization
 from domain.paging import page_of_ids
 from domain.ports import Catalog, ManyAggregates
 from domain.recruiting import RecruitingUseCases
+from domain.webhook_health import WebhookHealthUseCases
 from domain.webhook_urls import WebhookUrlPolicy
 from domain.webhooks import Webhook, webhook_id
 
@@ -35,7 +36,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
+class DeveloperTools(
+    RecruitingUseCases, DeliveryUseCases, WebhookHealthUseCases, Application[UUID]
+):
     """Organizations, their admin tokens, API keys, webhook configuration; jobs and
     candidates (RecruitingUseCases) and deliveries (DeliveryUseCases)."""
 

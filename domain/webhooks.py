@@ -37,6 +37,7 @@ class Webhook(Aggregate):
         self.secret = secret
         self.enabled = enabled
         self.deleted = False
+        self.disabled_reason: str | None = None
 
     class Replaced(Aggregate.Event):
         """The whole configuration replaced (PUT). An explicit event class, because
@@ -90,13 +91,24 @@ class Webhook(Aggregate):
     def _secret_changed(self, secret: str | None, actor: Actor) -> None:
         self.secret = secret
 
+    def disable_automatically(self, reason: str, actor: Actor) -> bool:
+        """Switch delivery off because the endpoint keeps failing (SPEC 10), saying why;
+        whether it was on (False: already off or deleted, nothing recorded)."""
+        if not self.enabled or self.deleted:
+            return False
+        self._disabled(actor=actor, reason=reason)
+        return True
+
     @event("Enabled")
     def _enabled(self, actor: Actor) -> None:
         self.enabled = True
+        self.disabled_reason = None
 
     @event("Disabled")
-    def _disabled(self, actor: Actor) -> None:
+    def _disabled(self, actor: Actor, reason: str | None = None) -> None:
+        # ``reason`` is set when the system disabled it (auto-disable), None for a person.
         self.enabled = False
+        self.disabled_reason = reason
 
     @event("Deleted")
     def delete(self, actor: Actor) -> None:

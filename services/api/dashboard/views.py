@@ -35,7 +35,7 @@ from marshmallow import ValidationError
 from contracts import admin as schemas
 from contracts.delivery_schemas import DeliveryQuerySchema
 from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
-from services.api.admin import present_key, present_keys, present_webhook
+from services.api.admin import present_key, present_keys, present_webhook, present_webhook_status
 from services.api.context import services
 from services.api.dashboard import session as auth
 from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
@@ -235,9 +235,14 @@ def _current_webhook() -> dict[str, Any] | None:
 
 
 def _webhook_page(status: int = 200, **context: Any) -> ResponseReturnValue:
-    return _page(
-        "dashboard/webhook.html", status, tab="webhook", webhook=_current_webhook(), **context
-    )
+    try:  # with its health and, when the system disabled it, why (SPEC 10)
+        webhook: dict[str, Any] | None = present_webhook_status(g.org_id)
+    except NotFound:
+        webhook = None
+    except CatalogBehind as behind:  # the settings show all the same, without health
+        log.warning("dashboard webhook health: %s", behind)
+        webhook = _current_webhook()
+    return _page("dashboard/webhook.html", status, tab="webhook", webhook=webhook, **context)
 
 
 @blp.get("/webhook")
