@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 PAGE_SIZE_MAX = 100
@@ -88,3 +91,35 @@ class DeliveryQuerySchema(Schema):
 
 class DeliveryCreatedSchema(Schema):
     delivery_id = fields.UUID(required=True)
+
+
+class UtcDateTime(fields.DateTime):
+    """An ISO-8601 date-time; one without an offset is read as UTC."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class RecoverSchema(Schema):
+    """SPEC 10: redeliver every failed delivery created in [since, until)."""
+
+    since = UtcDateTime(
+        required=True,
+        metadata={"description": "ISO-8601; deliveries created at or after it (UTC if no offset)"},
+    )
+    until = UtcDateTime(
+        metadata={"description": "ISO-8601; deliveries created before it (default: now)"}
+    )
+
+    @validates_schema
+    def _window(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "until" in data and data["until"] <= data["since"]:
+            raise ValidationError("Must be later than since.", field_name="until")
+
+
+class RecoveredSchema(Schema):
+    count = fields.Integer(
+        required=True,
+        metadata={"description": "failed deliveries redelivered, each as a new run"},
+    )

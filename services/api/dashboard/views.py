@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,7 +33,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from contracts import admin as schemas
-from contracts.delivery_schemas import DeliveryQuerySchema
+from contracts.delivery_schemas import DeliveryQuerySchema, RecoverSchema
 from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
 from services.api.admin import present_key, present_keys, present_webhook, present_webhook_status
 from services.api.context import services
@@ -351,8 +351,10 @@ def deliveries() -> ResponseReturnValue:
     except (ValidationError, InvalidInput) as error:
         errors = field_errors(error)
     presented = [present_delivery(delivery) for delivery in items]
+    current = _current_webhook()
     return _page(
         "dashboard/deliveries.html",
+        webhook_enabled=bool(current and current["enabled"]),
         tab="deliveries",
         items=presented,
         any_pending=any(item["status"] == "pending" for item in presented),
@@ -362,6 +364,52 @@ def deliveries() -> ResponseReturnValue:
         query={"status": given["status"]} if "status" in given and not errors else {},
         errors=errors,
     )
+
+
+RECOVER_HOURS = (1, 24, 168, 720)
+
+
+@blp.get("/deliveries/recover")
+def confirm_recover() -> ResponseReturnValue:
+    """Say how many failed deliveries a recovery would send again, and ask."""
+    application = services().application
+    try:
+        hours = int(request.args.get("hours", "24"))
+    except ValueError:
+        hours = 0
+    if hours not in RECOVER_HOURS:
+        flash("Choose one of the offered windows.", "error")
+        return redirect(url_for(".deliveries"))
+    webhook = _current_webhook()
+    if webhook is None or not webhook["enabled"]:
+        flash("Webhook delivery is disabled; enable it to recover deliveries.", "error")
+        return redirect(url_for(".deliveries"))
+    since = application.clock() - timedelta(hours=hours)
+    count = len(application.failed_delivery_ids(g.org_id, since))
+    return _page(
+        "dashboard/recover.html", tab="deliveries", count=count, since=since, url=webhook["url"]
+    )
+
+
+@blp.post("/deliveries/recover")
+def recover_deliveries() -> ResponseReturnValue:
+    """Redeliver the failed deliveries of the window the confirmation showed, then
+    redirect (Post/Redirect/Get: a reload sends nothing again)."""
+    application = services().application
+    try:
+        window = RecoverSchema().load({"since": request.form.get("since", "")})
+        ids = application.failed_delivery_ids(g.org_id, window["since"])
+        count = application.recover_deliveries(g.org_id, ids, g.actor)
+    except ValidationError:
+        flash("The recovery window was not understood; choose it again.", "error")
+    except Conflict as error:
+        flash(str(error), "error")
+    else:
+        flash(
+            f"{count:,} failed deliver{'y is' if count == 1 else 'ies are'} being sent again; "
+            "each shows its outcome below as it arrives."
+        )
+    return redirect(url_for(".deliveries"))
 
 
 SENT_ACTIONS = ("test", "redelivery")
