@@ -101,6 +101,9 @@ def server(receiver: HttpsReceiver, tmp_path_factory: pytest.TempPathFactory) ->
         "TENZO_WEBHOOK_CA_BUNDLE": receiver.ca_pem_path,
         "TENZO_WEBHOOK_RETRY_DELAYS": "0,0.5,1",
         "TENZO_WEBHOOK_TIMEOUT": "5",
+        # Small, so that a test can see the auto-disable (SPEC 10).
+        "TENZO_WEBHOOK_DISABLE_AFTER_FAILURES": "2",
+        "TENZO_WEBHOOK_DISABLE_AFTER_HOURS": "0",
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
@@ -598,6 +601,64 @@ def test_no_form_repeats_its_action_on_reload_or_back(tab: Tab, receiver: HttpsR
     page.get_by_role("button", name="Revoke key").click()
     page.wait_for_url("**/api-keys")
     reload_and_back()
+
+
+def test_a_failing_endpoint_is_switched_off_with_a_banner_then_recovered(
+    tab: Tab, receiver: HttpsReceiver
+) -> None:
+    page = tab.page
+    tab.sign_in()
+    fresh_enabled_webhook(tab, receiver.url)
+    receiver.script(*[ScriptedResponse(status=503, body=b"overloaded")] * 6)
+    for _ in range(2):
+        tab.open_tab("Webhooks")
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.locator("#delivery-status")).to_have_text("Failed", timeout=30_000)
+
+    # The system switches delivery off (the catalog indexes the failures moments later).
+    tab.open_tab("Webhooks")
+    for _ in range(20):
+        if page.locator("#auto-disabled").count():
+            break
+        time.sleep(0.5)
+        page.reload()
+    banner = page.get_by_role("alert").filter(has_text="switched off automatically")
+    expect(banner).to_contain_text("the last 2 deliveries all failed")
+    expect(page.locator("#health-streak")).to_have_text("2")
+    expect(page.locator("#health-rate")).to_contain_text("%")
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "false"
+    )
+    tab.check_accessible_forms()
+    tab.screenshot("webhook-auto-disabled")
+    banner.get_by_role("button", name="Enable delivery again").click()
+    expect(page.locator("#auto-disabled")).to_have_count(0)
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    expect(page.locator("#health-streak")).to_have_text("0")
+
+    # Recover them: the confirmation says how many, and a reload sends nothing again.
+    tab.open_tab("Deliveries")
+    page.get_by_label("Failed deliveries created in the last").select_option("1")
+    page.get_by_role("button", name="Recover…").click()
+    heading = page.get_by_role("heading", name=re.compile(r"Redeliver \d+ failed deliveries\?"))
+    expect(heading).to_be_visible()
+    count = int(re.search(r"\d+", heading.inner_text()).group())  # type: ignore[union-attr]
+    assert count >= 2
+    tab.screenshot("recover-confirm")
+    received = len(receiver.requests)
+    page.get_by_role("button", name=f"Redeliver {count}").click()
+    page.wait_for_url("**/deliveries")
+    expect(page.get_by_role("status")).to_contain_text(
+        f"{count} failed deliveries are being sent again"
+    )
+    wait_until = time.monotonic() + 30
+    while len(receiver.requests) < received + count and time.monotonic() < wait_until:
+        time.sleep(0.2)
+    page.reload()
+    time.sleep(1)
+    assert len(receiver.requests) == received + count
 
 
 def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
