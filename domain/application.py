@@ -251,11 +251,22 @@ class DeveloperTools(
         limit: int = 100,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """The organization's events after a position, oldest first, secrets redacted."""
+        """The organization's events after a position (and before one), oldest first or
+        newest first, of a type or any of ``types``; secrets redacted."""
         self.catalog.wait_for_writes(org_id)
         return self.catalog.events(
-            org_id, after=after, limit=limit, type=type, aggregate_id=aggregate_id
+            org_id,
+            after=after,
+            limit=limit,
+            type=type,
+            aggregate_id=aggregate_id,
+            types=types,
+            before=before,
+            newest_first=newest_first,
         )
 
     # -- saving and closing ----------------------------------------------------------

@@ -50,8 +50,12 @@ class Catalog(Protocol):
         limit: int,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """The organization's event history, oldest first, as audit items."""
+        """The organization's event history between ``after`` and ``before``, oldest
+        first (or newest first), of one ``type`` or any of ``types``, as audit items."""
         ...
 
     def webhook_health(self, org_id: UUID, now: datetime) -> EndpointHealth:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -213,16 +213,26 @@ class Catalog:
         limit: int,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         sql = "SELECT item FROM tenzo_audit WHERE org_id = :org AND position > :after"
         params: dict[str, Any] = {"org": str(org_id), "after": after, "limit": limit}
         if type is not None:
             sql += " AND type = :type"
             params["type"] = type
+        if types is not None:  # a short list of names known to the code, one index range each
+            names = {f"t{n}": name for n, name in enumerate(types)} or {"t0": ""}
+            sql += f" AND type IN ({', '.join(':' + key for key in names)})"
+            params |= names
         if aggregate_id is not None:
             sql += " AND aggregate_id = :aggregate"
             params["aggregate"] = str(aggregate_id)
-        sql += " ORDER BY position ASC LIMIT :limit"
+        if before is not None:
+            sql += " AND position < :before"
+            params["before"] = before
+        sql += f" ORDER BY position {'DESC' if newest_first else 'ASC'} LIMIT :limit"
         rows = self.tables.read(sql, params)
         return [json.loads(row["item"]) for row in rows]
 

@@ -464,12 +464,59 @@ def test_the_audit_log_pages_forward(signed_in, application, org, monkeypatch):
     positions = [item["position"] for item in application.event_history(org.id, limit=100)]
     assert len(positions) == 5  # organization, admin token, three keys
     seen, path = [], "/audit-log"
+    while path:  # newest first by default
+        text = signed_in.get(path).get_data(as_text=True)
+        seen += [int(p) for p in re.findall(r'data-label="#" class="num">(\d+)<', text)]
+        found = re.search(r'href="(/audit-log\?before=\d+)">Next page', text)
+        path = found.group(1) if found else None
+    assert seen == positions[::-1]
+    seen, path = [], "/audit-log?order=oldest"
     while path:
         text = signed_in.get(path).get_data(as_text=True)
         seen += [int(p) for p in re.findall(r'data-label="#" class="num">(\d+)<', text)]
-        found = re.search(r'href="(/audit-log\?after=\d+)">Next page', text)
-        path = found.group(1) if found else None
+        found = re.search(r'href="(/audit-log\?order=oldest&amp;after=\d+)">Next page', text)
+        found = found or re.search(r'href="(/audit-log\?after=\d+&amp;order=oldest)">Next', text)
+        path = found.group(1).replace("&amp;", "&") if found else None
     assert seen == positions
+
+
+def test_the_audit_log_reads_as_sentences_and_finds_configuration_changes(
+    signed_in, application, org
+):
+    signed_in.post("/api-keys", {"name": "Nightly import"})
+    key = application.list_api_keys(org.id, 10)[0][0]
+    application.revoke_api_key(org.id, key.id, org.admin)
+    application.configure_webhook(org.id, "https://example.com/h", None, True, OPERATOR)
+    delivery = application.send_test_event(org.id, org.admin)
+    record_outcome(application, org.id, delivery.id, 204)
+    hint = org.admin_token[-4:]  # an admin token's hint ends with its last four characters
+
+    text = signed_in.get("/audit-log").get_data(as_text=True)
+    rows = re.findall(r'<span class="event-title">([^<]*)</span>', text)
+    # Newest first, in words, with names instead of class names and id fragments.
+    assert rows[0] == "Delivery succeeded"
+    assert "API key “Nightly import” revoked" in rows
+    assert "Webhook configured: https://example.com/h" in rows
+    assert f"admin token …{hint}" in text
+    # The type picker matches whatever the case.
+    picked = signed_in.get("/audit-log?type=apikeyrevoked").get_data(as_text=True)
+    assert re.findall(r'<span class="event-title">([^<]*)</span>', picked) == [
+        "API key “Nightly import” revoked"
+    ]
+    assert '<option value="ApiKeyRevoked" selected>' in picked
+    # Configuration changes only: no delivery noise.
+    config = signed_in.get("/audit-log?view=configuration").get_data(as_text=True)
+    titles = re.findall(r'<span class="event-title">([^<]*)</span>', config)
+    assert titles and not any(t.startswith(("Delivery", "Redelivery")) for t in titles)
+    assert "Webhook configured: https://example.com/h" in titles
+    export = signed_in.get("/audit-log/export?view=configuration").get_data(as_text=True)
+    exported = [json.loads(line) for line in export.splitlines()]
+    assert "WebhookConfigured" in [item["type"] for item in exported]
+    assert not any(item["type"].startswith("Delivery") for item in exported)
+    positions = [item["position"] for item in exported]
+    assert positions == sorted(positions)  # the export reads oldest first
+    empty = signed_in.get("/audit-log?type=JobCreated").get_data(as_text=True)
+    assert "No events match these filters" in empty and "Clear the filters" in empty
 
 
 @pytest.mark.parametrize(

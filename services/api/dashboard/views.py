@@ -38,7 +38,13 @@ from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unaut
 from services.api.admin import present_key, present_keys, present_webhook, present_webhook_status
 from services.api.context import services
 from services.api.dashboard import session as auth
-from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
+from services.api.dashboard.audit import (
+    KNOWN_EVENT_TYPES,
+    AuditFilter,
+    Names,
+    describe,
+    readable_type,
+)
 from services.api.dashboard.format import exact, field_errors, relative
 from services.api.delivery_routes import present_delivery
 
@@ -445,16 +451,19 @@ def redeliver(delivery_id: UUID) -> ResponseReturnValue:
 @blp.get("/audit-log")
 def audit_log() -> ResponseReturnValue:
     filters = AuditFilter(request.args)
-    after = filters.after
-    items, next_after = filters.page(g.org_id, after, AUDIT_PAGE_SIZE)
+    items, next_position = filters.page(g.org_id, AUDIT_PAGE_SIZE)
+    names = Names(g.org_id, items)
+    cursor = "before" if filters.newest_first else "after"
     return _page(
         "dashboard/audit_log.html",
         tab="audit",
         items=items,
         filters=filters,
-        after=after,
-        next_after=next_after,
-        known_types=KNOWN_EVENT_TYPES,
+        next_page=filters.query | {cursor: next_position} if next_position else None,
+        known_types=[(name, readable_type(name)) for name in KNOWN_EVENT_TYPES],
+        describe=lambda item: describe(item, names),
+        actor_of=names.actor,
+        readable_type=readable_type,
         pretty=lambda data: json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True),
     )
 
