@@ -182,6 +182,40 @@ class WebhookSecretRotatedSchema(Schema):
     )
 
 
+class EndpointHealthSchema(Schema):
+    """SPEC 10: how the endpoint has answered, from a projection of delivery outcomes."""
+
+    deliveries_24h = fields.Integer(
+        required=True, metadata={"description": "deliveries that ended in the last 24 hours"}
+    )
+    succeeded_24h = fields.Integer(required=True)
+    failed_24h = fields.Integer(required=True)
+    success_rate_24h = fields.Float(
+        allow_none=True,
+        metadata={"description": "succeeded_24h / deliveries_24h; null without deliveries"},
+    )
+    consecutive_failures = fields.Integer(
+        required=True,
+        metadata={"description": "failed deliveries since the last success (or re-enabling)"},
+    )
+    last_success_at = fields.DateTime(allow_none=True)
+    last_failure_at = fields.DateTime(allow_none=True)
+    p50_ms_24h = fields.Integer(
+        allow_none=True,
+        metadata={"description": "median attempt duration of the last 24 hours, in ms"},
+    )
+
+
+class WebhookStatusSchema(WebhookSchema):
+    """The webhook as GET shows it: with its health, and why the system disabled it."""
+
+    disabled_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "set while the system has disabled delivery (auto-disable)"},
+    )
+    health = fields.Nested(EndpointHealthSchema, required=True)
+
+
 MAX_POSITION = 2**63 - 1  # positions are 64-bit integers in both event stores
 
 

@@ -22,6 +22,7 @@ from domain.organizations import FIRST_TOKEN_NAME, AdminToken, Organization
 from domain.paging import page_of_ids
 from domain.ports import Catalog, ManyAggregates
 from domain.recruiting import RecruitingUseCases
+from domain.webhook_health import WebhookHealthUseCases
 from domain.webhook_urls import WebhookUrlPolicy
 from domain.webhooks import Webhook, generate_secret, secret_problem, webhook_id
 
@@ -38,7 +39,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
+class DeveloperTools(
+    RecruitingUseCases, DeliveryUseCases, WebhookHealthUseCases, Application[UUID]
+):
     """Organizations, their admin tokens, API keys, webhook configuration; jobs and
     candidates (RecruitingUseCases) and deliveries (DeliveryUseCases)."""
 
@@ -385,11 +388,22 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
         limit: int = 100,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """The organization's events after a position, oldest first, secrets redacted."""
+        """The organization's events after a position (and before one), oldest first or
+        newest first, of a type or any of ``types``; secrets redacted."""
         self.catalog.wait_for_writes(org_id)
         return self.catalog.events(
-            org_id, after=after, limit=limit, type=type, aggregate_id=aggregate_id
+            org_id,
+            after=after,
+            limit=limit,
+            type=type,
+            aggregate_id=aggregate_id,
+            types=types,
+            before=before,
+            newest_first=newest_first,
         )
 
     # -- saving and closing ----------------------------------------------------------

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 TEST_EVENT_TYPE = "webhook.test"
+RECOVER_BATCH = 100  # deliveries read, and redelivered in one save, at a time
+CLOCK_MARGIN = timedelta(minutes=5)  # how far creation times may run out of log order
 
 TestEventRenderer = Callable[[UUID, str, datetime], str]
 """Renders a ``webhook.test`` body from (org_id, event_id, created_at); the body's shape
@@ -83,6 +85,11 @@ class AttemptRecord(TypedDict):
     duration_ms: int
     error: str | None
     response_excerpt: str
+    cause: str | None
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    run: int
+    """The series it belongs to: 1 for the first, 2 for the first redelivery, …"""
 
 
 class Delivery(Aggregate):
@@ -122,8 +129,15 @@ class Delivery(Aggregate):
         error: str | None,
         response_excerpt: str,
         actor: Actor,
+        cause: str | None = None,
+        request_headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> int:
-        """Record the next attempt of the current series; return its number."""
+        """Record the next attempt of the current series; return its number.
+
+        ``request_headers`` as sent and ``response_headers`` as kept (secrets masked,
+        capped) by the sender; the body sent is the delivery's own and is not repeated.
+        """
         if self.status != "pending":
             raise Conflict(f"delivery is {self.status}, not pending")
         number = self.next_attempt_number
@@ -135,6 +149,9 @@ class Delivery(Aggregate):
             error=error,
             response_excerpt=response_excerpt,
             actor=actor,
+            cause=cause,
+            request_headers=request_headers,
+            response_headers=response_headers,
         )
         return number
 
@@ -148,6 +165,10 @@ class Delivery(Aggregate):
         error: str | None,
         response_excerpt: str,
         actor: Actor,
+        # Absent from attempts recorded before SPEC 10's detail: None then.
+        cause: str | None = None,
+        request_headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> None:
         self.attempts.append(
             {
@@ -157,6 +178,10 @@ class Delivery(Aggregate):
                 "duration_ms": duration_ms,
                 "error": error,
                 "response_excerpt": response_excerpt,
+                "cause": cause if cause is not None else error,
+                "request_headers": request_headers or {},
+                "response_headers": response_headers or {},
+                "run": self.series,
             }
         )
 
@@ -184,15 +209,17 @@ class Delivery(Aggregate):
         actor: Actor,
         retry: RetryRule | None = None,
         now: datetime | None = None,
+        recovery: bool = False,
     ) -> None:
         """Start a new attempt series (same event id, same body) to ``url``.
 
         Refused while the delivery is pending, unless it is stalled by ``retry`` at
-        ``now`` (no dispatcher works on it: see ``is_stalled``)."""
+        ``now`` (no dispatcher works on it: see ``is_stalled``). ``recovery``: one of
+        many redelivered at once (``recover_deliveries``)."""
         stalled = retry is not None and now is not None and self.is_stalled(retry, now)
         if self.status == "pending" and not stalled:
             raise Conflict("The delivery is still in progress; redeliver it once it has ended.")
-        self._redelivery_requested(url=url, series=self.series + 1, actor=actor)
+        self._redelivery_requested(url=url, series=self.series + 1, actor=actor, recovery=recovery)
 
     def resume(self, reason: str, actor: Actor) -> None:
         """Record that a dispatcher takes over this pending delivery (after a crash, or
@@ -213,13 +240,22 @@ class Delivery(Aggregate):
         pass
 
     @event("RedeliveryRequested")
-    def _redelivery_requested(self, url: str, series: int, actor: Actor) -> None:
+    def _redelivery_requested(
+        self, url: str, series: int, actor: Actor, recovery: bool = False
+    ) -> None:
         self.url = url
         self.series = series
         self.series_start = len(self.attempts) + 1
         self.status = "pending"
 
     # -- queries ----------------------------------------------------------------------
+
+    def next_attempt_at(self, retry: RetryRule) -> datetime | None:
+        """When the next attempt of a pending delivery is due (None once it has ended,
+        or when its attempts are all made and only the outcome is left to record)."""
+        if self.status != "pending" or retry.attempts_over(self.attempts_in_series):
+            return None
+        return self.next_attempt_due(retry)
 
     @property
     def next_attempt_number(self) -> int:
@@ -308,6 +344,63 @@ class DeliveryUseCases:
         delivery.request_redelivery(url=webhook.url, actor=by, retry=self.retry, now=self.clock())
         self.save(delivery)
         return delivery
+
+    def failed_delivery_ids(
+        self, org_id: UUID, since: datetime, until: datetime | None = None
+    ) -> list[UUID]:
+        """The organization's failed deliveries created in [``since``, ``until``), newest
+        first (what ``recover_deliveries`` would redeliver).
+
+        Pages through the catalog's failed deliveries, newest first, and stops after a
+        page whose oldest delivery was created well before ``since`` (the catalog's order
+        follows creation, give or take the clocks of the processes that wrote them)."""
+        self.catalog.wait_for_writes(org_id)
+        found: list[UUID] = []
+        before: int | None = None
+        while True:
+            rows = self.catalog.aggregate_ids(
+                org_id, "Delivery", limit=RECOVER_BATCH, before=before, status="failed"
+            )
+            if not rows:
+                return found
+            before = rows[-1][0]
+            page = self._get_many(Delivery, org_id, [aggregate_id for _, aggregate_id in rows])
+            for delivery in page:
+                created = delivery.created_on
+                if (
+                    delivery.status == "failed"
+                    and since <= created
+                    and (until is None or created < until)
+                ):
+                    found.append(delivery.id)
+            if page and min(d.created_on for d in page) < since - CLOCK_MARGIN:
+                return found
+
+    def recover_deliveries(
+        self,
+        org_id: UUID,
+        delivery_ids: Sequence[UUID],
+        by: Actor,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Redeliver these deliveries, each as a new run to the current URL, ``RECOVER_BATCH``
+        per save; those no longer failed are left alone. Return how many were redelivered.
+        Refused (Conflict) while delivery is disabled. The dispatcher runs them through
+        its per-organization fair pool, so a recovery never starves other organizations.
+        ``progress(n)`` is called after each batch with the number of ids it covered."""
+        webhook = self._enabled_webhook(org_id)
+        recovered = 0
+        for first in range(0, len(delivery_ids), RECOVER_BATCH):
+            chunk = delivery_ids[first : first + RECOVER_BATCH]
+            failed = [d for d in self._get_many(Delivery, org_id, chunk) if d.status == "failed"]
+            for delivery in failed:
+                delivery.request_redelivery(url=webhook.url, actor=by, recovery=True)
+            if failed:
+                self.save(*failed)
+            recovered += len(failed)
+            if progress is not None:
+                progress(len(chunk))
+        return recovered
 
     def get_delivery(self, org_id: UUID, id: UUID) -> Delivery:
         delivery: Delivery = self._get_owned(Delivery, org_id, id)

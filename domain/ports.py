@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from domain.endpoint_health import EndpointHealth
 
 
 class Catalog(Protocol):
@@ -50,8 +54,16 @@ class Catalog(Protocol):
         limit: int,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """The organization's event history, oldest first, as audit items."""
+        """The organization's event history between ``after`` and ``before``, oldest
+        first (or newest first), of one ``type`` or any of ``types``, as audit items."""
+        ...
+
+    def webhook_health(self, org_id: UUID, now: datetime) -> EndpointHealth:
+        """The organization's endpoint health as of ``now`` (from a projection)."""
         ...
 
 

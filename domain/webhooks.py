@@ -73,6 +73,7 @@ class Webhook(Aggregate):
         self._end_overlap()
         self.enabled = enabled
         self.deleted = False
+        self.disabled_reason: str | None = None
 
     def _end_overlap(self) -> None:
         self.previous_secret = None
@@ -168,13 +169,24 @@ class Webhook(Aggregate):
     def _previous_secret_forgotten(self, actor: Actor) -> None:
         self._end_overlap()
 
+    def disable_automatically(self, reason: str, actor: Actor) -> bool:
+        """Switch delivery off because the endpoint keeps failing (SPEC 10), saying why;
+        whether it was on (False: already off or deleted, nothing recorded)."""
+        if not self.enabled or self.deleted:
+            return False
+        self._disabled(actor=actor, reason=reason)
+        return True
+
     @event("Enabled")
     def _enabled(self, actor: Actor) -> None:
         self.enabled = True
+        self.disabled_reason = None
 
     @event("Disabled")
-    def _disabled(self, actor: Actor) -> None:
+    def _disabled(self, actor: Actor, reason: str | None = None) -> None:
+        # ``reason`` is set when the system disabled it (auto-disable), None for a person.
         self.enabled = False
+        self.disabled_reason = reason
 
     @event("Deleted")
     def delete(self, actor: Actor) -> None:

@@ -19,6 +19,7 @@ from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
 from services.infrastructure.stored_aggregates import StoredAggregates
+from services.infrastructure.webhook_health import AutoDisable
 from services.settings import Settings
 
 # Each process's own parts are imported by the function that builds them, so a process
@@ -55,7 +56,11 @@ def build_application(settings: Settings) -> DeveloperTools:
         app = DeveloperTools(
             settings.eventsourcing_env(),
             url_policy=url_policy(settings),
-            catalog=lambda app: Catalog(app, wait_seconds=settings.catalog_wait_seconds),
+            catalog=lambda app: Catalog(
+                app,
+                wait_seconds=settings.catalog_wait_seconds,
+                on_failing=AutoDisable(app, settings.auto_disable_rule),
+            ),
             many_aggregates=StoredAggregates,
             newer_events_probe=has_newer_events_probe,
             render_test_event=test_event_body,

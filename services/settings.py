@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from domain.deliveries import RetrySchedule
+from domain.webhook_health import AutoDisableRule
 
 IN_MEMORY_DATABASE_URL = "sqlite:///:memory:"
 
@@ -48,6 +49,32 @@ def _optional_seconds(env: Mapping[str, str], name: str) -> float | None:
     return seconds
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number (got {value!r})") from None
+    if count < 1:
+        raise ConfigurationError(f"{name} must be 1 or more")
+    return count
+
+
+def _hours(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        hours = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of hours (got {value!r})") from None
+    if hours < 0:
+        raise ConfigurationError(f"{name} must be 0 or more hours")
+    return hours
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a process is configured. ``database_url`` is ``sqlite:///relative/path``,
@@ -67,6 +94,10 @@ class Settings:
     webhook_retry_delays: tuple[float, ...] = (0.0, 2.0, 4.0)
     webhook_allow_private_networks: bool = False
     webhook_ca_bundle: str | None = None
+    # Auto-disable (SPEC 10): after this many failed deliveries in a row, the first of
+    # them older than this many hours.
+    webhook_disable_after_failures: int = 100
+    webhook_disable_after_hours: float = 72.0
     rate_limit_per_second: float = 1000.0
     rate_limit_burst: int = 2000
     # The dispatcher (docs/dispatcher.md): worker threads, messages held unacknowledged,
@@ -100,6 +131,12 @@ class Settings:
             webhook_retry_delays=_delays(env.get("TENZO_WEBHOOK_RETRY_DELAYS") or "0,2,4"),
             webhook_allow_private_networks=_flag(env.get("TENZO_WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
             webhook_ca_bundle=env.get("TENZO_WEBHOOK_CA_BUNDLE") or None,
+            webhook_disable_after_failures=_count(
+                env, "TENZO_WEBHOOK_DISABLE_AFTER_FAILURES", defaults.webhook_disable_after_failures
+            ),
+            webhook_disable_after_hours=_hours(
+                env, "TENZO_WEBHOOK_DISABLE_AFTER_HOURS", defaults.webhook_disable_after_hours
+            ),
             rate_limit_per_second=float(
                 env.get("TENZO_RATE_LIMIT_PER_SECOND") or defaults.rate_limit_per_second
             ),
@@ -125,6 +162,12 @@ class Settings:
         if stalled_after is None:
             stalled_after = self.webhook_timeout + 30.0
         return RetrySchedule(self.webhook_retry_delays, stalled_after)
+
+    @property
+    def auto_disable_rule(self) -> AutoDisableRule:
+        return AutoDisableRule(
+            self.webhook_disable_after_failures, self.webhook_disable_after_hours
+        )
 
     @property
     def uses_sqlite(self) -> bool:

@@ -213,10 +213,21 @@ def revoke_api_key(key_id: UUID) -> dict[str, Any]:
 
 @blp.route("/webhook", methods=["GET"])
 @require_admin
-@blp.response(200, schemas.WebhookSchema)
+@blp.response(200, schemas.WebhookStatusSchema)
 def get_webhook() -> dict[str, Any]:
+    """The webhook, its health over the last 24 hours, and why it was disabled if the
+    system disabled it (SPEC 10)."""
+    return present_webhook_status(g.org_id)
+
+
+def present_webhook_status(org_id: UUID) -> dict[str, Any]:
     application = services().application
-    return present_webhook(application.get_webhook(g.org_id), application.clock())
+    webhook = application.get_webhook(org_id)
+    health = application.webhook_health(org_id)
+    return present_webhook(webhook, application.clock()) | {
+        "disabled_reason": None if webhook.enabled else webhook.disabled_reason,
+        "health": vars(health) | {"success_rate_24h": health.success_rate_24h},
+    }
 
 
 @blp.route("/webhook", methods=["PUT"])

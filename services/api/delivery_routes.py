@@ -22,6 +22,7 @@ blp = Blueprint(
 
 
 def present_delivery(delivery: Delivery) -> dict[str, Any]:
+    retry = services().application.retry
     return {
         "id": delivery.id,
         "event_id": delivery.event_id,
@@ -31,6 +32,9 @@ def present_delivery(delivery: Delivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "created_at": delivery.created_on,
         "completed_at": delivery.completed_at,
+        "request_body": delivery.body,
+        "next_attempt_at": delivery.next_attempt_at(retry),
+        "run": delivery.series,
     }
 
 
@@ -53,6 +57,20 @@ def list_deliveries(query: dict[str, Any]) -> dict[str, Any]:
         g.org_id, query.get("status"), query["limit"], query.get("cursor")
     )
     return {"items": [present_delivery(d) for d in deliveries], "next_cursor": next_cursor}
+
+
+@blp.route("/deliveries/recover", methods=["POST"])
+@require_admin
+@blp.arguments(schemas.RecoverSchema)
+@blp.response(202, schemas.RecoveredSchema)
+def recover_deliveries(body: dict[str, Any]) -> dict[str, Any]:
+    """Redeliver every failed delivery created in [since, until) (same X-Webhook-Id, a
+    new run each), paced by the dispatcher so that other organizations are not delayed;
+    409 while the webhook is disabled."""
+    application = services().application
+    application.get_webhook(g.org_id)  # 404 without a webhook, before any reading
+    ids = application.failed_delivery_ids(g.org_id, body["since"], body.get("until"))
+    return {"count": application.recover_deliveries(g.org_id, ids, g.actor)}
 
 
 @blp.route("/deliveries/<uuid:id>", methods=["GET"])

@@ -271,3 +271,12 @@ def _register_dispatcher_commands() -> None:
 
 
 _register_dispatcher_commands()
+
+
+def _register_delivery_commands() -> None:
+    from services.cli.delivery_commands import deliveries
+
+    main.add_command(deliveries)
+
+
+_register_delivery_commands()

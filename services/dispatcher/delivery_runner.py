@@ -226,6 +226,9 @@ class DeliveryRunner:
             error=result.error,
             response_excerpt=result.response_excerpt,
             actor=DISPATCHER,
+            cause=result.cause,
+            request_headers=result.request_headers,
+            response_headers=result.response_headers,
         )
         if result.succeeded:
             delivery.succeed(actor=DISPATCHER)

@@ -197,11 +197,16 @@ class MessageReceiver:
         if is_work(item):
             delivery = self.runner.load(UUID(item["aggregate_id"]))
             if delivery is not None:
-                job = DeliveryJob(
-                    delivery.id, delivery.org_id, [message], owned=True, delivery=delivery
-                )
+                # A recovery redelivers many at once: its messages are acked at once, so
+                # that they never fill the prefetch window other organizations' messages
+                # need; the pending deliveries themselves are the record (a dispatcher
+                # that stops leaves them to the sweeper, or to _resume_pending).
+                recovery = bool((item.get("data") or {}).get("recovery"))
+                held = [] if recovery else [message]
+                job = DeliveryJob(delivery.id, delivery.org_id, held, owned=True, delivery=delivery)
                 self.in_flight.claim(job)
-                return
+                if not recovery:
+                    return
         message.ack()
 
 

@@ -47,6 +47,12 @@ from domain.webhook_urls import (
     is_allowed_target,
     is_special_use_name,
 )
+from services.dispatcher.attempt_detail import (
+    kept_response_headers,
+    refused_cause,
+    status_cause,
+    transport_cause,
+)
 
 Resolver = Callable[[str], Iterable[str]]
 Reply = Literal["answered", "no_answer", "not_sent"]
@@ -99,6 +105,12 @@ class AttemptResult:
     ``not_sent`` (refused before sending: SSRF guard, invalid URL, no DNS answer)."""
     backpressure: bool = False
     """An answer asking for less (429, 503): the organization's concurrency is halved."""
+    cause: str | None = None
+    """One plain sentence a person can act on, whenever it did not succeed (SPEC 10)."""
+    request_headers: dict[str, str] | None = None
+    """The headers as sent (signatures included; ``Host`` and ``Content-Length`` too)."""
+    response_headers: dict[str, str] | None = None
+    """The receiver's headers, secrets masked, at most 4 KiB (attempt_detail.py)."""
 
 
 def system_resolver(host: str) -> list[str]:
@@ -165,17 +177,27 @@ class WebhookSender:
         status: int | None = None
         excerpt = b""
         error: str | None
+        cause: str | None = None
         reply: Reply = "not_sent"
+        request: requests.PreparedRequest | None = None
+        target: _Target | None = None
+        answer = _Answer()
         try:
             request = _post_request(url, body, headers)
             target = self._target(request.url or "")
-            status, excerpt, error, reply = self._exchange(target, request, deadline)
+            status, excerpt, error, reply = self._exchange(target, request, deadline, answer)
+            cause = answer.cause or (
+                None if status is None else status_cause(status, error is None)
+            )
         except _Refused as refused:
             error = str(refused)
+            cause = refused_cause(error)
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as bad:
             error = f"invalid URL: {bad}"
+            cause = f"Not sent: the URL is not valid ({bad})."
         except _TRANSPORT_ERRORS as failure:
             error, reply = self._describe(failure, deadline), "no_answer"
+            cause = self._cause(failure, deadline, target)
         return AttemptResult(
             started_at=started_at,
             duration_ms=int((time.monotonic() - start) * 1000),
@@ -187,6 +209,9 @@ class WebhookSender:
             succeeded=error is None,
             reply=reply,
             backpressure=reply == "answered" and status in self._policy.backpressure_statuses,
+            cause=cause,
+            request_headers=dict(request.headers if request is not None else headers),
+            response_headers=answer.headers,
         )
 
     def close(self) -> None:
@@ -230,10 +255,11 @@ class WebhookSender:
         return addresses
 
     def _exchange(
-        self, target: _Target, request: requests.PreparedRequest, deadline: float
+        self, target: _Target, request: requests.PreparedRequest, deadline: float, answer: _Answer
     ) -> tuple[int | None, bytes, str | None, Reply]:
         """Send the request and read the capped response; (status, body read, error,
-        whether the endpoint answered)."""
+        whether the endpoint answered). ``answer`` gets the response's headers, and
+        the cause when the response was cut off."""
         adapter = self._adapter(target)
         token = _ATTEMPT_DEADLINE.set(deadline)
         try:
@@ -247,10 +273,12 @@ class WebhookSender:
                 request, stream=True, timeout=(remaining, remaining), verify=True, proxies={}
             )
             status = response.status_code
+            answer.headers = kept_response_headers(response.raw.headers.items())
             body, failure = _read_capped(response.raw, self._policy.max_response_bytes, deadline)
         finally:
             _ATTEMPT_DEADLINE.reset(token)
         if failure is not None:
+            answer.cause = self._cause(failure, deadline, target)
             return status, body, self._describe(failure, deadline), "no_answer"
         if status in self._policy.success_statuses:
             return status, body, None, "answered"
@@ -299,6 +327,28 @@ class WebhookSender:
                 return "connection closed without a response"
         root = chain[-1]
         return f"connection failed: {type(root).__name__}: {root}"
+
+    def _cause(self, failure: BaseException, deadline: float, target: _Target | None) -> str:
+        """The plain sentence for a transport failure (attempt_detail.py)."""
+        chain = _causes(failure)
+        timed_out = time.monotonic() >= deadline or any(
+            isinstance(e, TimeoutError | ReadTimeoutError | requests.Timeout) for e in chain
+        )
+        return transport_cause(
+            chain,
+            timed_out,
+            self._policy.timeout,
+            target.host if target else None,
+            target.address if target else None,
+            target.port if target else None,
+        )
+
+
+class _Answer:
+    """What an exchange learnt besides its outcome (filled in as it goes)."""
+
+    headers: dict[str, str] | None = None
+    cause: str | None = None
 
 
 def _post_request(url: str, body: bytes, headers: dict[str, str]) -> requests.PreparedRequest:

@@ -16,16 +16,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 
+from domain.endpoint_health import EndpointHealth
 from domain.errors import CatalogBehind
 from services.infrastructure.catalog_follower import CatalogFollower
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables, events_table
+from services.infrastructure.webhook_health import CREATE_TABLES as HEALTH_TABLES
+from services.infrastructure.webhook_health import OnFailing, WebhookHealth
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +90,26 @@ SELECT (SELECT position FROM tenzo_org_writes WHERE org_id = :org) AS mark,
 class Catalog:
     """Implements domain.ports.Catalog on SQLite or PostgreSQL."""
 
-    def __init__(self, app: Application[Any], wait_seconds: float = DEFAULT_WAIT_SECONDS):
+    def __init__(
+        self,
+        app: Application[Any],
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        on_failing: OnFailing | None = None,
+    ):
+        """``on_failing`` is told of the failure streaks each batch grew (auto-disable)."""
         self.app = app
         self.wait_seconds = wait_seconds
-        self.tables = SqlTables(app, CREATE_TABLES)
+        self.tables = SqlTables(app, CREATE_TABLES + HEALTH_TABLES)
+        self.health = WebhookHealth(self.tables)
         self.lag_query = MARK_POSITION_AND_NEWEST.format(
             events=events_table(app),
             # eventsourcing's SQLite table numbers its notifications by rowid.
             notification_id="notification_id" if self.tables.dialect == "postgres" else "rowid",
         )
         self.position = Position(app, CATALOG_TABLE, TRACKING_NAME)
-        self.follower = CatalogFollower(app, self.tables, self.position)
+        self.follower = CatalogFollower(
+            app, self.tables, self.position, health=self.health, on_failing=on_failing
+        )
 
     # -- read-your-writes -----------------------------------------------------------------
 
@@ -211,15 +224,28 @@ class Catalog:
         limit: int,
         type: str | None = None,
         aggregate_id: UUID | None = None,
+        types: Sequence[str] | None = None,
+        before: int | None = None,
+        newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         sql = "SELECT item FROM tenzo_audit WHERE org_id = :org AND position > :after"
         params: dict[str, Any] = {"org": str(org_id), "after": after, "limit": limit}
         if type is not None:
             sql += " AND type = :type"
             params["type"] = type
+        if types is not None:  # a short list of names known to the code, one index range each
+            names = {f"t{n}": name for n, name in enumerate(types)} or {"t0": ""}
+            sql += f" AND type IN ({', '.join(':' + key for key in names)})"
+            params |= names
         if aggregate_id is not None:
             sql += " AND aggregate_id = :aggregate"
             params["aggregate"] = str(aggregate_id)
-        sql += " ORDER BY position ASC LIMIT :limit"
+        if before is not None:
+            sql += " AND position < :before"
+            params["before"] = before
+        sql += f" ORDER BY position {'DESC' if newest_first else 'ASC'} LIMIT :limit"
         rows = self.tables.read(sql, params)
         return [json.loads(row["item"]) for row in rows]
+
+    def webhook_health(self, org_id: UUID, now: datetime) -> EndpointHealth:
+        return self.health.read(org_id, now)

@@ -21,6 +21,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import Application
@@ -29,6 +30,13 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from contracts.audit import audit_item, event_type_names
 from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.storage import SqlCursor, SqlTables, select_where_in
+from services.infrastructure.webhook_health import (
+    SIGNALS,
+    FailureStreak,
+    OnFailing,
+    Signal,
+    WebhookHealth,
+)
 
 log = logging.getLogger("tenzo.catalog")
 
@@ -63,6 +71,9 @@ class Decoded:
     status: str | None
     parent_id: str | None
     item: str  # the redacted audit item, as JSON
+    signal: str | None  # what it says about the endpoint's health (webhook_health.py)
+    at: datetime
+    duration_ms: int | None
 
     @classmethod
     def of(cls, position: int, event: Any) -> Decoded:
@@ -78,6 +89,9 @@ class Decoded:
             status=STATUS_BY_EVENT.get(type_name),
             parent_id=None if parent is None else str(parent),
             item=json.dumps(audit_item(event, position)),
+            signal=SIGNALS.get(type_name),
+            at=event.timestamp,
+            duration_ms=getattr(event, "duration_ms", None),
         )
 
 
@@ -92,8 +106,12 @@ class CatalogFollower:
         *,
         batch_size: int = BATCH_SIZE,
         poll_interval: float = POLL_INTERVAL_SECONDS,
+        health: WebhookHealth | None = None,
+        on_failing: OnFailing | None = None,
     ):
         self.app = app
+        self.health = health
+        self.on_failing = on_failing
         self.tables = tables
         self.position = position
         self.batch_size = batch_size
@@ -189,11 +207,16 @@ class CatalogFollower:
                 # Decode the next batch while this one is written (the wait for the
                 # database releases the GIL): catch-up runs at the pace of the slower.
                 self._read_ahead(batch[-1].position)
-                self._apply(cursor, batch)
+                failing = self._apply(cursor, batch)
                 # Compare-and-set: refused if another follower applied from ``last``.
                 self.position.move(cursor, last, batch[-1].position)
         except (PositionMoved, IntegrityError, OperationalError):
             return False  # another process applied these meanwhile (SQLite): read again
+        if failing and self.on_failing is not None:
+            try:  # committed: only the follower that applied the batch tells of it
+                self.on_failing(failing)
+            except Exception:  # noqa: BLE001 - the batch is applied; told again next failure
+                log.exception("catalog follower: the failing-endpoint check failed")
         return True
 
     def _decoded(self, last: int) -> list[Decoded]:
@@ -220,11 +243,13 @@ class CatalogFollower:
         except Exception:  # noqa: BLE001 - read it again, in this thread
             return None
 
-    def _apply(self, cursor: SqlCursor, batch: list[Decoded]) -> None:
+    def _apply(self, cursor: SqlCursor, batch: list[Decoded]) -> list[FailureStreak]:
+        """Write the batch's rows; return the failure streaks it grew."""
         orgs = self._orgs_of(cursor, {e.aggregate_id for e in batch if e.version > 1})
         created: dict[str, list[Any]] = {}  # aggregate id → catalog row, in CATALOG_COLUMNS
         changed: dict[str, dict[str, Any]] = {}  # aggregate id → new status / parent
         audit: list[tuple[Any, ...]] = []
+        signals: list[Signal] = []
         for e in batch:
             aggregate_id = e.aggregate_id
             org_id = orgs.get(aggregate_id)
@@ -242,6 +267,8 @@ class CatalogFollower:
                 change["status"] = e.status or change.get("status")
                 change["parent"] = e.parent_id or change.get("parent")
             audit.append((e.position, org_id, aggregate_id, e.type_name, e.item))
+            if e.signal is not None:
+                signals.append(Signal(org_id, e.signal, e.at, e.duration_ms))
         cursor.insert_rows("tenzo_catalog", CATALOG_COLUMNS, [tuple(r) for r in created.values()])
         cursor.executemany(
             "UPDATE tenzo_catalog SET status = COALESCE(:status, status), "
@@ -249,6 +276,9 @@ class CatalogFollower:
             list(changed.values()),
         )
         cursor.insert_rows("tenzo_audit", AUDIT_COLUMNS, audit)
+        if self.health is None:
+            return []
+        return self.health.apply(cursor, signals)
 
     def _orgs_of(self, cursor: SqlCursor, aggregate_ids: set[str]) -> dict[str, str]:
         """The organization of each aggregate already in the catalog (one query on

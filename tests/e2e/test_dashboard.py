@@ -101,6 +101,9 @@ def server(receiver: HttpsReceiver, tmp_path_factory: pytest.TempPathFactory) ->
         "TENZO_WEBHOOK_CA_BUNDLE": receiver.ca_pem_path,
         "TENZO_WEBHOOK_RETRY_DELAYS": "0,0.5,1",
         "TENZO_WEBHOOK_TIMEOUT": "5",
+        # Small, so that a test can see the auto-disable (SPEC 10).
+        "TENZO_WEBHOOK_DISABLE_AFTER_FAILURES": "2",
+        "TENZO_WEBHOOK_DISABLE_AFTER_HOURS": "0",
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
@@ -423,10 +426,13 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
     received_before = len(receiver.requests)
 
     page.get_by_role("button", name="Send test event").click()
-    page.wait_for_url("**/deliveries/*")
-    expect(page.get_by_role("status")).to_have_text("Test event sent.")
-    # The page follows the delivery until it ends, without a reload.
+    page.wait_for_url("**/deliveries/*?sent=test")
+    # The page follows the delivery until it ends, without a reload, and then says how
+    # it ended, with the focus on that message.
     expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
+    outcome = page.get_by_role("status")
+    expect(outcome).to_have_text("The test event was delivered: your endpoint answered 200.")
+    expect(outcome).to_be_focused()
     attempt = page.locator("table.attempts tbody tr")
     expect(attempt).to_have_count(1)
     expect(attempt.locator('[data-label="Result"]')).to_have_text("200")
@@ -453,18 +459,56 @@ def test_send_a_test_event_see_it_arrive_and_follow_it_in_deliveries(
     tab.screenshot("deliveries")
 
     # A failing endpoint: every attempt answers 500, then Redeliver succeeds.
-    receiver.script(*[ScriptedResponse(status=500, body=b"down for maintenance")] * 3)
+    receiver.script(
+        *[
+            ScriptedResponse(
+                status=500, body=b"down for maintenance", headers={"Set-Cookie": "sid=s3cr3t"}
+            )
+        ]
+        * 3
+    )
     tab.open_tab("Webhooks")
     page.get_by_role("button", name="Send test event").click()
     expect(page.locator("#delivery-status")).to_have_text("Failed", timeout=30_000)
+    # Never a success message over a failure: an alert that says why, focused.
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The test event failed.")
+    expect(alert).to_contain_text("Your server answered 500 Internal Server Error.")
+    expect(alert).to_be_focused()
+    expect(page.locator(".outcome-succeeded")).to_have_count(0)
     expect(page.locator("table.attempts tbody tr")).to_have_count(3)
     expect(page.locator("table.attempts pre.excerpt").first).to_have_text("down for maintenance")
+    expect(page.locator("#next-attempt")).to_have_text("no more attempts: redeliver to try again")
+    # What was sent and what came back, in panes that open and copy.
+    page.get_by_text("Request body", exact=False).first.click()
+    body = page.get_by_role("textbox", name="Request body").input_value()
+    assert json.loads(body)["event"] == "webhook.test"
+    page.get_by_role("button", name="Copy request body").click()
+    expect(page.locator('[data-copy-status="request-body"]')).to_have_text(
+        "Copied to the clipboard."
+    )
+    last = page.locator("#attempt-3")
+    expect(last).to_have_attribute("open", "")
+    request_headers = last.get_by_role("textbox", name="Request headers of attempt 3").input_value()
+    assert "X-Webhook-Signature: sha256=" in request_headers
+    assert "X-Webhook-Attempt: 3" in request_headers
+    response_headers = last.get_by_role(
+        "textbox", name="Response headers of attempt 3"
+    ).input_value()
+    assert "Set-Cookie: [masked]" in response_headers and "s3cr3t" not in response_headers
+    # Every relative time has its exact UTC time beside it, not only on hover.
+    started = page.locator('table.attempts [data-label="Started"]').first
+    assert re.search(r"\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", started.inner_text())
+    tab.check_accessible_forms()
     tab.screenshot("delivery-failed")
     page.get_by_role("button", name="Redeliver").click()
-    expect(page.get_by_role("status")).to_contain_text("Redelivery requested")
+    page.wait_for_url("**/deliveries/*?sent=redelivery")
     expect(page.locator("#delivery-status")).to_have_text("Succeeded", timeout=30_000)
+    expect(page.get_by_role("status")).to_contain_text("The redelivery was delivered")
     numbers = page.locator('table.attempts [data-label="#"]').all_inner_texts()
     assert numbers == ["1", "2", "3", "4"]
+    runs = page.locator('table.attempts [data-label="Run"]').all_inner_texts()
+    assert runs == ["1", "1", "1", "2"]
 
     tab.open_tab("Deliveries")
     page.get_by_label("Status").select_option("failed")
@@ -527,9 +571,31 @@ def test_no_form_repeats_its_action_on_reload_or_back(tab: Tab, receiver: HttpsR
     expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
         "aria-checked", "true"
     )
+
+    def deliveries() -> int:
+        answer = requests.get(
+            server.url("/admin/v1/deliveries?limit=100"),
+            headers={"Authorization": f"Bearer {server.admin_token}"},
+            timeout=10,
+        )
+        return len(answer.json()["items"])
+
+    before = deliveries()
     page.get_by_role("button", name="Send test event").click()
-    page.wait_for_load_state("load")
+    page.wait_for_url("**/deliveries/*?sent=test")
+    delivery_page = page.url
+    expect(page.locator("#delivery-status")).not_to_have_text("Pending", timeout=30_000)
     reload_and_back()
+    assert deliveries() == before + 1, "a reload or Back sent another test event"
+    page.goto(delivery_page)
+    attempts = len(page.locator("table.attempts tbody tr").all())
+    page.get_by_role("button", name="Redeliver").click()
+    page.wait_for_url("**/deliveries/*?sent=redelivery")
+    expect(page.locator("table.attempts tbody tr")).to_have_count(attempts + 1, timeout=30_000)
+    expect(page.locator("#delivery-status")).not_to_have_text("Pending", timeout=30_000)
+    reload_and_back()
+    expect(page.locator("table.attempts tbody tr")).to_have_count(attempts + 1)
+    assert deliveries() == before + 1
 
     tab.open_tab("API Keys")
     row = page.locator("tr", has=page.get_by_role("rowheader", name="Reload me"))
@@ -537,6 +603,64 @@ def test_no_form_repeats_its_action_on_reload_or_back(tab: Tab, receiver: HttpsR
     page.get_by_role("button", name="Revoke key").click()
     page.wait_for_url("**/api-keys")
     reload_and_back()
+
+
+def test_a_failing_endpoint_is_switched_off_with_a_banner_then_recovered(
+    tab: Tab, receiver: HttpsReceiver
+) -> None:
+    page = tab.page
+    tab.sign_in()
+    fresh_enabled_webhook(tab, receiver.url)
+    receiver.script(*[ScriptedResponse(status=503, body=b"overloaded")] * 6)
+    for _ in range(2):
+        tab.open_tab("Webhooks")
+        page.get_by_role("button", name="Send test event").click()
+        expect(page.locator("#delivery-status")).to_have_text("Failed", timeout=30_000)
+
+    # The system switches delivery off (the catalog indexes the failures moments later).
+    tab.open_tab("Webhooks")
+    for _ in range(20):
+        if page.locator("#auto-disabled").count():
+            break
+        time.sleep(0.5)
+        page.reload()
+    banner = page.get_by_role("alert").filter(has_text="switched off automatically")
+    expect(banner).to_contain_text("the last 2 deliveries all failed")
+    expect(page.locator("#health-streak")).to_have_text("2")
+    expect(page.locator("#health-rate")).to_contain_text("%")
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "false"
+    )
+    tab.check_accessible_forms()
+    tab.screenshot("webhook-auto-disabled")
+    banner.get_by_role("button", name="Enable delivery again").click()
+    expect(page.locator("#auto-disabled")).to_have_count(0)
+    expect(page.get_by_role("switch", name="Enable webhook delivery")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    expect(page.locator("#health-streak")).to_have_text("0")
+
+    # Recover them: the confirmation says how many, and a reload sends nothing again.
+    tab.open_tab("Deliveries")
+    page.get_by_label("Failed deliveries created in the last").select_option("1")
+    page.get_by_role("button", name="Recover…").click()
+    heading = page.get_by_role("heading", name=re.compile(r"Redeliver \d+ failed deliveries\?"))
+    expect(heading).to_be_visible()
+    count = int(re.search(r"\d+", heading.inner_text()).group())  # type: ignore[union-attr]
+    assert count >= 2
+    tab.screenshot("recover-confirm")
+    received = len(receiver.requests)
+    page.get_by_role("button", name=f"Redeliver {count}").click()
+    page.wait_for_url("**/deliveries")
+    expect(page.get_by_role("status")).to_contain_text(
+        f"{count} failed deliveries are being sent again"
+    )
+    wait_until = time.monotonic() + 30
+    while len(receiver.requests) < received + count and time.monotonic() < wait_until:
+        time.sleep(0.2)
+    page.reload()
+    time.sleep(1)
+    assert len(receiver.requests) == received + count
 
 
 def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
@@ -547,15 +671,32 @@ def test_read_filter_and_export_the_audit_log(tab: Tab) -> None:
     plaintext = page.get_by_label("New API key").input_value()
 
     tab.open_tab("Audit log")
-    expect(page.locator("th.event-type", has_text="OrganizationCreated")).to_have_count(1)
+    # Newest first, in words: the key just made is on top, by its name.
+    first = page.locator("tbody tr").first
+    expect(first.locator(".event-title")).to_have_text("API key “Audited key” created")
+    expect(first.locator('[data-label="Actor"]')).to_have_text(re.compile(r"^admin token …\w{4}$"))
+    tab.check_accessible_forms()
     tab.screenshot("audit-log")
-
-    page.get_by_label("Event type").fill("ApiKeyCreated")
+    page.get_by_label("Order").select_option("oldest")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url("**/audit-log?type=ApiKeyCreated*")
-    types = page.locator("th.event-type").all_inner_texts()
+    page.wait_for_url("**/audit-log?*order=oldest*")
+    expect(page.locator("tbody tr").first.locator("code.event-type")).to_have_text(
+        "OrganizationCreated"
+    )
+
+    page.get_by_label("Show").select_option("configuration")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/audit-log?view=configuration*")
+    titles = page.locator(".event-title").all_inner_texts()
+    assert titles and not any(title.startswith("Delivery") for title in titles)
+
+    page.goto(tab.server.url("/audit-log"))
+    page.get_by_label("Event type").select_option(label="API key created")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/audit-log?*type=ApiKeyCreated*")
+    types = page.locator("code.event-type").all_inner_texts()
     assert types and set(types) == {"ApiKeyCreated"}
-    last = page.locator("tbody tr").last
+    last = page.locator("tbody tr").first
     expect(last.locator('[data-label="Actor"]')).to_contain_text("admin token")
     last.get_by_text("Show data").click()
     data = json.loads(last.locator("pre.json").inner_text())

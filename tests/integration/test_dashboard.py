@@ -474,12 +474,59 @@ def test_the_audit_log_pages_forward(signed_in, application, org, monkeypatch):
     positions = [item["position"] for item in application.event_history(org.id, limit=100)]
     assert len(positions) == 5  # organization, admin token, three keys
     seen, path = [], "/audit-log"
+    while path:  # newest first by default
+        text = signed_in.get(path).get_data(as_text=True)
+        seen += [int(p) for p in re.findall(r'data-label="#" class="num">(\d+)<', text)]
+        found = re.search(r'href="(/audit-log\?before=\d+)">Next page', text)
+        path = found.group(1) if found else None
+    assert seen == positions[::-1]
+    seen, path = [], "/audit-log?order=oldest"
     while path:
         text = signed_in.get(path).get_data(as_text=True)
         seen += [int(p) for p in re.findall(r'data-label="#" class="num">(\d+)<', text)]
-        found = re.search(r'href="(/audit-log\?after=\d+)">Next page', text)
-        path = found.group(1) if found else None
+        found = re.search(r'href="(/audit-log\?order=oldest&amp;after=\d+)">Next page', text)
+        found = found or re.search(r'href="(/audit-log\?after=\d+&amp;order=oldest)">Next', text)
+        path = found.group(1).replace("&amp;", "&") if found else None
     assert seen == positions
+
+
+def test_the_audit_log_reads_as_sentences_and_finds_configuration_changes(
+    signed_in, application, org
+):
+    signed_in.post("/api-keys", {"name": "Nightly import"})
+    key = application.list_api_keys(org.id, 10)[0][0]
+    application.revoke_api_key(org.id, key.id, org.admin)
+    application.configure_webhook(org.id, "https://example.com/h", None, True, OPERATOR)
+    delivery = application.send_test_event(org.id, org.admin)
+    record_outcome(application, org.id, delivery.id, 204)
+    hint = org.admin_token[-4:]  # an admin token's hint ends with its last four characters
+
+    text = signed_in.get("/audit-log").get_data(as_text=True)
+    rows = re.findall(r'<span class="event-title">([^<]*)</span>', text)
+    # Newest first, in words, with names instead of class names and id fragments.
+    assert rows[0] == "Delivery succeeded"
+    assert "API key “Nightly import” revoked" in rows
+    assert "Webhook configured: https://example.com/h" in rows
+    assert f"admin token …{hint}" in text
+    # The type picker matches whatever the case.
+    picked = signed_in.get("/audit-log?type=apikeyrevoked").get_data(as_text=True)
+    assert re.findall(r'<span class="event-title">([^<]*)</span>', picked) == [
+        "API key “Nightly import” revoked"
+    ]
+    assert '<option value="ApiKeyRevoked" selected>' in picked
+    # Configuration changes only: no delivery noise.
+    config = signed_in.get("/audit-log?view=configuration").get_data(as_text=True)
+    titles = re.findall(r'<span class="event-title">([^<]*)</span>', config)
+    assert titles and not any(t.startswith(("Delivery", "Redelivery")) for t in titles)
+    assert "Webhook configured: https://example.com/h" in titles
+    export = signed_in.get("/audit-log/export?view=configuration").get_data(as_text=True)
+    exported = [json.loads(line) for line in export.splitlines()]
+    assert "WebhookConfigured" in [item["type"] for item in exported]
+    assert not any(item["type"].startswith("Delivery") for item in exported)
+    positions = [item["position"] for item in exported]
+    assert positions == sorted(positions)  # the export reads oldest first
+    empty = signed_in.get("/audit-log?type=JobCreated").get_data(as_text=True)
+    assert "No events match these filters" in empty and "Clear the filters" in empty
 
 
 @pytest.mark.parametrize(
@@ -516,14 +563,19 @@ def test_a_test_event_needs_delivery_switched_on(signed_in, application, org):
 def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, application, org):
     application.configure_webhook(org.id, "https://example.com/hook", None, True, OPERATOR)
     response = signed_in.post("/webhook/test")
-    assert response.status_code == 302
-    delivery_id = response.headers["Location"].rsplit("/", 1)[1]
+    assert response.status_code == 302  # Post/Redirect/Get: a reload repeats nothing
+    location = response.headers["Location"]
+    assert location.endswith("?sent=test")
+    delivery_id = location.split("?")[0].rsplit("/", 1)[1]
     delivery = application.get_delivery(org.id, UUID(delivery_id))
     assert delivery.event_type == "webhook.test"
 
-    pending = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    pending = signed_in.get(location).get_data(as_text=True)
     assert "data-refresh" in pending and ">Pending<" in pending
     assert "Redeliver" not in pending
+    # Under way, never a success before the outcome is known.
+    assert 'role="status"' in pending and "is on its way" in pending
+    assert "delivered" not in pending and "Test event sent" not in pending
     assert "webhook.test" in signed_in.get("/deliveries").get_data(as_text=True)
 
     before = history(application)
@@ -532,17 +584,25 @@ def test_send_a_test_event_follow_it_and_redeliver_it(signed_in, application, or
     assert "still in progress" in signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
 
     record_outcome(application, org.id, UUID(delivery_id), 503, response_excerpt="nope")
-    failed = signed_in.get(f"/deliveries/{delivery_id}").get_data(as_text=True)
+    failed = signed_in.get(location).get_data(as_text=True)
     assert "data-refresh" not in failed and ">Failed<" in failed
     assert "unexpected status 503" in failed and ">nope</pre>" in failed
+    assert 'role="alert"' in failed and "The test event failed." in failed
+    assert "no more attempts: redeliver to try again" in failed
     listed = signed_in.get("/deliveries?status=failed").get_data(as_text=True)
     assert 'data-label="Last response"><code>503</code>' in listed
 
-    signed_in.post(f"/deliveries/{delivery_id}/redeliver")
+    again = signed_in.post(f"/deliveries/{delivery_id}/redeliver")
+    assert again.headers["Location"].endswith("?sent=redelivery")
     assert application.get_delivery(org.id, UUID(delivery_id)).status == "pending"
-    assert "Redelivery requested" in signed_in.get(f"/deliveries/{delivery_id}").get_data(
-        as_text=True
-    )
+    redelivering = signed_in.get(again.headers["Location"]).get_data(as_text=True)
+    assert "The redelivery is on its way" in redelivering
+    assert '<dd id="delivery-run">2 ' in redelivering
+
+    record_outcome(application, org.id, UUID(delivery_id), 204)
+    delivered = signed_in.get(again.headers["Location"]).get_data(as_text=True)
+    assert "The redelivery was delivered: your endpoint answered 204." in delivered
+    assert 'role="alert"' not in delivered
 
 
 @pytest.mark.parametrize(("query", "field"), [("status=lost", "status"), ("cursor=zzz", "cursor")])

@@ -31,7 +31,7 @@ def test_a_test_event_is_a_pending_webhook_test_delivery(client, org, applicatio
     body = shown.json
     assert set(body) == {
         "id", "event_id", "event_type", "url", "status", "attempts", "created_at",
-        "completed_at",
+        "completed_at", "request_body", "next_attempt_at", "run",
     }  # fmt: skip
     assert body["event_type"] == "webhook.test"
     assert body["status"] == "pending" and body["attempts"] == []

@@ -28,6 +28,7 @@ OPERATION_IDS = {
     ("get", "/admin/v1/deliveries"): "list_deliveries",
     ("get", "/admin/v1/deliveries/{id}"): "get_delivery",
     ("post", "/admin/v1/deliveries/{id}/redeliver"): "redeliver",
+    ("post", "/admin/v1/deliveries/recover"): "recover_deliveries",
     ("post", "/v1/jobs"): "create_job",
     ("get", "/v1/jobs"): "list_jobs",
     ("get", "/v1/jobs/{job_id}"): "get_job",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,14 +33,20 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from contracts import admin as schemas
-from contracts.delivery_schemas import DeliveryQuerySchema
+from contracts.delivery_schemas import DeliveryQuerySchema, RecoverSchema
 from domain.application import DEFAULT_OVERLAP_HOURS
 from domain.errors import CatalogBehind, Conflict, InvalidInput, NotFound, Unauthorized
 from domain.webhooks import generate_secret
-from services.api.admin import present_key, present_keys, present_webhook
+from services.api.admin import present_key, present_keys, present_webhook, present_webhook_status
 from services.api.context import services
 from services.api.dashboard import session as auth
-from services.api.dashboard.audit import KNOWN_EVENT_TYPES, AuditFilter
+from services.api.dashboard.audit import (
+    KNOWN_EVENT_TYPES,
+    AuditFilter,
+    Names,
+    describe,
+    readable_type,
+)
 from services.api.dashboard.format import exact, expiry, field_errors, hours_left, relative
 from services.api.delivery_routes import present_delivery
 
@@ -320,11 +326,18 @@ OVERLAP_CHOICES = (
 
 
 def _webhook_page(status: int = 200, **context: Any) -> ResponseReturnValue:
+    try:  # with its health and, when the system disabled it, why (SPEC 10)
+        webhook: dict[str, Any] | None = present_webhook_status(g.org_id)
+    except NotFound:
+        webhook = None
+    except CatalogBehind as behind:  # the settings show all the same, without health
+        log.warning("dashboard webhook health: %s", behind)
+        webhook = _current_webhook()
     return _page(
         "dashboard/webhook.html",
         status,
         tab="webhook",
-        webhook=_current_webhook(),
+        webhook=webhook,
         overlap_choices=OVERLAP_CHOICES,
         default_overlap=DEFAULT_OVERLAP_HOURS,
         **context,
@@ -454,14 +467,15 @@ def delete_webhook() -> ResponseReturnValue:
 
 @blp.post("/webhook/test")
 def send_test_event() -> ResponseReturnValue:
-    """Send a ``webhook.test`` delivery and show it: its page follows it to the result."""
+    """Send a ``webhook.test`` delivery, then redirect (Post/Redirect/Get: a reload or
+    Back never sends another) to its page, which follows it to its outcome and says
+    that outcome, never success before it is known."""
     try:
         delivery = services().application.send_test_event(g.org_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
         return redirect(url_for(".webhook"))
-    flash("Test event sent.")
-    return redirect(url_for(".delivery", delivery_id=delivery.id))
+    return redirect(url_for(".delivery", delivery_id=delivery.id, sent="test"))
 
 
 # -- deliveries -------------------------------------------------------------------------
@@ -480,8 +494,10 @@ def deliveries() -> ResponseReturnValue:
     except (ValidationError, InvalidInput) as error:
         errors = field_errors(error)
     presented = [present_delivery(delivery) for delivery in items]
+    current = _current_webhook()
     return _page(
         "dashboard/deliveries.html",
+        webhook_enabled=bool(current and current["enabled"]),
         tab="deliveries",
         items=presented,
         any_pending=any(item["status"] == "pending" for item in presented),
@@ -493,10 +509,67 @@ def deliveries() -> ResponseReturnValue:
     )
 
 
+RECOVER_HOURS = (1, 24, 168, 720)
+
+
+@blp.get("/deliveries/recover")
+def confirm_recover() -> ResponseReturnValue:
+    """Say how many failed deliveries a recovery would send again, and ask."""
+    application = services().application
+    try:
+        hours = int(request.args.get("hours", "24"))
+    except ValueError:
+        hours = 0
+    if hours not in RECOVER_HOURS:
+        flash("Choose one of the offered windows.", "error")
+        return redirect(url_for(".deliveries"))
+    webhook = _current_webhook()
+    if webhook is None or not webhook["enabled"]:
+        flash("Webhook delivery is disabled; enable it to recover deliveries.", "error")
+        return redirect(url_for(".deliveries"))
+    since = application.clock() - timedelta(hours=hours)
+    count = len(application.failed_delivery_ids(g.org_id, since))
+    return _page(
+        "dashboard/recover.html", tab="deliveries", count=count, since=since, url=webhook["url"]
+    )
+
+
+@blp.post("/deliveries/recover")
+def recover_deliveries() -> ResponseReturnValue:
+    """Redeliver the failed deliveries of the window the confirmation showed, then
+    redirect (Post/Redirect/Get: a reload sends nothing again)."""
+    application = services().application
+    try:
+        window = RecoverSchema().load({"since": request.form.get("since", "")})
+        ids = application.failed_delivery_ids(g.org_id, window["since"])
+        count = application.recover_deliveries(g.org_id, ids, g.actor)
+    except ValidationError:
+        flash("The recovery window was not understood; choose it again.", "error")
+    except Conflict as error:
+        flash(str(error), "error")
+    else:
+        flash(
+            f"{count:,} failed deliver{'y is' if count == 1 else 'ies are'} being sent again; "
+            "each shows its outcome below as it arrives."
+        )
+    return redirect(url_for(".deliveries"))
+
+
+SENT_ACTIONS = ("test", "redelivery")
+
+
 @blp.get("/deliveries/<uuid:delivery_id>")
 def delivery(delivery_id: UUID) -> ResponseReturnValue:
+    """A delivery in full; ``?sent=test|redelivery`` (where an action redirects) adds
+    the action's outcome as it stands: pending, then succeeded or failed."""
     found = present_delivery(services().application.get_delivery(g.org_id, delivery_id))
-    return _page("dashboard/delivery.html", tab="deliveries", delivery=found)
+    sent = request.args.get("sent")
+    return _page(
+        "dashboard/delivery.html",
+        tab="deliveries",
+        delivery=found,
+        sent=sent if sent in SENT_ACTIONS else None,
+    )
 
 
 @blp.post("/deliveries/<uuid:delivery_id>/redeliver")
@@ -505,9 +578,8 @@ def redeliver(delivery_id: UUID) -> ResponseReturnValue:
         services().application.request_redelivery(g.org_id, delivery_id, g.actor)
     except Conflict as error:
         flash(str(error), "error")
-    else:
-        flash("Redelivery requested: the same event is being sent again.")
-    return redirect(url_for(".delivery", delivery_id=delivery_id))
+        return redirect(url_for(".delivery", delivery_id=delivery_id))
+    return redirect(url_for(".delivery", delivery_id=delivery_id, sent="redelivery"))
 
 
 # -- audit log --------------------------------------------------------------------------
@@ -516,16 +588,19 @@ def redeliver(delivery_id: UUID) -> ResponseReturnValue:
 @blp.get("/audit-log")
 def audit_log() -> ResponseReturnValue:
     filters = AuditFilter(request.args)
-    after = filters.after
-    items, next_after = filters.page(g.org_id, after, AUDIT_PAGE_SIZE)
+    items, next_position = filters.page(g.org_id, AUDIT_PAGE_SIZE)
+    names = Names(g.org_id, items)
+    cursor = "before" if filters.newest_first else "after"
     return _page(
         "dashboard/audit_log.html",
         tab="audit",
         items=items,
         filters=filters,
-        after=after,
-        next_after=next_after,
-        known_types=KNOWN_EVENT_TYPES,
+        next_page=filters.query | {cursor: next_position} if next_position else None,
+        known_types=[(name, readable_type(name)) for name in KNOWN_EVENT_TYPES],
+        describe=lambda item: describe(item, names),
+        actor_of=names.actor,
+        readable_type=readable_type,
         pretty=lambda data: json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True),
     )
 

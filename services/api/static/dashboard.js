@@ -46,19 +46,45 @@
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
           if (!fresh) return;
           // Replace the content, not the element, so its aria-live announces the change.
+          var opened = openPanes(region);
           region.innerHTML = fresh.innerHTML;
+          reopenPanes(region, opened);
           if (fresh.hasAttribute("data-refresh")) {
             refresh(region, rounds - 1);
           } else {
             region.removeAttribute("data-refresh");
             region.removeAttribute("aria-busy");
+            focusOutcome(region);
           }
         })
         .catch(function () { /* offline or signed out: the page still works by reloading */ });
     }, 1000);
   }
 
+  // Panes a person opened stay open when the region is refreshed.
+  function openPanes(region) {
+    var ids = [];
+    region.querySelectorAll("details[id]").forEach(function (pane) { if (pane.open) ids.push(pane.id); });
+    return ids;
+  }
+
+  function reopenPanes(region, ids) {
+    ids.forEach(function (id) {
+      var pane = region.querySelector("details#" + CSS.escape(id));
+      if (pane) pane.open = true;
+    });
+  }
+
+  // The message saying how an action ended (or that it is under way) takes the focus,
+  // so that keyboard and screen reader users start from it.
+  function focusOutcome(scope) {
+    var message = scope.querySelector("[data-outcome]");
+    if (message) message.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("[data-refresh][id]").forEach(function (region) { refresh(region, 60); });
+    focusOutcome(document);
+    // Long enough for every attempt of a delivery (delays and timeouts included).
+    document.querySelectorAll("[data-refresh][id]").forEach(function (region) { refresh(region, 600); });
   });
 })();
