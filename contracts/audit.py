@@ -31,6 +31,20 @@ class AuditItemSchema(Schema):
     occurred_at = fields.String(required=True)
     actor = fields.Nested(ActorSchema, required=True)
     data = fields.Dict(required=True)
+    sealed = fields.Dict(
+        metadata={"description": "Keyed digests of personal fields, chained in their place"}
+    )
+    previous_hash = fields.String(
+        required=True, metadata={"description": "The hash of the item before (64 zeros: none)"}
+    )
+    hash = fields.String(
+        required=True, metadata={"description": "SHA-256 of the item's canonical encoding"}
+    )
+
+
+class AuditHeadSchema(Schema):
+    position = fields.Integer(required=True)
+    hash = fields.String(required=True)
 
 
 class AuditPageSchema(Schema):

@@ -258,6 +258,11 @@ class DeveloperTools(RecruitingUseCases, DeliveryUseCases, Application[UUID]):
             org_id, after=after, limit=limit, type=type, aggregate_id=aggregate_id
         )
 
+    def event_history_head(self, org_id: UUID) -> tuple[int, str]:
+        """(position, hash) of the newest item of the organization's history chain."""
+        self.catalog.wait_for_writes(org_id)
+        return self.catalog.head(org_id)
+
     # -- saving and closing ----------------------------------------------------------
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:

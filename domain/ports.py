@@ -38,6 +38,11 @@ class Catalog(Protocol):
         (or oldest first when ``after`` is given)."""
         ...
 
+    def head(self, org_id: UUID) -> tuple[int, str]:
+        """(position, hash) of the last item of the organization's hash-chained history
+        ((0, 64 zeros) before its first)."""
+        ...
+
     def events(
         self,
         org_id: UUID,

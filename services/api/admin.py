@@ -11,7 +11,7 @@ from uuid import UUID
 from flask import Response, g, stream_with_context
 
 from contracts import admin as schemas
-from contracts.audit import AuditPageSchema
+from contracts.audit import AuditHeadSchema, AuditPageSchema
 from domain.api_keys import ApiKey
 from domain.application import UNSET
 from domain.webhooks import Webhook
@@ -176,6 +176,16 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
     items = services().application.event_history(g.org_id, **query)
     next_after = items[-1]["position"] if len(items) == query["limit"] else None
     return {"items": items, "next_after": next_after}
+
+
+@blp.route("/events/head", methods=["GET"])
+@require_admin
+@blp.response(200, AuditHeadSchema)
+def get_events_head() -> dict[str, Any]:
+    """The newest item of the organization's hash chain (docs/audit.md): keep it, and
+    `tenzo audit verify --head` proves later that the history up to it is unchanged."""
+    position, digest = services().application.event_history_head(g.org_id)
+    return {"position": position, "hash": digest}
 
 
 @blp.route("/events/export", methods=["GET"])

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from contracts.audit_chain import GENESIS
 from domain.errors import CatalogBehind
 from services.infrastructure.catalog_follower import CatalogFollower
 from services.infrastructure.positions import CATALOG_TABLE, Position
@@ -60,6 +61,12 @@ CREATE_TABLES = [
     "CREATE INDEX IF NOT EXISTS tenzo_audit_by_type ON tenzo_audit (org_id, type, position)",
     """CREATE INDEX IF NOT EXISTS tenzo_audit_by_aggregate
         ON tenzo_audit (org_id, aggregate_id, position)""",
+    # The last item of each organization's hash chain (contracts/audit_chain.py).
+    """CREATE TABLE IF NOT EXISTS tenzo_audit_heads (
+        org_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
     # Each organization's newest write: what its reads wait for.
     """CREATE TABLE IF NOT EXISTS tenzo_org_writes (
         org_id TEXT PRIMARY KEY,
@@ -191,6 +198,12 @@ class Catalog:
         sql += f" ORDER BY position {'ASC' if after is not None else 'DESC'} LIMIT :limit"
         rows = self.tables.read(sql, params)
         return [(int(row["position"]), UUID(row["aggregate_id"])) for row in rows]
+
+    def head(self, org_id: UUID) -> tuple[int, str]:
+        rows = self.tables.read(
+            "SELECT position, hash FROM tenzo_audit_heads WHERE org_id = :org", {"org": str(org_id)}
+        )
+        return (int(rows[0]["position"]), rows[0]["hash"]) if rows else (0, GENESIS)
 
     def events(
         self,

@@ -18,6 +18,7 @@ OPERATION_IDS = {
     ("post", "/admin/v1/webhook/test"): "send_test_event",
     ("get", "/admin/v1/events"): "list_events",
     ("get", "/admin/v1/events/export"): "export_events",
+    ("get", "/admin/v1/events/head"): "get_events_head",
     ("get", "/admin/v1/deliveries"): "list_deliveries",
     ("get", "/admin/v1/deliveries/{id}"): "get_delivery",
     ("post", "/admin/v1/deliveries/{id}/redeliver"): "redeliver",
