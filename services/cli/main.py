@@ -200,6 +200,9 @@ def _register_dispatcher_commands() -> None:
 
     for command in COMMANDS:
         main.add_command(command)
+    from services.cli.audit import audit
+
+    main.add_command(audit)
 
 
 _register_dispatcher_commands()
