@@ -62,3 +62,12 @@ class ManyAggregates(Protocol):
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         """The aggregates found, by id (missing ids are left out)."""
         ...
+
+
+class PersonalData(Protocol):
+    """Where personal data is kept encrypted under a key of each person's own."""
+
+    def destroy(self, subject: str) -> None:
+        """Destroy the key of this subject (a candidate's id): everything sealed under it
+        becomes unreadable, for good. Idempotent."""
+        ...

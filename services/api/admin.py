@@ -17,6 +17,7 @@ from domain.application import UNSET
 from domain.webhooks import Webhook
 from services.api.auth import require_admin, require_operator
 from services.api.context import services
+from services.api.public import erase_candidate_everywhere
 from services.api.request_bodies import Blueprint
 from services.api.usage import Usage
 
@@ -163,6 +164,18 @@ def change_webhook(body: dict[str, Any]) -> dict[str, Any]:
 @blp.response(204)
 def delete_webhook() -> None:
     services().application.delete_webhook(g.org_id, g.actor)
+
+
+# -- candidates -----------------------------------------------------------------------
+
+
+@blp.route("/candidates/<uuid:candidate_id>/erase", methods=["POST"])
+@require_admin
+@blp.response(204)
+def erase_candidate(candidate_id: UUID) -> None:
+    """Erase a candidate's personal data everywhere (docs/audit.md), as
+    ``DELETE /v1/candidates/{id}`` does for an API key. Erasing again changes nothing."""
+    erase_candidate_everywhere(g.org_id, candidate_id, g.actor)
 
 
 # -- event history --------------------------------------------------------------------

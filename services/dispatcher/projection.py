@@ -30,6 +30,7 @@ from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
 from services.dispatcher import metrics
 from services.dispatcher.rebuild import ProjectionRebuild, RecentAggregates
+from services.infrastructure.personal_data import KeyDestroyed, PersonalDataKeys
 from services.infrastructure.positions import DISPATCH_TABLE, Position
 from services.infrastructure.storage import SqlCursor, SqlTables
 
@@ -37,6 +38,7 @@ log = logging.getLogger("tenzo.projection")
 
 POSITION_NAME = "dispatcher"
 PROJECTED_TYPES = ("Webhook", "Job", "Candidate")
+PERSONAL_COLUMNS = ("first_name", "last_name", "email")
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_dispatch_webhooks (
@@ -166,6 +168,8 @@ class DispatchProjection:
         self.application = application
         self.tables = SqlTables(application, CREATE_TABLES)
         self._cipher = application.mapper.cipher
+        personal: Any = application.personal_data
+        self._personal: PersonalDataKeys = personal
         # The event store's table is named by its recorder (configuration, not input).
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
             "{wanted}", _WANTED[self.tables.dialect]
@@ -236,9 +240,20 @@ class DispatchProjection:
         }
         if aggregate_type == "Job":
             return row | {"title": getattr(aggregate, "title", None)}
+        # Personal fields are kept sealed under the candidate's key (personal_data.py):
+        # once it is erased they are unreadable here too, rebuilt or not.
         return row | {
-            name: getattr(aggregate, name, None) for name in ("first_name", "last_name", "email")
+            name: self._seal(str(aggregate.id), name, getattr(aggregate, name, None))
+            for name in PERSONAL_COLUMNS
         }
+
+    def _seal(self, subject: str, field: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self._personal.seal(subject, field, value)
+        except KeyDestroyed:
+            return None
 
     def _encrypt(self, secret: str | None) -> str | None:
         if secret is None:
@@ -374,12 +389,12 @@ class DispatchProjection:
         org = str(ref.org_id)
         candidate: dict[str, Any] = {"id": ref.candidate_id}
         if row["c_org_id"] == org:
-            candidate |= {
-                "external_id": row["c_external_id"],
-                "first_name": row["first_name"],
-                "last_name": row["last_name"],
-                "email": row["email"],
-            }
+            candidate["external_id"] = row["c_external_id"]
+            tokens = [row[name] for name in PERSONAL_COLUMNS if row[name] is not None]
+            opened = self._personal.open_many(tokens) if tokens else {}
+            if tokens and all(opened.get(token) is not None for token in tokens):
+                candidate |= {name: opened.get(row[name]) for name in PERSONAL_COLUMNS}
+            # else erased: a delivery about the candidate carries only ids
         job: dict[str, Any] = {"id": ref.job_id}
         if row["j_org_id"] == org:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}

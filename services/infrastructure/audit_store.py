@@ -28,6 +28,7 @@ from eventsourcing.application import Application
 from contracts.audit import audit_item
 from contracts.audit_chain import GENESIS, item_hash, link, unlinked
 from services.infrastructure.catalog import TRACKING_NAME
+from services.infrastructure.personal_data import sealed_decoder
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables
 
@@ -104,6 +105,7 @@ def _side_by_side(
 ) -> Iterator[tuple[int, Any, Any]]:
     """(position, the stored event or the exception decoding it raised or None, the
     chained row or None) for every position up to ``reached`` found in either."""
+    decode = sealed_decoder(app)
     start = 1
     while start <= reached:
         stop = min(start + BATCH - 1, reached)
@@ -122,7 +124,7 @@ def _side_by_side(
             event: Any = None
             if notification is not None:
                 try:
-                    event = app.mapper.to_domain_event(notification)
+                    event = decode(notification)
                 except Exception as error:  # noqa: BLE001 - reported, not raised
                     event = error
             yield position, event, chained.get(position)

@@ -22,9 +22,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from contracts.audit import with_personal_data
 from contracts.audit_chain import GENESIS
 from domain.errors import CatalogBehind
 from services.infrastructure.catalog_follower import CatalogFollower
+from services.infrastructure.personal_data import PersonalDataKeys
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables, events_table
 
@@ -93,8 +95,16 @@ SELECT (SELECT position FROM tenzo_org_writes WHERE org_id = :org) AS mark,
 class Catalog:
     """Implements domain.ports.Catalog on SQLite or PostgreSQL."""
 
-    def __init__(self, app: Application[Any], wait_seconds: float = DEFAULT_WAIT_SECONDS):
+    def __init__(
+        self,
+        app: Application[Any],
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        personal_data: PersonalDataKeys | None = None,
+    ):
+        """``personal_data`` opens the sealed personal fields of history items as they
+        are read (None: they read "[erased]")."""
         self.app = app
+        self.personal_data = personal_data
         self.wait_seconds = wait_seconds
         self.tables = SqlTables(app, CREATE_TABLES)
         self.lag_query = MARK_POSITION_AND_NEWEST.format(
@@ -223,5 +233,11 @@ class Catalog:
             sql += " AND aggregate_id = :aggregate"
             params["aggregate"] = str(aggregate_id)
         sql += " ORDER BY position ASC LIMIT :limit"
-        rows = self.tables.read(sql, params)
-        return [json.loads(row["item"]) for row in rows]
+        items = [json.loads(row["item"]) for row in self.tables.read(sql, params)]
+        tokens = [token for item in items for token in (item.get("sealed") or {}).values()]
+        if not tokens:
+            return items
+        # The personal fields, opened as they are read (one query for the page's keys):
+        # stored, the history holds only their sealed tokens.
+        opened = self.personal_data.open_many(tokens) if self.personal_data else {}
+        return [with_personal_data(item, opened) for item in items]

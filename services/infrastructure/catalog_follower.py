@@ -29,6 +29,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from contracts.audit import audit_item, event_type_names
 from contracts.audit_chain import GENESIS, link, unlinked
+from services.infrastructure.personal_data import sealed_decoder
 from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.storage import SqlCursor, SqlTables, select_where_in
 
@@ -208,7 +209,8 @@ class CatalogFollower:
         notifications = self.app.recorder.select_notifications(
             start=last + 1, limit=self.batch_size
         )
-        return [Decoded.of(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        decode = sealed_decoder(self.app)
+        return [Decoded.of(n.id, decode(n)) for n in notifications]
 
     def _read_ahead(self, last: int) -> None:
         try:

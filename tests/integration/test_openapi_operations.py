@@ -28,6 +28,8 @@ OPERATION_IDS = {
     ("post", "/v1/candidates"): "create_candidate",
     ("get", "/v1/candidates"): "list_candidates",
     ("get", "/v1/candidates/{candidate_id}"): "get_candidate",
+    ("delete", "/v1/candidates/{candidate_id}"): "delete_candidate",
+    ("post", "/admin/v1/candidates/{candidate_id}/erase"): "erase_candidate",
 }
 METHODS = {"get", "put", "post", "patch", "delete"}
 
