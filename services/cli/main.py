@@ -186,7 +186,7 @@ def events(follow: bool, after: int) -> None:
         )
         for notification in notifications:
             event = application.mapper.to_domain_event(notification)
-            click.echo(json.dumps(audit_item(event, notification.id)))
+            click.echo(json.dumps(audit_item(event, notification.id, personal=True)))
             position = notification.id
         sys.stdout.flush()
         if len(notifications) < 500:

@@ -238,21 +238,36 @@ class SealingMapper(Mapper[Any]):
         return sealed
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        domain_event = super().to_domain_event(stored_event)
-        state = vars(domain_event)
-        sealed = state.get("sealed")
-        if sealed and self.keys is not None:
-            opened = self.keys.open_many(sealed.values())
-            for field, token in sealed.items():
+        return self.to_domain_events([stored_event])[0]
+
+    def to_domain_events(self, stored_events: Iterable[StoredEvent]) -> list[Any]:
+        """The events, their sealed fields opened with one read of the keys for all."""
+        events = [super(SealingMapper, self).to_domain_event(s) for s in stored_events]
+        sealed = [vars(event)["sealed"] for event in events if vars(event).get("sealed")]
+        if not sealed or self.keys is None:
+            return events
+        opened = self.keys.open_many(token for tokens in sealed for token in tokens.values())
+        for event in events:
+            state = vars(event)
+            for field, token in (state.get("sealed") or {}).items():
                 value = opened.get(token)
                 if value is not None:
                     state[field] = value
-        return domain_event
+        return events
 
     def to_sealed_domain_event(self, stored_event: StoredEvent) -> Any:
         """The event with its personal fields still sealed (``None``, the tokens in
         ``sealed``): for readers that need no personal value."""
         return super().to_domain_event(stored_event)
+
+
+def decode_all(app: Application[Any], stored_events: list[StoredEvent]) -> list[Any]:
+    """The application's domain events of these stored events, personal fields opened
+    with one read of the keys (not one per event)."""
+    mapper = app.mapper
+    if isinstance(mapper, SealingMapper):
+        return mapper.to_domain_events(stored_events)
+    return [mapper.to_domain_event(stored) for stored in stored_events]
 
 
 def sealed_decoder(app: Application[Any]) -> Callable[[StoredEvent], Any]:

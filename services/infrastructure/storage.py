@@ -147,8 +147,8 @@ class SqlTables:
         file and truncate it. On PostgreSQL nothing here: old row versions stay in the
         table files until VACUUM (docs/audit.md)."""
         if self.dialect == "sqlite":
-            with self.datastore.get_connection() as connection:
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self.datastore.get_connection(commit=True) as connection:  # the writer
+                connection._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Rows of one read-only statement. On PostgreSQL it runs on an autocommit
