@@ -23,9 +23,9 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from contracts.audit import with_personal_data
-from contracts.audit_chain import GENESIS
+from contracts.audit_chain import GENESIS, link, unlinked
 from domain.errors import CatalogBehind
-from services.infrastructure.catalog_follower import CatalogFollower
+from services.infrastructure.catalog_follower import FOLLOWER_LOCK, UPSERT_HEAD, CatalogFollower
 from services.infrastructure.personal_data import PersonalDataKeys
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables, events_table
@@ -114,6 +114,38 @@ class Catalog:
         )
         self.position = Position(app, CATALOG_TABLE, TRACKING_NAME)
         self.follower = CatalogFollower(app, self.tables, self.position)
+        self._link_unchained()
+
+    def _link_unchained(self) -> None:
+        """A catalog made before the hash chain (its items have none, and there are no
+        heads): link its items once, in position order, before following on. Costs one
+        cheap query on every later start."""
+        with self.tables.transaction() as cursor:
+            if self.tables.dialect == "postgres":  # no follower applies a batch meanwhile
+                cursor.execute("SELECT pg_advisory_xact_lock(:key)", {"key": FOLLOWER_LOCK})
+            if cursor.execute("SELECT 1 AS one FROM tenzo_audit_heads LIMIT 1").fetchone():
+                return
+            rows = cursor.execute(
+                "SELECT position, org_id, item FROM tenzo_audit ORDER BY position"
+            ).fetchall()
+            heads: dict[str, tuple[int, str]] = {}
+            linked = []
+            for row in rows:
+                item = json.loads(row["item"])
+                item.pop("hash", None)
+                item.pop("previous_hash", None)
+                digest, text = link(unlinked(item), heads.get(row["org_id"], (0, GENESIS))[1])
+                heads[row["org_id"]] = (int(row["position"]), digest)
+                linked.append({"item": text, "position": row["position"]})
+            cursor.executemany(
+                "UPDATE tenzo_audit SET item = :item WHERE position = :position", linked
+            )
+            cursor.executemany(
+                UPSERT_HEAD,
+                [{"org": org, "position": p, "hash": h} for org, (p, h) in sorted(heads.items())],
+            )
+        if rows:
+            log.info("catalog: linked the hash chain of %d earlier history items", len(rows))
 
     # -- read-your-writes -----------------------------------------------------------------
 

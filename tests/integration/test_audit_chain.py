@@ -126,3 +126,36 @@ def test_the_head_and_the_export_carry_the_chain(client, org, other_org):
 
 def test_the_head_needs_an_admin_token(client):
     assert client.get(f"{ADMIN}/events/head").status_code == 401
+
+
+def test_a_catalog_made_before_the_chain_is_linked_once_on_start(database_url):
+    key = base64.b64encode(os.urandom(32)).decode()
+    application = application_on(database_url, encryption_key=key)
+    try:
+        acme, _ = application.create_organization("Acme", OPERATOR)
+        globex, _ = application.create_organization("Globex", OPERATOR)
+        application.save(*jobs(acme.id, 5, OPERATOR), *jobs(globex.id, 5, OPERATOR))
+        chained = {org.id: whole_history(application, org.id) for org in (acme, globex)}
+        catalog: Any = application.catalog
+        catalog.follower.close()
+        rows = catalog.tables.read("SELECT position, item FROM tenzo_audit")
+        with catalog.tables.transaction() as cursor:  # as an earlier version left it
+            for row in rows:
+                item = json.loads(row["item"])
+                del item["hash"], item["previous_hash"]
+                cursor.execute(
+                    "UPDATE tenzo_audit SET item = :item WHERE position = :position",
+                    {"item": json.dumps(item), "position": row["position"]},
+                )
+            cursor.execute("DELETE FROM tenzo_audit_heads")
+    finally:
+        application.close()
+
+    restarted = application_on(database_url, encryption_key=key)
+    try:
+        for org in (acme, globex):
+            assert whole_history(restarted, org.id) == chained[org.id]
+        restarted.save(*jobs(acme.id, 1, OPERATOR))
+        assert verify(as_lines(whole_history(restarted, acme.id))).ok
+    finally:
+        restarted.close()

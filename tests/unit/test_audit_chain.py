@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from contracts.audit_chain import GENESIS, canonical, item_hash, link, unlinked, verify
 
@@ -101,3 +102,31 @@ def test_a_rewritten_history_does_not_hold_an_earlier_head():
 def test_a_line_that_is_not_json_is_named():
     verdict = verify([*lines(HISTORY[:2]), "{not json"])
     assert not verdict.ok and "line 3" in verdict.problem
+
+
+def documented_verify():
+    """The algorithm docs/audit.md shows, run as written."""
+    text = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    code = text.split("its algorithm, enough to write one in any language:")[1]
+    code = code.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - our own documentation
+    return namespace["verify"]
+
+
+def test_the_documented_algorithm_finds_what_the_verifier_finds():
+    documented = documented_verify()
+    forged = chain(*(item(p) for p in (3, 5)), item(6, name="forged"))[2]
+    cases = {
+        "untouched": (HISTORY, (None, "ok")),
+        "altered": (
+            [*HISTORY[:2], {**HISTORY[2], "data": {"name": "x"}}, *HISTORY[3:]],
+            (8, "altered"),
+        ),
+        "removed": (HISTORY[:2] + HISTORY[3:], (13, "removed before it")),
+        "inserted": ([*HISTORY[:2], forged, *HISTORY[2:]], (6, "inserted")),
+        "reordered": ([HISTORY[0], HISTORY[2], HISTORY[1], *HISTORY[3:]], (8, "reordered")),
+    }
+    for name, (items, expected) in cases.items():
+        assert documented(lines(items)) == expected, name
+        assert verify(lines(items)).position == expected[0], name
