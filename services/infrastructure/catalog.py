@@ -119,7 +119,13 @@ class Catalog:
     def _link_unchained(self) -> None:
         """A catalog made before the hash chain (its items have none, and there are no
         heads): link its items once, in position order, before following on. Costs one
-        cheap query on every later start."""
+        cheap query on every later start (which takes no lock)."""
+        unchained = (
+            "SELECT 1 AS one FROM tenzo_audit WHERE NOT EXISTS "
+            "(SELECT 1 FROM tenzo_audit_heads) LIMIT 1"
+        )
+        if not self.tables.read(unchained):
+            return
         with self.tables.transaction() as cursor:
             if self.tables.dialect == "postgres":  # no follower applies a batch meanwhile
                 cursor.execute("SELECT pg_advisory_xact_lock(:key)", {"key": FOLLOWER_LOCK})

@@ -210,10 +210,10 @@ class SealingMapper(Mapper[Any]):
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
         sealed = self._seal(state, fields)
-        if not sealed:
-            return super().to_stored_event(domain_event)
+        if not sealed and state == vars(domain_event):
+            return super().to_stored_event(domain_event)  # nothing personal in it
         copy = object.__new__(type(domain_event))
-        object.__setattr__(copy, "__dict__", state | {"sealed": sealed})
+        object.__setattr__(copy, "__dict__", state | ({"sealed": sealed} if sealed else {}))
         return super().to_stored_event(copy)
 
     def _seal(self, state: dict[str, Any], fields: tuple[str, ...]) -> dict[str, str]:
@@ -227,7 +227,10 @@ class SealingMapper(Mapper[Any]):
             if subject is None:
                 return {}
             state["body"] = redacted
-            return {"body": self.keys.seal(subject, "body", body)}
+            try:
+                return {"body": self.keys.seal(subject, "body", body)}
+            except KeyDestroyed:  # erased while this delivery was prepared: ids only
+                return {}
         subject = str(state["originator_id"])
         sealed = {}
         for field in fields:
