@@ -81,19 +81,22 @@ class PersonalDataKeys:
         return f"{base64.urlsafe_b64encode(sealed).decode()}.{field}.{subject}"
 
     def _key_for_sealing(self, subject: str) -> AESCipher:
-        stored = self._stored_keys([subject]).get(subject, "missing")
-        if stored == "missing":
-            key = os.urandom(32)
-            with self.tables.transaction() as cursor:
-                cursor.execute(
-                    "INSERT INTO tenzo_personal_keys (subject, sealed_key) VALUES (:s, :k) "
-                    "ON CONFLICT (subject) DO NOTHING",
-                    {"s": subject, "k": self._encrypt_key(key)},
-                )
-            stored = self._stored_keys([subject]).get(subject)  # a concurrent one may have won
-        if stored is None:
-            raise KeyDestroyed(subject)
-        cipher = _cipher(self._decrypt_key(stored))
+        """The subject's key: a new one (one statement: a new candidate's first save),
+        or the one stored already (a second statement reads it)."""
+        key = os.urandom(32)
+        with self.tables.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO tenzo_personal_keys (subject, sealed_key) VALUES (:s, :k) "
+                "ON CONFLICT (subject) DO NOTHING",
+                {"s": subject, "k": self._encrypt_key(key)},
+            )
+            created = cursor.rowcount == 1
+        if not created:
+            stored = self._stored_keys([subject]).get(subject)
+            if stored is None:
+                raise KeyDestroyed(subject)
+            key = self._decrypt_key(stored)
+        cipher = _cipher(key)
         if len(self._sealing) > 10_000:
             self._sealing.clear()
         self._sealing[subject] = cipher
