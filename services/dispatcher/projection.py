@@ -367,7 +367,9 @@ class DispatchProjection:
                 self.catch_up(aggregate_type, aggregate_id)
             rows = self.tables.read(self._interview_contexts_sql, params)
         found = {row["i"]: row for row in rows}
-        return [self._context(ref, found[i]) for i, ref in enumerate(refs)]
+        tokens = [row[name] for row in rows for name in PERSONAL_COLUMNS if row[name]]
+        opened = self._personal.open_many(tokens) if tokens else {}  # one read for all
+        return [self._context(ref, found[i], opened) for i, ref in enumerate(refs)]
 
     def catch_up(self, aggregate_type: str, aggregate_id: UUID) -> None:
         """Project an aggregate at its latest stored version (the relayed event that
@@ -380,7 +382,9 @@ class DispatchProjection:
         with self.tables.transaction() as cursor:
             cursor.execute(_UPSERT[aggregate_type], row)
 
-    def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
+    def _context(
+        self, ref: InterviewRef, row: Any, opened: dict[str, str | None]
+    ) -> InterviewContext:
         target = None
         if row["url"] is not None:
             target = WebhookTarget(
@@ -391,7 +395,6 @@ class DispatchProjection:
         if row["c_org_id"] == org:
             candidate["external_id"] = row["c_external_id"]
             tokens = [row[name] for name in PERSONAL_COLUMNS if row[name] is not None]
-            opened = self._personal.open_many(tokens) if tokens else {}
             if tokens and all(opened.get(token) is not None for token in tokens):
                 candidate |= {name: opened.get(row[name]) for name in PERSONAL_COLUMNS}
             # else erased: a delivery about the candidate carries only ids
