@@ -251,3 +251,33 @@ def _delivery(message: dict[str, Any], org_id: uuid.UUID) -> uuid.UUID:
     from domain.deliveries import delivery_id
 
     return delivery_id(org_id, message["event_id"])
+
+
+def test_erasing_what_is_not_this_organizations_candidate_is_404_and_changes_nothing(
+    client, org, other_org, application
+):
+    from tests.conftest import history
+    from tests.integration.test_public_api import JOB, bearer, create_key
+    from tests.support.problems import problem_of
+
+    ours, theirs = bearer(create_key(client, org)["key"]), create_key(client, other_org)
+    job = client.post("/v1/jobs", json=JOB, headers=ours).json
+    person = {"first_name": "Ada", "last_name": "L", "email": "ada@example.com"}
+    candidate = client.post("/v1/candidates", json=person | {"job_id": job["id"]}, headers=ours)
+    before = history(application)
+
+    for response in (
+        client.delete(f"/v1/candidates/{candidate.json['id']}", headers=bearer(theirs["key"])),
+        client.post(
+            f"/admin/v1/candidates/{candidate.json['id']}/erase", headers=other_org.headers
+        ),
+        client.delete(f"/v1/candidates/{job['id']}", headers=ours),  # a job is no candidate
+        client.delete(f"/v1/candidates/{uuid.uuid4()}", headers=ours),
+    ):
+        problem_of(response, 404)
+    assert client.delete("/v1/candidates/not-an-id", headers=ours).status_code == 404
+    assert client.delete(f"/v1/candidates/{candidate.json['id']}").status_code == 401
+    assert history(application) == before
+    assert (
+        client.get(f"/v1/candidates/{candidate.json['id']}", headers=ours).json["erased"] is False
+    )
