@@ -11,11 +11,12 @@ moved to another field or person).
 unreadable, to anyone, with any key; sealing for it again is refused.
 
 ``SealingMapper`` is the event store's mapper (``MAPPER_TOPIC``): events listed in
-``SEALED_FIELDS`` are stored with those fields sealed (``None`` in place, the tokens in
-a ``sealed`` mapping); decoding opens them again, or leaves ``None`` (a delivery's body:
-the copy without personal data) once the key is destroyed. ``to_sealed_domain_event``
-decodes without opening (the catalog's follower and the store check need the tokens,
-not the values). No plaintext personal field is ever written to the event store.
+``SEALED_FIELDS`` or ``SEALED_BODIES`` are stored with those fields sealed (``None`` or,
+for a body, its copy without personal data in place; the tokens in a ``sealed``
+mapping); decoding opens them again, or leaves what is in place once the key is
+destroyed. ``to_sealed_domain_event`` decodes without opening (the catalog's follower,
+the relay and the store check need the tokens, not the values). No plaintext personal
+field is ever written to the event store.
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ CREATE_TABLES = [
     )"""
 ]
 
-# The personal fields of each event that carries them, by the event's class topic.
+# The personal fields of each event that carries them, by the event's class topic:
+# a candidate's own, sealed under that candidate's key.
 CANDIDATE_FIELDS = ("first_name", "last_name", "email", "phone", "resume_url")
 SEALED_FIELDS = {
     "domain.recruiting:Candidate.Created": CANDIDATE_FIELDS,
     "domain.recruiting:Candidate.Updated": CANDIDATE_FIELDS,
+}
+# Fields holding a webhook body (or any text that carries one) that may name a
+# candidate: sealed under that candidate's key, the copy without personal data kept in
+# clear. A new event type recording a body (an attempt's request body) is listed here.
+SEALED_BODIES = {
     "domain.deliveries:Delivery.Scheduled": ("body",),
 }
 ERASED = "[erased]"
@@ -208,32 +215,41 @@ class SealingMapper(Mapper[Any]):
         self.keys = keys
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        fields = SEALED_FIELDS.get(_topic(domain_event))
-        if fields is None or self.keys is None:
+        topic = _topic(domain_event)
+        fields, bodies = SEALED_FIELDS.get(topic), SEALED_BODIES.get(topic)
+        if (fields is None and bodies is None) or self.keys is None:
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
-        sealed = self._seal(state, fields)
+        sealed = self._seal(state, fields) if fields else self._seal_bodies(state, bodies or ())
         if not sealed and state == vars(domain_event):
             return super().to_stored_event(domain_event)  # nothing personal in it
         copy = object.__new__(type(domain_event))
         object.__setattr__(copy, "__dict__", state | ({"sealed": sealed} if sealed else {}))
         return super().to_stored_event(copy)
 
-    def _seal(self, state: dict[str, Any], fields: tuple[str, ...]) -> dict[str, str]:
+    def _seal_bodies(self, state: dict[str, Any], fields: tuple[str, ...]) -> dict[str, str]:
+        """Webhook bodies naming a candidate: sealed under that candidate's key, the
+        copy without their personal fields kept in clear in their place."""
         assert self.keys is not None
-        if fields == ("body",):  # a delivery: its body sealed under its candidate's key
-            body = state.get("body")
+        sealed = {}
+        for field in fields:
+            body = state.get(field)
             if not isinstance(body, str):
-                return {}
+                continue
             redacted = without_personal_data(body)
             subject = body_subject(body) if redacted is not None else None
             if subject is None:
-                return {}
-            state["body"] = redacted
+                continue
+            state[field] = redacted
             try:
-                return {"body": self.keys.seal(subject, "body", body)}
+                sealed[field] = self.keys.seal(subject, field, body)
             except KeyDestroyed:  # erased while this delivery was prepared: ids only
-                return {}
+                continue
+        return sealed
+
+    def _seal(self, state: dict[str, Any], fields: tuple[str, ...]) -> dict[str, str]:
+        """A candidate's own fields, under the candidate's key."""
+        assert self.keys is not None
         subject = str(state["originator_id"])
         sealed = {}
         for field in fields:
