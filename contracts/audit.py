@@ -10,6 +10,7 @@ from uuid import UUID, uuid5
 from marshmallow import Schema, fields
 
 REDACTED = "[redacted]"
+ERASED = "[erased]"
 SECRET_FIELDS = frozenset({"secret", "key_hash", "token_hash"})
 _ENVELOPE = frozenset(
     {"originator_id", "originator_version", "originator_topic", "timestamp", "actor"}
@@ -31,6 +32,20 @@ class AuditItemSchema(Schema):
     occurred_at = fields.String(required=True)
     actor = fields.Nested(ActorSchema, required=True)
     data = fields.Dict(required=True)
+    sealed = fields.Dict(
+        metadata={"description": "Keyed digests of personal fields, chained in their place"}
+    )
+    previous_hash = fields.String(
+        required=True, metadata={"description": "The hash of the item before (64 zeros: none)"}
+    )
+    hash = fields.String(
+        required=True, metadata={"description": "SHA-256 of the item's canonical encoding"}
+    )
+
+
+class AuditHeadSchema(Schema):
+    position = fields.Integer(required=True)
+    hash = fields.String(required=True)
 
 
 class AuditPageSchema(Schema):
@@ -73,11 +88,21 @@ def event_type_names(event: object) -> tuple[str, str]:
     return qualname[0], "".join(qualname[-2:])
 
 
-def audit_item(event: Any, position: int) -> dict[str, Any]:
-    """The redacted audit record of a domain event stored at a notification position."""
+def audit_item(event: Any, position: int, *, personal: bool = False) -> dict[str, Any]:
+    """The redacted audit record of a domain event stored at a notification position.
+
+    Personal fields the event store keeps sealed (an event's ``sealed`` tokens) are in
+    ``sealed``, not in ``data``; with ``personal`` their decoded values are in ``data``
+    too (``"[erased]"`` once erased)."""
     aggregate_type, type_name = event_type_names(event)
     data = {key: value for key, value in vars(event).items() if key not in _ENVELOPE}
-    return {
+    sealed = data.pop("sealed", None)
+    if sealed:
+        for name in sealed:
+            value = data.pop(name, None)
+            if personal:
+                data[name] = ERASED if value is None else value
+    item = {
         "position": position,
         "id": str(uuid5(event.originator_id, str(event.originator_version))),
         "type": type_name,
@@ -88,3 +113,19 @@ def audit_item(event: Any, position: int) -> dict[str, Any]:
         "actor": getattr(event, "actor", None) or {"type": "system", "id": None},
         "data": redact_secrets(data),
     }
+    if sealed:
+        item["sealed"] = dict(sealed)
+    return item
+
+
+def with_personal_data(item: dict[str, Any], opened: dict[str, str | None]) -> dict[str, Any]:
+    """An item as shown: each sealed field's value (from ``opened``, token → value) in
+    ``data``, or ``"[erased]"``."""
+    sealed = item.get("sealed")
+    if not sealed:
+        return item
+    data = dict(item["data"])
+    for name, token in sealed.items():
+        value = opened.get(token)
+        data[name] = ERASED if value is None else value
+    return {**item, "data": data}

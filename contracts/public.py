@@ -108,9 +108,13 @@ class CandidateSchema(Schema):
     id = fields.UUID(required=True)
     job_id = fields.UUID(required=True)
     external_id = fields.String(allow_none=True)
-    first_name = fields.String(required=True)
-    last_name = fields.String(required=True)
-    email = fields.String(required=True)
+    erased = fields.Boolean(
+        required=True,
+        metadata={"description": "true: personal data erased (the fields below are absent)"},
+    )
+    first_name = fields.String()
+    last_name = fields.String()
+    email = fields.String()
     phone = fields.String(allow_none=True)
     resume_url = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)

@@ -20,7 +20,7 @@ from domain.errors import Conflict, InvalidInput, NotFound
 from domain.fast_forward import FastForwardReads, HasNewerEvents
 from domain.organizations import FIRST_TOKEN_NAME, AdminToken, Organization
 from domain.paging import page_of_ids
-from domain.ports import Catalog, ManyAggregates
+from domain.ports import Catalog, ManyAggregates, PersonalData
 from domain.recruiting import RecruitingUseCases
 from domain.webhook_health import WebhookHealthUseCases
 from domain.webhook_urls import WebhookUrlPolicy
@@ -53,23 +53,26 @@ class DeveloperTools(
         *,
         url_policy: WebhookUrlPolicy,
         catalog: Callable[[Application[UUID]], Catalog],
+        personal_data: Callable[[Application[UUID]], PersonalData],
         many_aggregates: Callable[[Application[UUID]], ManyAggregates],
         newer_events_probe: Callable[[Application[UUID]], HasNewerEvents | None],
         render_test_event: TestEventRenderer,
         retry: RetryRule,
         clock: Callable[[], datetime] = utc_now,
     ):
-        """``catalog``, ``many_aggregates`` and ``newer_events_probe`` are factories
-        given this application, built once its event store is open: the catalog indexes
-        that store, ``many_aggregates`` reads a page of aggregates in one query, and the
-        probe is a lean query on it (None keeps the library's own query). ``retry`` is
-        the dispatcher's retry rule: an admin may redeliver a pending delivery once it
-        is stalled by that rule."""
+        """``catalog``, ``personal_data``, ``many_aggregates`` and ``newer_events_probe``
+        are factories given this application, built once its event store is open: the
+        catalog indexes that store, ``personal_data`` keeps the candidates' keys,
+        ``many_aggregates`` reads a page of aggregates in one query, and the probe is a
+        lean query on it (None keeps the library's own query). ``retry`` is the
+        dispatcher's retry rule: an admin may redeliver a pending delivery once it is
+        stalled by that rule."""
         super().__init__(env)
         self.url_policy = url_policy
         self.clock = clock
         self.retry = retry
         self.render_test_event = render_test_event
+        self.personal_data = personal_data(self)  # before the catalog, which reads it
         self.catalog = catalog(self)
         self.many_aggregates = many_aggregates(self)
         # API keys are read on every Public API request: decoded once, checked for
@@ -405,6 +408,11 @@ class DeveloperTools(
             before=before,
             newest_first=newest_first,
         )
+
+    def event_history_head(self, org_id: UUID) -> tuple[int, str]:
+        """(position, hash) of the newest item of the organization's history chain."""
+        self.catalog.wait_for_writes(org_id)
+        return self.catalog.head(org_id)
 
     # -- saving and closing ----------------------------------------------------------
 

@@ -46,6 +46,11 @@ class Catalog(Protocol):
         (or oldest first when ``after`` is given)."""
         ...
 
+    def head(self, org_id: UUID) -> tuple[int, str]:
+        """(position, hash) of the last item of the organization's hash-chained history
+        ((0, 64 zeros) before its first)."""
+        ...
+
     def events(
         self,
         org_id: UUID,
@@ -72,4 +77,13 @@ class ManyAggregates(Protocol):
 
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         """The aggregates found, by id (missing ids are left out)."""
+        ...
+
+
+class PersonalData(Protocol):
+    """Where personal data is kept encrypted under a key of each person's own."""
+
+    def destroy(self, subject: str) -> None:
+        """Destroy the key of this subject (a candidate's id): everything sealed under it
+        becomes unreadable, for good. Idempotent."""
         ...

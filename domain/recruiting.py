@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.actors import Actor
 from domain.errors import InvalidInput, NotFound
 from domain.paging import page_of_ids
-from domain.ports import Catalog
+from domain.ports import Catalog, PersonalData
 
 JobStatus = Literal["open", "closed"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("open", "closed")
@@ -104,13 +104,28 @@ class Job(Aggregate):
 
 
 class Candidate(Aggregate):
-    """A candidate for one of the organization's jobs."""
+    """A candidate for one of the organization's jobs.
+
+    Erasure (the right to erasure, SPEC 12) clears the personal fields for good; the
+    infrastructure destroys the key they were stored under, so no earlier event reveals
+    them either. An erased candidate stays, with its ids, and cannot change: the same
+    ``external_id`` upserted later is a new candidate (``successor_id``)."""
+
+    erased = False
 
     @staticmethod
-    def create_id(org_id: UUID, external_id: str | None) -> UUID:
+    def create_id(org_id: UUID, external_id: str | None, succeeds: UUID | None = None) -> UUID:
+        if succeeds is not None:
+            return Candidate.successor_id(succeeds)
         if external_id is None:
             return uuid4()
         return external_aggregate_id(org_id, "Candidate", external_id)
+
+    @staticmethod
+    def successor_id(erased_id: UUID) -> UUID:
+        """The id of the candidate an ATS's ``external_id`` names once the candidate it
+        named (``erased_id``) was erased."""
+        return uuid5(erased_id, "successor")
 
     @event("Created")
     def __init__(
@@ -124,7 +139,9 @@ class Candidate(Aggregate):
         phone: str | None,
         resume_url: str | None,
         actor: Actor,
+        succeeds: UUID | None = None,
     ):
+        """``succeeds``: the erased candidate whose ``external_id`` this one takes over."""
         self.org_id = org_id
         self.job_id = job_id
         self.external_id = external_id
@@ -134,8 +151,23 @@ class Candidate(Aggregate):
         self.phone = phone
         self.resume_url = resume_url
 
+    def erase(self, actor: Actor) -> bool:
+        """Record ``Erased`` (once: erasing again changes nothing); return whether it did."""
+        if self.erased:
+            return False
+        self._erased(actor=actor)
+        return True
+
+    @event("Erased")
+    def _erased(self, actor: Actor) -> None:
+        self.erased = True
+        self.first_name = self.last_name = self.email = None  # type: ignore[assignment]
+        self.phone = self.resume_url = None
+
     def update(self, changes: Mapping[str, Any], actor: Actor) -> bool:
         """Apply the given fields; record ``Updated`` only when something changes."""
+        if self.erased:
+            raise InvalidInput("This candidate was erased.", field="id")
         new = _merged(self, CANDIDATE_FIELDS, changes)
         if new == {name: getattr(self, name) for name in CANDIDATE_FIELDS}:
             return False
@@ -175,6 +207,7 @@ class _Host(Protocol):
     """What the mixin uses of DeveloperTools."""
 
     catalog: Catalog
+    personal_data: PersonalData
     clock: Callable[[], datetime]
 
     def save(self, *objs: Any, **kwargs: Any) -> Any: ...
@@ -209,7 +242,7 @@ class RecruitingUseCases:
         if status not in JOB_STATUSES:
             raise InvalidInput("Status must be open or closed.", field="status")
 
-        def create() -> Job:
+        def create(erased_before: UUID | None) -> Job:
             return Job(
                 org_id=org_id,
                 external_id=values.get("external_id"),
@@ -263,7 +296,7 @@ class RecruitingUseCases:
             if name in values and not values[name]:
                 raise InvalidInput(f"{name} must not be blank.", field=name)
 
-        def create() -> Candidate:
+        def create(erased_before: UUID | None) -> Candidate:
             for name in ("first_name", "last_name", "email"):
                 if not values.get(name):
                     raise InvalidInput(f"{name} is required.", field=name)
@@ -277,9 +310,27 @@ class RecruitingUseCases:
                 phone=values.get("phone"),
                 resume_url=values.get("resume_url"),
                 actor=by,
+                # after an erased one, a successor (only then: other events keep their shape)
+                **({"succeeds": erased_before} if erased_before is not None else {}),
             )
 
         return _upsert(self, Candidate, org_id, values, create, by)
+
+    def erase_candidate(self: _Host, org_id: UUID, candidate_id: UUID, by: Actor) -> None:
+        """Erase a candidate's personal data everywhere (SPEC 12): destroy the key it is
+        stored under, then record ``CandidateErased``. Erasing again changes nothing
+        (and destroys the key again, should an earlier call have stopped between)."""
+        for _ in range(UPSERT_ATTEMPTS):
+            candidate = self._get_owned(Candidate, org_id, candidate_id)
+            self.personal_data.destroy(str(candidate.id))
+            if not candidate.erase(actor=by):
+                return
+            try:
+                self.save(candidate)
+            except IntegrityError:
+                continue  # changed concurrently: erase the new state
+            return
+        raise IntegrityError(f"Candidate {candidate_id} kept changing; try again")
 
     def get_candidate(self: _Host, org_id: UUID, candidate_id: UUID) -> Candidate:
         return self._read_owned(Candidate, org_id, candidate_id)
@@ -311,11 +362,29 @@ def _found_by_external_id(
     application: _Host, cls: type[Upserted], org_id: UUID, external_id: str
 ) -> list[Upserted]:
     """The record with this external id, as a list of one or none: its id is derived
-    from the external id, so this is one read by the event store's primary key."""
-    try:
-        return [application._get_owned(cls, org_id, cls.create_id(org_id, external_id))]
-    except NotFound:
+    from the external id, so this is one read by the event store's primary key (one
+    more per erased candidate the id named before)."""
+    current, _ = _named_by(application, cls, cls.create_id(org_id, external_id))
+    if current is None or getattr(current, "org_id", None) != org_id:
         return []
+    return [current]
+
+
+def _named_by(
+    application: _Host, cls: type[Upserted], aggregate_id: UUID
+) -> tuple[Upserted | None, UUID | None]:
+    """(the record an external id's derived id names now, or the last erased one, or
+    None; the id of that last erased one, which a new record succeeds, or None). An
+    erased candidate passes its external id on to its successor."""
+    found: Upserted | None = None
+    while True:
+        try:
+            aggregate = application._get(cls, aggregate_id)
+        except NotFound:
+            return found, None if found is None else found.id
+        if not getattr(aggregate, "erased", False):
+            return aggregate, None
+        found, aggregate_id = aggregate, Candidate.successor_id(aggregate_id)
 
 
 def _has_job(application: _Host, org_id: UUID, job_id: UUID) -> bool:
@@ -331,24 +400,24 @@ def _upsert(
     cls: type[Upserted],
     org_id: UUID,
     values: dict[str, Any],
-    create: Callable[[], Upserted],
+    create: Callable[[UUID | None], Upserted],
     by: Actor,
 ) -> tuple[Upserted, bool]:
     external_id = values.get("external_id")
     for _ in range(UPSERT_ATTEMPTS):
+        erased_before = None
         if external_id is not None:
-            try:
-                existing = application._get(cls, cls.create_id(org_id, external_id))
-            except NotFound:
-                pass
-            else:
+            existing, erased_before = _named_by(
+                application, cls, cls.create_id(org_id, external_id)
+            )
+            if existing is not None and not getattr(existing, "erased", False):
                 if existing.update(values, actor=by):
                     try:
                         application.save(existing)
                     except IntegrityError:
                         continue  # changed concurrently: apply the changes to the new state
                 return existing, False
-        aggregate = create()
+        aggregate = create(erased_before)
         try:
             application.save(aggregate)
         except IntegrityError:

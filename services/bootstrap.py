@@ -18,6 +18,7 @@ from services.dispatcher.retry import RetryPolicy
 from services.infrastructure.catalog import Catalog
 from services.infrastructure.encryption_check import check_encryption_key
 from services.infrastructure.event_versions import has_newer_events_probe
+from services.infrastructure.personal_data import PersonalDataKeys
 from services.infrastructure.stored_aggregates import StoredAggregates
 from services.infrastructure.webhook_health import AutoDisable
 from services.settings import Settings
@@ -60,7 +61,9 @@ def build_application(settings: Settings) -> DeveloperTools:
                 app,
                 wait_seconds=settings.catalog_wait_seconds,
                 on_failing=AutoDisable(app, settings.auto_disable_rule),
+                personal_data=app.personal_data,  # type: ignore[attr-defined]
             ),
+            personal_data=PersonalDataKeys,
             many_aggregates=StoredAggregates,
             newer_events_probe=has_newer_events_probe,
             render_test_event=test_event_body,

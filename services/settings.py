@@ -225,6 +225,8 @@ class Settings:
             "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
             "CIPHER_KEY": self.encryption_key,
             "COMPRESSOR_TOPIC": "services.infrastructure.compression:SmallEventCompressor",
+            # Candidates' personal fields sealed under keys of their own (SPEC 12).
+            "MAPPER_TOPIC": "services.infrastructure.personal_data:SealingMapper",
             "CREATE_TABLE": "true",
         }
         if self.in_memory:

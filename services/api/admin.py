@@ -11,13 +11,14 @@ from uuid import UUID
 from flask import Response, g, stream_with_context
 
 from contracts import admin as schemas
-from contracts.audit import AuditPageSchema
+from contracts.audit import AuditHeadSchema, AuditPageSchema
 from domain.api_keys import ApiKey
 from domain.application import UNSET
 from domain.organizations import AdminToken
 from domain.webhooks import Webhook
 from services.api.auth import require_admin, require_operator
 from services.api.context import services
+from services.api.public import erase_candidate_everywhere
 from services.api.request_bodies import Blueprint
 from services.api.usage import Usage
 
@@ -285,6 +286,18 @@ def delete_webhook() -> None:
     services().application.delete_webhook(g.org_id, g.actor)
 
 
+# -- candidates -----------------------------------------------------------------------
+
+
+@blp.route("/candidates/<uuid:candidate_id>/erase", methods=["POST"])
+@require_admin
+@blp.response(204)
+def erase_candidate(candidate_id: UUID) -> None:
+    """Erase a candidate's personal data everywhere (docs/audit.md), as
+    ``DELETE /v1/candidates/{id}`` does for an API key. Erasing again changes nothing."""
+    erase_candidate_everywhere(g.org_id, candidate_id, g.actor)
+
+
 # -- event history --------------------------------------------------------------------
 
 
@@ -296,6 +309,16 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
     items = services().application.event_history(g.org_id, **query)
     next_after = items[-1]["position"] if len(items) == query["limit"] else None
     return {"items": items, "next_after": next_after}
+
+
+@blp.route("/events/head", methods=["GET"])
+@require_admin
+@blp.response(200, AuditHeadSchema)
+def get_events_head() -> dict[str, Any]:
+    """The newest item of the organization's hash chain (docs/audit.md): keep it, and
+    `tenzo audit verify --head` proves later that the history up to it is unchanged."""
+    position, digest = services().application.event_history_head(g.org_id)
+    return {"position": position, "hash": digest}
 
 
 @blp.route("/events/export", methods=["GET"])

@@ -123,6 +123,16 @@ class IdempotencyStore:
                 {"org": str(org_id), "key": key, "status": status_code, "body": body},
             )
 
+    def forget_responses_about(self, org_id: UUID, record_id: UUID) -> None:
+        """Drop the stored responses that name a record (an erased candidate's, which
+        carry their personal data): a replay of their key runs the request anew."""
+        with self.tables.transaction() as cursor:
+            cursor.execute(
+                "DELETE FROM tenzo_idempotency WHERE org_id = :org AND response_body LIKE :id",
+                {"org": str(org_id), "id": f"%{record_id}%"},
+            )
+        self.tables.scrub()
+
     def release(self, org_id: UUID, key: str) -> None:
         """Give the key up (the request failed): the next request with it runs anew."""
         with self.tables.transaction() as cursor:

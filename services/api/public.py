@@ -12,6 +12,7 @@ from uuid import UUID
 from flask import Response, g, make_response, request
 
 from contracts import public as schemas
+from domain.actors import Actor
 from domain.errors import InvalidInput
 from domain.recruiting import Candidate, Job
 from services.api.auth import require_api_key
@@ -58,18 +59,31 @@ def present_job(job: Job) -> dict[str, Any]:
 
 
 def present_candidate(candidate: Candidate) -> dict[str, Any]:
-    return {
+    """A candidate as the API shows it; an erased one with its ids only."""
+    shown: dict[str, Any] = {
         "id": candidate.id,
         "job_id": candidate.job_id,
         "external_id": candidate.external_id,
-        "first_name": candidate.first_name,
-        "last_name": candidate.last_name,
-        "email": candidate.email,
-        "phone": candidate.phone,
-        "resume_url": candidate.resume_url,
+        "erased": candidate.erased,
         "created_at": candidate.created_on,
         "updated_at": candidate.modified_on,
     }
+    if not candidate.erased:
+        shown |= {
+            "first_name": candidate.first_name,
+            "last_name": candidate.last_name,
+            "email": candidate.email,
+            "phone": candidate.phone,
+            "resume_url": candidate.resume_url,
+        }
+    return shown
+
+
+def erase_candidate_everywhere(org_id: UUID, candidate_id: UUID, actor: Actor) -> None:
+    """Erase a candidate (SPEC 12) and the API's own copies of them: the stored
+    responses an Idempotency-Key would replay."""
+    services().application.erase_candidate(org_id, candidate_id, actor)
+    services().idempotency.forget_responses_about(org_id, candidate_id)
 
 
 # -- idempotency ------------------------------------------------------------------------
@@ -196,3 +210,14 @@ def list_candidates(query: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, schemas.CandidateSchema)
 def get_candidate(candidate_id: UUID) -> dict[str, Any]:
     return present_candidate(services().application.get_candidate(g.org_id, candidate_id))
+
+
+@blp.route("/candidates/<uuid:candidate_id>", methods=["DELETE"])
+@require_api_key
+@blp.response(204)
+def delete_candidate(candidate_id: UUID) -> None:
+    """Erase the candidate's personal data everywhere (the right to erasure: names,
+    e-mail, phone, résumé URL); the candidate stays with its ids and ``erased: true``.
+    Erasing again changes nothing. Posting its ``external_id`` later creates a new
+    candidate."""
+    erase_candidate_everywhere(g.org_id, candidate_id, g.actor)

@@ -254,7 +254,7 @@ def events(follow: bool, after: int) -> None:
         )
         for notification in notifications:
             event = application.mapper.to_domain_event(notification)
-            click.echo(json.dumps(audit_item(event, notification.id)))
+            click.echo(json.dumps(audit_item(event, notification.id, personal=True)))
             position = notification.id
         sys.stdout.flush()
         if len(notifications) < 500:
@@ -268,6 +268,9 @@ def _register_dispatcher_commands() -> None:
 
     for command in COMMANDS:
         main.add_command(command)
+    from services.cli.audit import audit
+
+    main.add_command(audit)
 
 
 _register_dispatcher_commands()

@@ -33,6 +33,7 @@ from domain.application import DeveloperTools
 from domain.webhooks import Webhook, webhook_id
 from services.dispatcher import metrics
 from services.dispatcher.rebuild import ProjectionRebuild, RecentAggregates
+from services.infrastructure.personal_data import KeyDestroyed, PersonalDataKeys
 from services.infrastructure.positions import DISPATCH_TABLE, Position
 from services.infrastructure.storage import SqlCursor, SqlTables
 
@@ -40,6 +41,7 @@ log = logging.getLogger("tenzo.projection")
 
 POSITION_NAME = "dispatcher"
 PROJECTED_TYPES = ("Webhook", "Job", "Candidate")
+PERSONAL_COLUMNS = ("first_name", "last_name", "email")
 
 CREATE_TABLES = [
     """CREATE TABLE IF NOT EXISTS tenzo_dispatch_webhooks (
@@ -189,6 +191,8 @@ class DispatchProjection:
         self.tables = SqlTables(application, CREATE_TABLES)
         self.tables.add_columns("tenzo_dispatch_webhooks", ADDED_WEBHOOK_COLUMNS)
         self._cipher = application.mapper.cipher
+        personal: Any = application.personal_data
+        self._personal: PersonalDataKeys = personal
         # The event store's table is named by its recorder (configuration, not input).
         self._interview_contexts_sql = _INTERVIEW_CONTEXTS.replace(
             "{wanted}", _WANTED[self.tables.dialect]
@@ -267,9 +271,20 @@ class DispatchProjection:
         }
         if aggregate_type == "Job":
             return row | {"title": getattr(aggregate, "title", None)}
+        # Personal fields are kept sealed under the candidate's key (personal_data.py):
+        # once it is erased they are unreadable here too, rebuilt or not.
         return row | {
-            name: getattr(aggregate, name, None) for name in ("first_name", "last_name", "email")
+            name: self._seal(str(aggregate.id), name, getattr(aggregate, name, None))
+            for name in PERSONAL_COLUMNS
         }
+
+    def _seal(self, subject: str, field: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self._personal.seal(subject, field, value)
+        except KeyDestroyed:
+            return None
 
     def _encrypt(self, secret: str | None) -> str | None:
         if secret is None:
@@ -405,7 +420,9 @@ class DispatchProjection:
                 self.catch_up(aggregate_type, aggregate_id)
             rows = self.tables.read(self._interview_contexts_sql, params)
         found = {row["i"]: row for row in rows}
-        return [self._context(ref, found[i]) for i, ref in enumerate(refs)]
+        tokens = [row[name] for row in rows for name in PERSONAL_COLUMNS if row[name]]
+        opened = self._personal.open_many(tokens) if tokens else {}  # one read for all
+        return [self._context(ref, found[i], opened) for i, ref in enumerate(refs)]
 
     def catch_up(self, aggregate_type: str, aggregate_id: UUID) -> None:
         """Project an aggregate at its latest stored version (the relayed event that
@@ -418,17 +435,18 @@ class DispatchProjection:
         with self.tables.transaction() as cursor:
             cursor.execute(_UPSERT[aggregate_type], row)
 
-    def _context(self, ref: InterviewRef, row: Any) -> InterviewContext:
+    def _context(
+        self, ref: InterviewRef, row: Any, opened: dict[str, str | None]
+    ) -> InterviewContext:
         target = self._target(row) if row["url"] is not None else None
         org = str(ref.org_id)
         candidate: dict[str, Any] = {"id": ref.candidate_id}
         if row["c_org_id"] == org:
-            candidate |= {
-                "external_id": row["c_external_id"],
-                "first_name": row["first_name"],
-                "last_name": row["last_name"],
-                "email": row["email"],
-            }
+            candidate["external_id"] = row["c_external_id"]
+            tokens = [row[name] for name in PERSONAL_COLUMNS if row[name] is not None]
+            if tokens and all(opened.get(token) is not None for token in tokens):
+                candidate |= {name: opened.get(row[name]) for name in PERSONAL_COLUMNS}
+            # else erased: a delivery about the candidate carries only ids
         job: dict[str, Any] = {"id": ref.job_id}
         if row["j_org_id"] == org:
             job |= {"external_id": row["j_external_id"], "title": row["title"]}

@@ -23,9 +23,12 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from contracts.audit import with_personal_data
+from contracts.audit_chain import GENESIS, link, unlinked
 from domain.endpoint_health import EndpointHealth
 from domain.errors import CatalogBehind
-from services.infrastructure.catalog_follower import CatalogFollower
+from services.infrastructure.catalog_follower import FOLLOWER_LOCK, UPSERT_HEAD, CatalogFollower
+from services.infrastructure.personal_data import PersonalDataKeys
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables, events_table
 from services.infrastructure.webhook_health import CREATE_TABLES as HEALTH_TABLES
@@ -64,6 +67,12 @@ CREATE_TABLES = [
     "CREATE INDEX IF NOT EXISTS tenzo_audit_by_type ON tenzo_audit (org_id, type, position)",
     """CREATE INDEX IF NOT EXISTS tenzo_audit_by_aggregate
         ON tenzo_audit (org_id, aggregate_id, position)""",
+    # The last item of each organization's hash chain (contracts/audit_chain.py).
+    """CREATE TABLE IF NOT EXISTS tenzo_audit_heads (
+        org_id TEXT PRIMARY KEY,
+        position BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    )""",
     # Each organization's newest write: what its reads wait for.
     """CREATE TABLE IF NOT EXISTS tenzo_org_writes (
         org_id TEXT PRIMARY KEY,
@@ -95,9 +104,13 @@ class Catalog:
         app: Application[Any],
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         on_failing: OnFailing | None = None,
+        personal_data: PersonalDataKeys | None = None,
     ):
-        """``on_failing`` is told of the failure streaks each batch grew (auto-disable)."""
+        """``on_failing`` is told of the failure streaks each batch grew (auto-disable);
+        ``personal_data`` opens the sealed personal fields of history items as they are
+        read (None: they read "[erased]")."""
         self.app = app
+        self.personal_data = personal_data
         self.wait_seconds = wait_seconds
         self.tables = SqlTables(app, CREATE_TABLES + HEALTH_TABLES)
         self.health = WebhookHealth(self.tables)
@@ -110,6 +123,44 @@ class Catalog:
         self.follower = CatalogFollower(
             app, self.tables, self.position, health=self.health, on_failing=on_failing
         )
+        self._link_unchained()
+
+    def _link_unchained(self) -> None:
+        """A catalog made before the hash chain (its items have none, and there are no
+        heads): link its items once, in position order, before following on. Costs one
+        cheap query on every later start (which takes no lock)."""
+        unchained = (
+            "SELECT 1 AS one FROM tenzo_audit WHERE NOT EXISTS "
+            "(SELECT 1 FROM tenzo_audit_heads) LIMIT 1"
+        )
+        if not self.tables.read(unchained):
+            return
+        with self.tables.transaction() as cursor:
+            if self.tables.dialect == "postgres":  # no follower applies a batch meanwhile
+                cursor.execute("SELECT pg_advisory_xact_lock(:key)", {"key": FOLLOWER_LOCK})
+            if cursor.execute("SELECT 1 AS one FROM tenzo_audit_heads LIMIT 1").fetchone():
+                return
+            rows = cursor.execute(
+                "SELECT position, org_id, item FROM tenzo_audit ORDER BY position"
+            ).fetchall()
+            heads: dict[str, tuple[int, str]] = {}
+            linked = []
+            for row in rows:
+                item = json.loads(row["item"])
+                item.pop("hash", None)
+                item.pop("previous_hash", None)
+                digest, text = link(unlinked(item), heads.get(row["org_id"], (0, GENESIS))[1])
+                heads[row["org_id"]] = (int(row["position"]), digest)
+                linked.append({"item": text, "position": row["position"]})
+            cursor.executemany(
+                "UPDATE tenzo_audit SET item = :item WHERE position = :position", linked
+            )
+            cursor.executemany(
+                UPSERT_HEAD,
+                [{"org": org, "position": p, "hash": h} for org, (p, h) in sorted(heads.items())],
+            )
+        if rows:
+            log.info("catalog: linked the hash chain of %d earlier history items", len(rows))
 
     # -- read-your-writes -----------------------------------------------------------------
 
@@ -216,6 +267,12 @@ class Catalog:
         rows = self.tables.read(sql, params)
         return [(int(row["position"]), UUID(row["aggregate_id"])) for row in rows]
 
+    def head(self, org_id: UUID) -> tuple[int, str]:
+        rows = self.tables.read(
+            "SELECT position, hash FROM tenzo_audit_heads WHERE org_id = :org", {"org": str(org_id)}
+        )
+        return (int(rows[0]["position"]), rows[0]["hash"]) if rows else (0, GENESIS)
+
     def events(
         self,
         org_id: UUID,
@@ -244,8 +301,14 @@ class Catalog:
             sql += " AND position < :before"
             params["before"] = before
         sql += f" ORDER BY position {'DESC' if newest_first else 'ASC'} LIMIT :limit"
-        rows = self.tables.read(sql, params)
-        return [json.loads(row["item"]) for row in rows]
+        items = [json.loads(row["item"]) for row in self.tables.read(sql, params)]
+        tokens = [token for item in items for token in (item.get("sealed") or {}).values()]
+        if not tokens:
+            return items
+        # The personal fields, opened as they are read (one query for the page's keys):
+        # stored, the history holds only their sealed tokens.
+        opened = self.personal_data.open_many(tokens) if self.personal_data else {}
+        return [with_personal_data(item, opened) for item in items]
 
     def webhook_health(self, org_id: UUID, now: datetime) -> EndpointHealth:
         return self.health.read(org_id, now)

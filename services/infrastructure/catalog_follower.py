@@ -4,7 +4,9 @@ catalog's tables in batches, so that no reader ever applies events itself.
 One follower runs in every process that uses the catalog (started on first use, stopped
 by ``Catalog.close``). It polls every ``poll_interval`` and is woken at once by a write
 of its own process. Each batch (up to ``batch_size`` events) is one transaction that
-writes the index rows, the audit rows and the catalog's position, moved from the
+writes the index rows, the audit rows (each linked into its organization's hash chain,
+contracts/audit_chain.py, from the heads in ``tenzo_audit_heads``, which it moves on)
+and the catalog's position, moved from the
 position it read (compare-and-set), so each event is applied exactly once whichever
 process applies it. On PostgreSQL the transaction first takes an advisory lock (or
 gives way): one follower works at a time and the others only watch the position.
@@ -16,7 +18,6 @@ at tens of thousands of events a second rather than a statement per event.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +29,8 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from contracts.audit import audit_item, event_type_names
+from contracts.audit_chain import GENESIS, link, unlinked
+from services.infrastructure.personal_data import sealed_decoder
 from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.storage import SqlCursor, SqlTables, select_where_in
 from services.infrastructure.webhook_health import (
@@ -56,6 +59,10 @@ PARENT_ATTRIBUTE = {"Candidate": "job_id"}
 
 CATALOG_COLUMNS = ("aggregate_id", "org_id", "aggregate_type", "position", "parent_id", "status")
 AUDIT_COLUMNS = ("position", "org_id", "aggregate_id", "type", "item")
+UPSERT_HEAD = """
+INSERT INTO tenzo_audit_heads (org_id, position, hash) VALUES (:org, :position, :hash)
+ON CONFLICT (org_id) DO UPDATE SET position = excluded.position, hash = excluded.hash
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +77,7 @@ class Decoded:
     org_id: str  # from the event itself: right for a creating event
     status: str | None
     parent_id: str | None
-    item: str  # the redacted audit item, as JSON
+    item: tuple[str, str]  # the redacted audit item, unlinked (contracts/audit_chain.py)
     signal: str | None  # what it says about the endpoint's health (webhook_health.py)
     at: datetime
     duration_ms: int | None
@@ -88,7 +95,7 @@ class Decoded:
             org_id=str(getattr(event, "org_id", None) or event.originator_id),
             status=STATUS_BY_EVENT.get(type_name),
             parent_id=None if parent is None else str(parent),
-            item=json.dumps(audit_item(event, position)),
+            item=unlinked(audit_item(event, position)),
             signal=SIGNALS.get(type_name),
             at=event.timestamp,
             duration_ms=getattr(event, "duration_ms", None),
@@ -225,7 +232,8 @@ class CatalogFollower:
         notifications = self.app.recorder.select_notifications(
             start=last + 1, limit=self.batch_size
         )
-        return [Decoded.of(n.id, self.app.mapper.to_domain_event(n)) for n in notifications]
+        decode = sealed_decoder(self.app)
+        return [Decoded.of(n.id, decode(n)) for n in notifications]
 
     def _read_ahead(self, last: int) -> None:
         try:
@@ -248,7 +256,7 @@ class CatalogFollower:
         orgs = self._orgs_of(cursor, {e.aggregate_id for e in batch if e.version > 1})
         created: dict[str, list[Any]] = {}  # aggregate id → catalog row, in CATALOG_COLUMNS
         changed: dict[str, dict[str, Any]] = {}  # aggregate id → new status / parent
-        audit: list[tuple[Any, ...]] = []
+        audit: list[list[Any]] = []  # rows in AUDIT_COLUMNS
         signals: list[Signal] = []
         for e in batch:
             aggregate_id = e.aggregate_id
@@ -266,19 +274,40 @@ class CatalogFollower:
                 change = changed.setdefault(aggregate_id, {"id": aggregate_id})
                 change["status"] = e.status or change.get("status")
                 change["parent"] = e.parent_id or change.get("parent")
-            audit.append((e.position, org_id, aggregate_id, e.type_name, e.item))
+            audit.append([e.position, org_id, aggregate_id, e.type_name, e.item])
             if e.signal is not None:
                 signals.append(Signal(org_id, e.signal, e.at, e.duration_ms))
+        # The hash chain, per organization in position order, in this transaction: the
+        # batch extends each organization's head as the batch before it left it.
+        heads = self._heads_of(cursor, {item[1] for item in audit})  # org → (position, hash)
+        for item in audit:
+            digest, item[4] = link(item[4], heads.get(item[1], (0, GENESIS))[1])
+            heads[item[1]] = (item[0], digest)
         cursor.insert_rows("tenzo_catalog", CATALOG_COLUMNS, [tuple(r) for r in created.values()])
         cursor.executemany(
             "UPDATE tenzo_catalog SET status = COALESCE(:status, status), "
             "parent_id = COALESCE(:parent, parent_id) WHERE aggregate_id = :id",
             list(changed.values()),
         )
-        cursor.insert_rows("tenzo_audit", AUDIT_COLUMNS, audit)
+        cursor.insert_rows("tenzo_audit", AUDIT_COLUMNS, [tuple(item) for item in audit])
+        cursor.executemany(
+            UPSERT_HEAD,
+            [{"org": org, "position": p, "hash": h} for org, (p, h) in sorted(heads.items())],
+        )
         if self.health is None:
             return []
         return self.health.apply(cursor, signals)
+
+    def _heads_of(self, cursor: SqlCursor, org_ids: set[str]) -> dict[str, tuple[int, str]]:
+        """The last (position, hash) of each organization's chain, as committed."""
+        rows = select_where_in(
+            lambda sql, params: cursor.execute(sql, params).fetchall(),
+            self.tables.dialect,
+            "SELECT org_id, position, hash FROM tenzo_audit_heads WHERE {match}",
+            "org_id",
+            sorted(org_ids),
+        )
+        return {row["org_id"]: (int(row["position"]), row["hash"]) for row in rows}
 
     def _orgs_of(self, cursor: SqlCursor, aggregate_ids: set[str]) -> dict[str, str]:
         """The organization of each aggregate already in the catalog (one query on

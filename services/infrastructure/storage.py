@@ -157,7 +157,21 @@ class SqlTables:
     @contextmanager
     def transaction(self, commit: bool = True) -> Iterator[SqlCursor]:
         with self.datastore.transaction(commit=commit) as raw:
-            yield SqlCursor(raw, self.dialect)
+            cursor = SqlCursor(raw, self.dialect)
+            if self.dialect == "sqlite":
+                # Deleted or overwritten rows are zeroed in the file, not left in free
+                # space: an erased candidate's data must not outlive its erasure.
+                cursor.execute("PRAGMA secure_delete = ON")
+            yield cursor
+
+    def scrub(self) -> None:
+        """Make rows deleted or overwritten so far unreadable in the database's files:
+        on SQLite, checkpoint the write-ahead log into the (securely deleted) database
+        file and truncate it. On PostgreSQL nothing here: old row versions stay in the
+        table files until VACUUM (docs/audit.md)."""
+        if self.dialect == "sqlite":
+            with self.datastore.get_connection(commit=True) as connection:  # the writer
+                connection._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def read(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Rows of one read-only statement. On PostgreSQL it runs on an autocommit

@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 
+from services.infrastructure.personal_data import decode_all
 from services.infrastructure.storage import SqlTables, events_table, select_where_in
 
 
@@ -31,14 +32,16 @@ class StoredAggregates:
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         wanted = list(dict.fromkeys(aggregate_ids))
         events: dict[UUID, list[Any]] = {}
-        for row in self._rows(wanted):
-            stored = StoredEvent(
+        stored = [
+            StoredEvent(
                 originator_id=UUID(str(row["originator_id"])),
                 originator_version=row["originator_version"],
                 topic=row["topic"],
                 state=bytes(row["state"]),
             )
-            event = self.app.mapper.to_domain_event(stored)
+            for row in self._rows(wanted)
+        ]
+        for event in decode_all(self.app, stored):  # personal fields: one read of keys
             events.setdefault(event.originator_id, []).append(event)
         return {
             aggregate_id: _projected(events[aggregate_id])

@@ -1,7 +1,8 @@
 """The relay (transactional outbox → broker): every domain event, in order, to tenzo.events.
 
 It follows the event store's notification log from its saved position, publishes each
-event's redacted audit record (contracts/audit.py: never a secret on the broker) with
+event's redacted audit record (contracts/audit.py: never a secret on the broker, and a
+candidate's personal fields only as sealed tokens, personal_data.py) with
 routing key ``devtools.<aggregate>.<event>`` (contracts/broker.py), persistent, and
 saves its new position only once the broker has confirmed every message of the batch
 (publisher confirms on RabbitMQ). A crash between publish and save publishes the batch
@@ -35,6 +36,7 @@ from services.infrastructure.broker import (
     broker_connection,
     broker_display,
 )
+from services.infrastructure.personal_data import sealed_decoder
 from services.infrastructure.positions import Position, PositionMoved
 from services.infrastructure.retrying import ReconnectDelays
 from services.infrastructure.topology import declare_topology, is_rabbitmq
@@ -89,9 +91,9 @@ class Relay:
         notifications = self.application.recorder.select_notifications(
             start=start + 1, limit=self.batch_size
         )
+        decode = sealed_decoder(self.application)  # personal fields stay sealed tokens
         for notification in notifications:
-            event = self.application.mapper.to_domain_event(notification)
-            item = audit_item(event, notification.id)
+            item = audit_item(decode(notification), notification.id)
             if confirms is not None:
                 confirms.expect_one()
             producer.publish(

@@ -761,6 +761,8 @@ def test_the_event_history_pages_filters_and_never_shows_secrets(
             "aggregate_type",
             "aggregate_id",
             "version",
+            "previous_hash",
+            "hash",
             "occurred_at",
             "actor",
             "data",

@@ -25,6 +25,7 @@ OPERATION_IDS = {
     ("post", "/admin/v1/webhook/test"): "send_test_event",
     ("get", "/admin/v1/events"): "list_events",
     ("get", "/admin/v1/events/export"): "export_events",
+    ("get", "/admin/v1/events/head"): "get_events_head",
     ("get", "/admin/v1/deliveries"): "list_deliveries",
     ("get", "/admin/v1/deliveries/{id}"): "get_delivery",
     ("post", "/admin/v1/deliveries/{id}/redeliver"): "redeliver",
@@ -35,6 +36,8 @@ OPERATION_IDS = {
     ("post", "/v1/candidates"): "create_candidate",
     ("get", "/v1/candidates"): "list_candidates",
     ("get", "/v1/candidates/{candidate_id}"): "get_candidate",
+    ("delete", "/v1/candidates/{candidate_id}"): "delete_candidate",
+    ("post", "/admin/v1/candidates/{candidate_id}/erase"): "erase_candidate",
 }
 METHODS = {"get", "put", "post", "patch", "delete"}
 

@@ -10,7 +10,7 @@ import pytest
 
 from domain.actors import OPERATOR
 from domain.application import DeveloperTools
-from services.dispatcher.projection import DispatchProjection
+from services.dispatcher.projection import PERSONAL_COLUMNS, DispatchProjection
 from services.dispatcher.rebuild import REBUILD_LOCK, ProjectionRebuild, RecentAggregates
 from services.infrastructure.exclusive_lock import exclusively
 
@@ -63,13 +63,18 @@ def apply_live(projection: DispatchProjection) -> None:
 
 
 def tables(projection: DispatchProjection) -> dict[str, list[dict[str, Any]]]:
-    """The projection's rows, secrets decrypted (each encryption has its own nonce)."""
+    """The projection's rows, secrets and personal fields decrypted (each encryption has
+    its own nonce)."""
     found = {}
     for table, key in KEYS.items():
         rows = projection.tables.read(f"SELECT * FROM tenzo_dispatch_{table} ORDER BY {key}")  # noqa: S608
         found[table] = [dict(row) for row in rows]
     for row in found["webhooks"]:
         row["secret"] = projection._decrypt(row["secret"])
+    for row in found["candidates"]:
+        sealed = [row[name] for name in PERSONAL_COLUMNS if row[name] is not None]
+        opened = projection._personal.open_many(sealed)
+        row |= {name: opened.get(row[name]) for name in PERSONAL_COLUMNS if row[name]}
     return found
 
 

@@ -129,3 +129,43 @@ def test_another_organizations_jobs_and_candidates_do_not_exist(application, org
         with pytest.raises(InvalidInput):
             application.upsert_candidate(other_org.id, candidate_fields(job), other_org.admin)
     assert application.list_jobs(other_org.id) == ([], None)
+
+
+# -- erasure (SPEC 12) ---------------------------------------------------------------------
+
+
+def test_an_erased_candidate_keeps_its_ids_and_its_external_id_names_a_successor(
+    application, org, other_org, job
+):
+    fields = candidate_fields(job, external_id="C-1", phone="+1 555", resume_url="https://r.x/cv")
+    candidate, _ = application.upsert_candidate(org.id, fields, org.admin)
+    with pytest.raises(NotFound):
+        application.erase_candidate(other_org.id, candidate.id, other_org.admin)
+
+    application.erase_candidate(org.id, candidate.id, org.admin)
+    with records_nothing(application):
+        application.erase_candidate(org.id, candidate.id, org.admin)  # again: nothing more
+
+    erased = application.get_candidate(org.id, candidate.id)
+    assert erased.erased and (erased.external_id, erased.job_id) == ("C-1", job.id)
+    assert [erased.first_name, erased.email, erased.phone, erased.resume_url] == [None] * 4
+    history = application.event_history(org.id, aggregate_id=candidate.id)
+    assert [item["type"] for item in history] == ["CandidateCreated", "CandidateErased"]
+    assert history[1]["actor"] == org.admin and history[1]["data"] == {}
+    assert history[0]["data"]["email"] == "[erased]" and set(history[0]["sealed"]) == {
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "resume_url",
+    }
+
+    successor, created = application.upsert_candidate(org.id, fields, org.admin)
+    assert created and successor.id != candidate.id and successor.email == "ada@x.example"
+    again, created = application.upsert_candidate(org.id, fields | {"last_name": "M"}, org.admin)
+    assert not created and again.id == successor.id and again.last_name == "M"
+    found, _ = application.list_candidates(org.id, external_id="C-1")
+    assert [c.id for c in found] == [successor.id]
+    assert application.event_history(org.id, aggregate_id=successor.id)[0]["data"][
+        "succeeds"
+    ] == str(candidate.id)
