@@ -25,14 +25,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-from prometheus_client import Counter
 
 from domain.endpoint_health import EndpointHealth
 from domain.webhook_health import AutoDisableRule
 from services.infrastructure.storage import SqlCursor, SqlTables, select_where_in
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
 
 log = logging.getLogger("tenzo.webhook_health")
 
@@ -82,7 +83,10 @@ def auto_disabled_counter() -> Counter:
     """``tenzo_webhooks_auto_disabled_total``, registered by the first disable: the
     catalog's follower runs in every process that builds the application, and a process
     exports only what it counts (services/infrastructure/metrics.py), not a zero for
-    what it never does (the relay never indexes a failure)."""
+    what it never does (the relay never indexes a failure). Imported here, not at the
+    top: every process imports this module before it chooses its metrics folder."""
+    from prometheus_client import Counter
+
     return Counter(
         "tenzo_webhooks_auto_disabled_total",
         "Webhooks disabled by the system after consecutive failed deliveries (SPEC 10)",

@@ -219,7 +219,13 @@ class Tab:
         overflow = self.page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
-        assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+        wide = self.page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter(el => el.getBoundingClientRect().right
+                    > document.documentElement.clientWidth)
+                .slice(0, 3).map(el => el.outerHTML.slice(0, 160))"""
+        )
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px: {wide}"
 
 
 @pytest.fixture
