@@ -122,16 +122,18 @@ def test_a_small_organizations_read_does_not_wait_for_a_big_ones_backlog(on_post
 
 
 def test_several_followers_apply_each_event_exactly_once(database_url, key):
-    first = application_on(database_url, encryption_key=key)
-    second = application_on(database_url, encryption_key=key)
+    # Patient reads: on a loaded machine four followers over one SQLite file can take
+    # longer than the default wait to apply 6,000 events (what is asserted is exactness).
+    first = application_on(database_url, encryption_key=key, catalog_wait_seconds=60)
+    second = application_on(database_url, encryption_key=key, catalog_wait_seconds=60)
+    extra = [
+        CatalogFollower(app, app.catalog.tables, app.catalog.position, batch_size=100)  # type: ignore[attr-defined]
+        for app in (first, second)
+    ]
     try:
         organization, _ = first.create_organization("Acme", OPERATOR)
         writers = [
             threading.Thread(target=write_backlog, args=(app, organization.id, 3000))
-            for app in (first, second)
-        ]
-        extra = [
-            CatalogFollower(app, app.catalog.tables, app.catalog.position, batch_size=100)  # type: ignore[attr-defined]
             for app in (first, second)
         ]
         for follower in extra:
@@ -148,6 +150,8 @@ def test_several_followers_apply_each_event_exactly_once(database_url, key):
         assert audit_positions(first) == notification_ids(first)
         assert len(first.list_jobs(organization.id, limit=100)[0]) == 100
     finally:
+        for follower in extra:  # before the stores they write to are closed
+            follower.close()
         first.close()
         second.close()
 
