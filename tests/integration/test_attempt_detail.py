@@ -6,7 +6,10 @@ admin API and its OpenAPI document."""
 
 from __future__ import annotations
 
+import html
+import json
 import socket
+from contextlib import contextmanager
 
 import pytest
 import trustme
@@ -17,6 +20,7 @@ from services.api.app import create_app
 from services.bootstrap import build_api
 from services.dispatcher.attempt_detail import MASK, TRUNCATED_HEADER, kept_response_headers
 from services.dispatcher.sender import DeliveryPolicy, WebhookSender
+from tests.integration.test_dashboard import Page
 from tests.support import dispatching
 from tests.support.dispatching import Stack, interview_message, make_settings, publish
 from tests.support.https_receiver import HttpsReceiver, ScriptedResponse
@@ -223,3 +227,93 @@ def test_the_openapi_document_describes_the_detail(client):
     assert {"cause", "request_headers", "response_headers", "run"} <= set(attempt)
     delivery = schemas["Delivery"]["properties"]
     assert {"request_body", "next_attempt_at", "run"} <= set(delivery)
+
+
+# -- each kind of receiver through the dispatcher, on both brokers ---------------------------
+
+
+@contextmanager
+def one_delivery(tmp_path, broker_url, url, ca_bundle, **env):
+    """A stack that tries each delivery once; yield its admin API answer for one event
+    sent to ``url``, its dashboard page (as text) and the stack."""
+    settings = make_settings(tmp_path, broker_url, ca_bundle, TENZO_WEBHOOK_RETRY_DELAYS="0", **env)
+    with Stack(settings) as stack:
+        organization, token = stack.application.create_organization("Receivers", OPERATOR)
+        stack.application.configure_webhook(organization.id, url, SECRET, True, OPERATOR)
+        stack.wait_for_projection()
+        client = create_app(build_api(stack.settings, stack.application)).test_client()
+        message = interview_message(organization.id)
+        publish(broker_url, message)
+        delivery = stack.wait_for_outcome(organization.id, message["event_id"], timeout=30)
+        shown = client.get(
+            f"/admin/v1/deliveries/{delivery.id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert shown.status_code == 200, shown.json
+        page = Page(client)
+        assert page.sign_in(token).status_code == 302
+        text = html.unescape(page.get(f"/deliveries/{delivery.id}").get_data(as_text=True))
+        yield shown.json, text, stack
+
+
+def test_a_receiver_that_sets_cookies_has_them_masked_in_the_api_and_the_page(
+    tmp_path, broker_url, receiver
+):
+    receiver.script(
+        ScriptedResponse(
+            status=200,
+            headers={"Set-Cookie": "session=abc123; HttpOnly; Secure", "X-Request-Id": "req-7"},
+        )
+    )
+
+    with one_delivery(tmp_path, broker_url, receiver.url, receiver.ca_pem_path) as (shown, page, _):
+        [attempt] = shown["attempts"]
+        assert shown["status"] == "succeeded" and attempt["status_code"] == 200
+        assert attempt["response_headers"]["Set-Cookie"] == MASK
+        assert attempt["response_headers"]["X-Request-Id"] == "req-7"
+        assert attempt["cause"] is None
+        assert "abc123" not in json.dumps(shown)
+        assert f"Set-Cookie: {MASK}" in page and "X-Request-Id: req-7" in page
+        assert "abc123" not in page
+
+
+def test_a_receiver_that_refuses_connections_is_named_with_its_port(tmp_path, broker_url):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"https://127.0.0.1:{closed_port}/webhook"
+    cause = (
+        f"Connection refused by 127.0.0.1:{closed_port} — is your server listening on that port?"
+    )
+
+    with one_delivery(tmp_path, broker_url, url, None) as (shown, page, _):
+        [attempt] = shown["attempts"]
+        assert shown["status"] == "failed" and attempt["status_code"] is None
+        assert attempt["cause"] == cause
+        assert attempt["response_headers"] == {}  # nothing answered
+        assert cause in page
+
+
+def test_a_receiver_with_an_untrusted_certificate_says_it_is_not_trusted(
+    tmp_path, broker_url, receiver
+):
+    # The dispatcher trusts the system's certificate authorities, not the receiver's own.
+    with one_delivery(tmp_path, broker_url, receiver.url, None) as (shown, page, _):
+        [attempt] = shown["attempts"]
+        assert shown["status"] == "failed" and attempt["status_code"] is None
+        assert attempt["cause"].startswith("The TLS certificate of 127.0.0.1 is not trusted: ")
+        assert attempt["cause"] in page
+    assert receiver.requests == []  # nothing was sent
+
+
+def test_a_receiver_that_trickles_past_the_timeout_says_so(tmp_path, broker_url, receiver):
+    receiver.script(ScriptedResponse(body=b"x" * 100, trickle_bytes_per_second=2))
+
+    with one_delivery(
+        tmp_path, broker_url, receiver.url, receiver.ca_pem_path, TENZO_WEBHOOK_TIMEOUT="1"
+    ) as (shown, page, _):
+        [attempt] = shown["attempts"]
+        cause = f"No complete answer within 1 s from 127.0.0.1:{receiver.port}."
+        assert shown["status"] == "failed"
+        assert attempt["cause"] == cause and cause in page
+        assert attempt["duration_ms"] < 10_000  # cut at the timeout, not at the last byte
+    assert len(receiver.requests) == 1

@@ -230,3 +230,11 @@ def test_a_failing_endpoint_is_disabled_and_the_event_reaches_the_broker(
             lambda: not stack.dispatcher.projection.webhook(org_id).enabled,
             what="the projection to see the webhook disabled",
         )
+        # Switched off by the system, with the reason, like the API-level rule says.
+        [disabled] = [
+            item
+            for item in stack.application.event_history(org_id, limit=1000)
+            if item["type"] == "WebhookDisabled"
+        ]
+        assert disabled["actor"] == {"type": "system", "id": None}
+        assert "the last 2 deliveries all failed" in disabled["data"]["reason"]
