@@ -31,28 +31,7 @@ answers in bounded time; "Next page" continues the search."""
 CONFIGURATION_TYPES = (
     "OrganizationCreated",
     "AdminTokenIssued",
-    "AdminTokenCreated",
     "AdminTokenRevoked",
-    "ApiKeyCreated",
-    "ApiKeyRenamed",
-    "ApiKeyRolled",
-    "ApiKeyRevoked",
-    "WebhookConfigured",
-    "WebhookReplaced",
-    "WebhookUrlChanged",
-    "WebhookSecretChanged",
-    "WebhookSecretRotated",
-    "WebhookEnabled",
-    "WebhookDisabled",
-    "WebhookDeleted",
-)
-"""What an auditor looks for: who changed credentials and the webhook, and when."""
-
-KNOWN_EVENT_TYPES = (
-    "OrganizationCreated",
-    "AdminTokenIssued",
-    "AdminTokenRevoked",
-    "OrganizationAdminTokenRevoked",
     "ApiKeyCreated",
     "ApiKeyRenamed",
     "ApiKeyRolled",
@@ -66,6 +45,14 @@ KNOWN_EVENT_TYPES = (
     "WebhookEnabled",
     "WebhookDisabled",
     "WebhookDeleted",
+    "CandidateErased",
+)
+"""What an auditor looks for: who changed credentials and the webhook, who erased whose
+personal data, and when."""
+
+KNOWN_EVENT_TYPES = (
+    *CONFIGURATION_TYPES,
+    "OrganizationAdminTokenRevoked",  # the organization's twin of AdminTokenRevoked
     "JobCreated",
     "JobUpdated",
     "CandidateCreated",
