@@ -37,11 +37,11 @@ def _tokens_page(**context: Any) -> ResponseReturnValue:
 @blp.get("/admin-tokens")
 def admin_tokens() -> ResponseReturnValue:
     form, errors = auth.take_form("new-token")  # a refused form, after its redirect
-    revealed = auth.take_revealed("new-token")
+    revealed = auth.take_revealed_credential("new-token")
     if revealed is None:
         return _tokens_page(form=form, errors=errors)
-    token_id, plaintext = revealed.split(" ", 1)
-    token = services().application.get_admin_token(g.org_id, UUID(token_id))
+    token_id, plaintext = revealed
+    token = services().application.get_admin_token(g.org_id, token_id)
     return _tokens_page(new_token=present_token(token) | {"token": plaintext})
 
 
@@ -56,7 +56,7 @@ def issue_admin_token() -> ResponseReturnValue:
     except (ValidationError, InvalidInput) as error:
         auth.keep_form("new-token", form, field_errors(error))
         return redirect(url_for(".admin_tokens", _anchor="issue-title"))
-    auth.reveal_once("new-token", f"{token.id} {plaintext}")
+    auth.reveal_credential_once("new-token", token.id, plaintext)
     return redirect(url_for(".admin_tokens"))
 
 

@@ -132,6 +132,20 @@ def reveal_once(what: str, text: str) -> None:
     session[_REVEAL] = {"what": what, "sealed": base64.b64encode(sealed).decode("ascii")}
 
 
+def reveal_credential_once(what: str, credential_id: UUID, plaintext: str) -> None:
+    """``reveal_once`` for a new key or token: its id (to show the rest) and plaintext."""
+    reveal_once(what, f"{credential_id} {plaintext}")
+
+
+def take_revealed_credential(what: str) -> tuple[UUID, str] | None:
+    """What ``reveal_credential_once`` kept for ``what``, once: (id, plaintext)."""
+    revealed = take_revealed(what)
+    if revealed is None:
+        return None
+    credential_id, plaintext = revealed.split(" ", 1)
+    return UUID(credential_id), plaintext
+
+
 def take_revealed(what: str) -> str | None:
     """What ``reveal_once`` kept for ``what``, once; None after that."""
     kept = session.get(_REVEAL)

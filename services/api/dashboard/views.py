@@ -203,12 +203,12 @@ def _keys_url(**args: Any) -> str:
 @blp.get("/api-keys")
 def api_keys() -> ResponseReturnValue:
     form, errors = auth.take_form("new-key")  # a refused form, after its redirect
-    revealed = auth.take_revealed("new-key")
+    revealed = auth.take_revealed_credential("new-key")
     if revealed is None:
         return _keys_page(form=form, errors=errors)
-    key_id, plaintext = revealed.split(" ", 1)
+    key_id, plaintext = revealed
     application = services().application
-    key = application.get_api_key(g.org_id, UUID(key_id))
+    key = application.get_api_key(g.org_id, key_id)
     return _keys_page(new_key=present_key(key, application.clock()) | {"key": plaintext})
 
 
@@ -233,7 +233,7 @@ def generate_api_key() -> ResponseReturnValue:
             errors["expires_on"] = errors.pop("expires_at")
         auth.keep_form("new-key", form, errors)  # shown by the page it redirects to
         return redirect(url_for(".api_keys", _anchor="generate-title"))
-    auth.reveal_once("new-key", f"{key.id} {plaintext}")
+    auth.reveal_credential_once("new-key", key.id, plaintext)
     return redirect(url_for(".api_keys"))
 
 
@@ -287,7 +287,7 @@ def roll_api_key(key_id: UUID) -> ResponseReturnValue:
     except RecordConflictError:  # another request changed the key at the same moment
         flash("The key changed while it was being rolled: nothing was done.", "error")
         return redirect(url_for(".api_keys"))
-    auth.reveal_once("new-key", f"{key.id} {plaintext}")
+    auth.reveal_credential_once("new-key", key.id, plaintext)
     return redirect(url_for(".api_keys"))
 
 
