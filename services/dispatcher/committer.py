@@ -29,6 +29,8 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
 from domain.application import DeveloperTools
+from services.infrastructure.catalog import Catalog
+from services.infrastructure.personal_data import sealing_encoder
 
 log = logging.getLogger("tenzo.committer")
 
@@ -65,9 +67,12 @@ class Committer:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tenzo-committer", daemon=True)
         self._thread.start()
-        self._encode = application.mapper.to_stored_event
+        self._encode = sealing_encoder(application)
         self._insert = application.recorder.insert_events
         self._catalog = application.catalog
+        # This process's catalog follower decodes none of these events again.
+        catalog = application.catalog
+        self._hand_over = catalog.follower.hand_over if isinstance(catalog, Catalog) else None
         self._select = application.recorder.select_events
         self.batches = 0  # transactions
         self.saved = 0  # saves (one per save() call)
@@ -84,10 +89,10 @@ class Committer:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
             return
-        pending = _Pending(
-            [self._encode(event) for event in events],
-            {aggregate.org_id for aggregate in aggregates},
-        )
+        encoded = [self._encode(event) for event in events]
+        if self._hand_over is not None:
+            self._hand_over(encoded)
+        pending = _Pending([stored for stored, _ in encoded], {a.org_id for a in aggregates})
         with self._lock:
             if self._stopping.is_set():
                 raise CommitterClosed("the dispatcher is stopping")

@@ -18,8 +18,10 @@ at tens of thousands of events a second rather than a statement per event.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +48,8 @@ log = logging.getLogger("tenzo.catalog")
 FOLLOWER_LOCK = 7243192  # a PostgreSQL advisory lock key, not used by another lock of ours
 BATCH_SIZE = 2000
 POLL_INTERVAL_SECONDS = 0.05
+HANDED_LIMIT = 5_000  # events handed over by writers, not yet reached (hand_over)
+HANDED_SECONDS = 30.0
 
 # How events set an aggregate's status in the catalog (for filtered lists).
 STATUS_BY_EVENT = {
@@ -131,6 +135,11 @@ class CatalogFollower:
         # One thread decodes the next batch while the follower writes the current one.
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="tenzo-catalog-reader")
         self._ahead: tuple[int, Future[list[Decoded]]] | None = None
+        # Events this process's writers are storing (hand_over), by (aggregate id,
+        # version), oldest first: (when handed over, stored bytes, sealed form).
+        self._handed: dict[tuple[str, int], tuple[float, bytes, Any]] = {}
+        self._handed_lock = threading.Lock()
+        self.handed_applied = 0  # how many events were applied from there (for tests)
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -152,6 +161,39 @@ class CatalogFollower:
     def wake(self) -> None:
         """Look at the log now rather than at the next poll (a write of this process)."""
         self._wake.set()
+
+    def hand_over(self, events: list[tuple[Any, Any]]) -> None:
+        """Events this process is storing, as (stored event, its sealed form: what
+        ``sealed_decoder`` reads back from it), given before they are committed. The
+        follower uses the sealed form of a notification whose stored bytes are these
+        (AES-GCM's random nonce makes them unique: a conflicting write of the same
+        version by another process never matches) and decodes any other. Kept for
+        ``HANDED_SECONDS``, at most ``HANDED_LIMIT``: beyond, events are decoded."""
+        now = time.monotonic()
+        with self._handed_lock:
+            for stored, sealed in events:
+                key = (str(stored.originator_id), stored.originator_version)
+                self._handed[key] = (now, stored.state, sealed)
+            self._forget_handed(now)
+
+    def _forget_handed(self, now: float) -> None:
+        """Drop what was handed over too long ago, or beyond the limit (oldest first)."""
+        excess = len(self._handed) - HANDED_LIMIT
+        for key, (handed_at, _, _) in list(itertools.islice(self._handed.items(), 1000)):
+            if excess <= 0 and handed_at > now - HANDED_SECONDS:
+                return
+            del self._handed[key]
+            excess -= 1
+
+    def _take_handed(self, notification: Any) -> Any:
+        """The sealed form handed over for this notification, or None."""
+        key = (str(notification.originator_id), notification.originator_version)
+        with self._handed_lock:
+            entry = self._handed.pop(key, None)
+        if entry is None or entry[1] != notification.state:
+            return None
+        self.handed_applied += 1
+        return entry[2]
 
     def wait_for_progress(self, timeout: float) -> None:
         """Block until this follower applies a batch, or ``timeout`` seconds pass."""
@@ -233,7 +275,11 @@ class CatalogFollower:
             start=last + 1, limit=self.batch_size
         )
         decode = sealed_decoder(self.app)
-        return [Decoded.of(n.id, decode(n)) for n in notifications]
+        decoded = []
+        for notification in notifications:
+            event = self._take_handed(notification) if self._handed else None
+            decoded.append(Decoded.of(notification.id, event or decode(notification)))
+        return decoded
 
     def _read_ahead(self, last: int) -> None:
         try:

@@ -75,6 +75,7 @@ class PersonalDataKeys:
             raise RuntimeError("personal data is kept only in an encrypted event store")
         self._cipher = cipher
         self._sealing: dict[str, AESCipher] = {}  # keys to seal with (never to open with)
+        self._opening: dict[str, AESCipher] = {}  # by the encrypted key as stored
         if isinstance(app.mapper, SealingMapper):
             app.mapper.use_keys(self)
 
@@ -113,12 +114,12 @@ class PersonalDataKeys:
 
     def open_many(self, tokens: Iterable[str]) -> dict[str, str | None]:
         """Each token's value, or None when its subject's key is destroyed (or the token
-        is not one of ours). One query for all the subjects, never a cached key: an
-        erasure in another process is seen at once."""
+        is not one of ours). One query for all the subjects, never a key remembered
+        without it: an erasure in another process is seen at once."""
         parsed = {token: _parse(token) for token in set(tokens)}
         subjects = {p[2] for p in parsed.values() if p is not None}
         stored = self._stored_keys(sorted(subjects)) if subjects else {}
-        keys = {s: _cipher(self._decrypt_key(k)) for s, k in stored.items() if k is not None}
+        keys = {s: self._key_for_opening(k) for s, k in stored.items() if k is not None}
         opened: dict[str, str | None] = {}
         for token, parts in parsed.items():
             opened[token] = None
@@ -131,6 +132,17 @@ class PersonalDataKeys:
                 if (named, owner) == (field, subject) and isinstance(value, str):
                     opened[token] = value
         return opened
+
+    def _key_for_opening(self, stored: str) -> AESCipher:
+        """The cipher of a key as stored (encrypted) in the table just now: kept by that
+        text, so each key is decrypted once, while every opening still reads the table
+        (a destroyed key is read as NULL and opens nothing)."""
+        cipher = self._opening.get(stored)
+        if cipher is None:
+            if len(self._opening) > 10_000:
+                self._opening.clear()
+            cipher = self._opening[stored] = _cipher(self._decrypt_key(stored))
+        return cipher
 
     # -- erasure -------------------------------------------------------------------------
 
@@ -215,17 +227,24 @@ class SealingMapper(Mapper[Any]):
         self.keys = keys
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        return super().to_stored_event(self.sealed_form(domain_event))
+
+    def sealed_form(self, domain_event: Any) -> Any:
+        """The event as it is stored: its personal fields sealed (a copy), or the event
+        itself when it has none. ``to_sealed_domain_event`` of the stored event reads
+        back the same (the catalog's follower takes it from a writer of its process
+        instead of decoding the stored event again)."""
         topic = _topic(domain_event)
         fields, bodies = SEALED_FIELDS.get(topic), SEALED_BODIES.get(topic)
         if (fields is None and bodies is None) or self.keys is None:
-            return super().to_stored_event(domain_event)
+            return domain_event
         state = dict(vars(domain_event))
         sealed = self._seal(state, fields) if fields else self._seal_bodies(state, bodies or ())
         if not sealed and state == vars(domain_event):
-            return super().to_stored_event(domain_event)  # nothing personal in it
+            return domain_event  # nothing personal in it
         copy = object.__new__(type(domain_event))
         object.__setattr__(copy, "__dict__", state | ({"sealed": sealed} if sealed else {}))
-        return super().to_stored_event(copy)
+        return copy
 
     def _seal_bodies(self, state: dict[str, Any], fields: tuple[str, ...]) -> dict[str, str]:
         """Webhook bodies naming a candidate: sealed under that candidate's key, the
@@ -298,6 +317,20 @@ def sealed_decoder(app: Application[Any]) -> Callable[[StoredEvent], Any]:
     if isinstance(mapper, SealingMapper):
         return mapper.to_sealed_domain_event
     return mapper.to_domain_event
+
+
+def sealing_encoder(app: Application[Any]) -> Callable[[Any], tuple[StoredEvent, Any]]:
+    """The application's encoder of domain events that also returns each event's sealed
+    form (what ``sealed_decoder`` reads back from the stored event)."""
+    mapper = app.mapper
+    if isinstance(mapper, SealingMapper):
+
+        def encode_sealing(domain_event: Any) -> tuple[StoredEvent, Any]:
+            sealed = mapper.sealed_form(domain_event)
+            return Mapper.to_stored_event(mapper, sealed), sealed
+
+        return encode_sealing
+    return lambda domain_event: (mapper.to_stored_event(domain_event), domain_event)
 
 
 def _topic(domain_event: Any) -> str:
