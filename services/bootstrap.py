@@ -144,7 +144,7 @@ def build_dispatcher(
     from services.dispatcher.projection import DispatchProjection
     from services.dispatcher.receiving import MessageReceiver
     from services.dispatcher.sender import DeliveryPolicy, WebhookSender
-    from services.dispatcher.sweeper import StalledDeliveries
+    from services.dispatcher.sweeper import StalledDeliveries, delivery_log
 
     sender = WebhookSender(
         DeliveryPolicy(
@@ -189,7 +189,7 @@ def build_dispatcher(
         in_flight=in_flight,
         receiver=receiver,
         dead_letters=dead_letters,
-        stalled=StalledDeliveries(application.recorder, runner.load, application.retry),
+        stalled=StalledDeliveries(delivery_log(application), runner.load, application.retry),
         drain_seconds=drain_seconds,
     )
 

@@ -127,10 +127,10 @@ _WANTED = {
 }
 _INTERVIEW_CONTEXTS = (
     "WITH wanted AS ({wanted}) "
-    "SELECT wanted.i, w.version AS w_version, w.url, w.enabled, w.secret, "
+    "SELECT wanted.i, wanted.candidate, w.version AS w_version, w.url, w.enabled, w.secret, "
     "w.previous_secret, w.previous_secret_expires_at, "
     "c.org_id AS c_org_id, c.version AS c_version, c.external_id AS c_external_id, "
-    "c.first_name, c.last_name, c.email, "
+    "c.first_name, c.last_name, c.email, k.sealed_key AS c_sealed_key, "
     "j.org_id AS j_org_id, j.version AS j_version, j.external_id AS j_external_id, j.title, "
     "(SELECT 1 FROM {events} WHERE originator_id = wanted.delivery LIMIT 1) AS delivered, "
     "(SELECT max(originator_version) FROM {events} "
@@ -142,6 +142,7 @@ _INTERVIEW_CONTEXTS = (
     "FROM wanted "
     "LEFT JOIN tenzo_dispatch_webhooks w ON w.webhook_id = wanted.webhook "
     "LEFT JOIN tenzo_dispatch_candidates c ON c.candidate_id = wanted.candidate "
+    "LEFT JOIN tenzo_personal_keys k ON k.subject = wanted.candidate "
     "LEFT JOIN tenzo_dispatch_jobs j ON j.job_id = wanted.job"
 )
 
@@ -402,8 +403,10 @@ class DispatchProjection:
     def interview_contexts(self, refs: list[InterviewRef]) -> list[InterviewContext]:
         """What new interview deliveries need, in one query for all of them: each
         organization's webhook, the candidate's and the job's payload objects (only
-        their ids when unknown to that organization), and whether the event store has
-        the delivery already (a duplicate message). In the order of ``refs``.
+        their ids when unknown to that organization; the candidate's personal fields
+        opened with its key as the same query reads it, none once erased), and whether
+        the event store has the delivery already (a duplicate message). In the order of
+        ``refs``.
 
         Read your writes: the same query compares each projected row's version with the
         event store's latest. A webhook, candidate or job changed moments ago, whose
@@ -421,7 +424,8 @@ class DispatchProjection:
             rows = self.tables.read(self._interview_contexts_sql, params)
         found = {row["i"]: row for row in rows}
         tokens = [row[name] for row in rows for name in PERSONAL_COLUMNS if row[name]]
-        opened = self._personal.open_many(tokens) if tokens else {}  # one read for all
+        keys = {row["candidate"]: row["c_sealed_key"] for row in rows}  # as read just now
+        opened = self._personal.open_with(tokens, keys) if tokens else {}
         return [self._context(ref, found[i], opened) for i, ref in enumerate(refs)]
 
     def catch_up(self, aggregate_type: str, aggregate_id: UUID) -> None:

@@ -8,10 +8,11 @@ overdue by more than ``stalled_after`` of the retry policy (longer than an attem
 has no live owner, and any dispatcher resumes it, claiming it with ``DeliveryResumed``.
 
 It follows the event store's notification log, asking only for Delivery events and
-reading only their topics and versions (no decryption): a delivery is pending from its
-``Scheduled`` or ``RedeliveryRequested`` until its ``Succeeded`` or ``Failed``. Only a
-delivery that has been quiet here for ``stalled_after`` is loaded, to check its
-schedule. Cost: the log's Delivery rows once, in pages; memory: the pending ones.
+reading only their topics and versions (``delivery_log``: no stored state, no
+decryption): a delivery is pending from its ``Scheduled`` or ``RedeliveryRequested``
+until its ``Succeeded`` or ``Failed``. Only a delivery that has been quiet here for
+``stalled_after`` is loaded, to check its schedule. Cost: the log's Delivery rows once,
+in pages; memory: the pending ones.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from eventsourcing.utils import get_topic
 
 from domain.deliveries import Delivery, RetryRule
 from services.dispatcher import metrics
+from services.infrastructure.storage import SqlTables, events_table
 
 log = logging.getLogger("tenzo.sweeper")
 
@@ -53,12 +55,12 @@ class StalledDeliveries:
 
     def __init__(
         self,
-        recorder: Any,
+        log: Callable[[int, int], list[tuple[int, UUID, int, str]]],
         load: Callable[[UUID], Delivery | None],
         schedule: RetryRule,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.recorder = recorder
+        self.log = log
         self.load = load
         self.schedule = schedule
         self.clock = clock
@@ -102,14 +104,11 @@ class StalledDeliveries:
 
     def _follow_log(self) -> None:
         while True:
-            notifications = self.recorder.select_notifications(
-                start=self.position + 1, limit=PAGE, topics=DELIVERY_TOPICS
-            )
+            notifications = self.log(self.position, PAGE)
             now = self.clock()
-            for notification in notifications:
-                delivery_id = UUID(str(notification.originator_id))
-                self._see(delivery_id, notification.originator_version, notification.topic, now)
-                self.position = notification.id
+            for position, delivery_id, version, topic in notifications:
+                self._see(delivery_id, version, topic, now)
+                self.position = position
             if len(notifications) < PAGE:
                 return
 
@@ -130,3 +129,35 @@ class StalledDeliveries:
         metrics.PENDING_DELIVERIES.set(len(self.pending))
         oldest = min((seen.first_seen for seen in self.pending.values()), default=now)
         metrics.OLDEST_PENDING_SECONDS.set(max(now - oldest, 0.0))
+
+
+def delivery_log(app: Any) -> Callable[[int, int], list[tuple[int, UUID, int, str]]]:
+    """(position, delivery id, version, topic) of the Delivery events after a position,
+    at most ``limit``: the log's rows without their stored state (SELECT * would carry
+    every event's encrypted bytes to the sweeper, only to drop them)."""
+    tables = SqlTables(app)
+    postgres = tables.dialect == "postgres"
+    marks = ", ".join(f":t{n}" for n in range(len(DELIVERY_TOPICS)))
+    query = (  # noqa: S608 - names of our own tables, values as parameters
+        "SELECT {position} AS position, originator_id, originator_version, topic FROM {events}"
+        " WHERE {position} > :after AND topic IN ({marks}) ORDER BY {position} LIMIT :limit"
+    ).format(
+        position="notification_id" if postgres else "rowid",
+        events=events_table(app),
+        marks=marks,
+    )
+    topics = {f"t{n}": topic for n, topic in enumerate(DELIVERY_TOPICS)}
+
+    def read(after: int, limit: int) -> list[tuple[int, UUID, int, str]]:
+        rows = tables.read(query, {"after": after, "limit": limit, **topics})
+        return [
+            (
+                int(row["position"]),
+                UUID(str(row["originator_id"])),
+                int(row["originator_version"]),
+                row["topic"],
+            )
+            for row in rows
+        ]
+
+    return read

@@ -18,10 +18,10 @@ at tens of thousands of events a second rather than a statement per event.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,7 +137,7 @@ class CatalogFollower:
         self._ahead: tuple[int, Future[list[Decoded]]] | None = None
         # Events this process's writers are storing (hand_over), by (aggregate id,
         # version), oldest first: (when handed over, stored bytes, sealed form).
-        self._handed: dict[tuple[str, int], tuple[float, bytes, Any]] = {}
+        self._handed: OrderedDict[tuple[str, int], tuple[float, bytes, Any]] = OrderedDict()
         self._handed_lock = threading.Lock()
         self.handed_applied = 0  # how many events were applied from there (for tests)
 
@@ -178,12 +178,11 @@ class CatalogFollower:
 
     def _forget_handed(self, now: float) -> None:
         """Drop what was handed over too long ago, or beyond the limit (oldest first)."""
-        excess = len(self._handed) - HANDED_LIMIT
-        for key, (handed_at, _, _) in list(itertools.islice(self._handed.items(), 1000)):
-            if excess <= 0 and handed_at > now - HANDED_SECONDS:
+        while self._handed:
+            handed_at = next(iter(self._handed.values()))[0]
+            if len(self._handed) <= HANDED_LIMIT and handed_at > now - HANDED_SECONDS:
                 return
-            del self._handed[key]
-            excess -= 1
+            self._handed.popitem(last=False)
 
     def _take_handed(self, notification: Any) -> Any:
         """The sealed form handed over for this notification, or None."""

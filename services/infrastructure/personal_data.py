@@ -25,7 +25,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from eventsourcing.application import Application
@@ -118,7 +118,19 @@ class PersonalDataKeys:
         without it: an erasure in another process is seen at once."""
         parsed = {token: _parse(token) for token in set(tokens)}
         subjects = {p[2] for p in parsed.values() if p is not None}
-        stored = self._stored_keys(sorted(subjects)) if subjects else {}
+        return self._open(parsed, self._stored_keys(sorted(subjects)) if subjects else {})
+
+    def open_with(
+        self, tokens: Iterable[str], stored: Mapping[str, str | None]
+    ) -> dict[str, str | None]:
+        """As ``open_many``, with the subjects' keys as the caller has just read them
+        from ``tenzo_personal_keys`` (``sealed_key`` by ``subject``, in a query of its
+        own): a subject missing there opens nothing."""
+        return self._open({token: _parse(token) for token in set(tokens)}, stored)
+
+    def _open(
+        self, parsed: dict[str, tuple[bytes, str, str] | None], stored: Mapping[str, str | None]
+    ) -> dict[str, str | None]:
         keys = {s: self._key_for_opening(k) for s, k in stored.items() if k is not None}
         opened: dict[str, str | None] = {}
         for token, parts in parsed.items():
