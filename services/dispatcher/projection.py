@@ -75,28 +75,41 @@ CREATE_TABLES = [
 # Added after the table's first version: added to tables made before.
 ADDED_WEBHOOK_COLUMNS = {"previous_secret": "TEXT", "previous_secret_expires_at": "TEXT"}
 
-_UPSERT = {
-    "Webhook": """INSERT INTO tenzo_dispatch_webhooks (webhook_id, org_id, version, url,
-            enabled, secret, previous_secret, previous_secret_expires_at)
-        VALUES (:key, :org_id, :version, :url, :enabled, :secret, :previous_secret,
-            :previous_secret_expires_at)
-        ON CONFLICT (webhook_id) DO UPDATE SET version = excluded.version, url = excluded.url,
-            enabled = excluded.enabled, secret = excluded.secret,
-            previous_secret = excluded.previous_secret,
-            previous_secret_expires_at = excluded.previous_secret_expires_at
-        WHERE tenzo_dispatch_webhooks.version < excluded.version""",
-    "Job": """INSERT INTO tenzo_dispatch_jobs (job_id, org_id, version, external_id, title)
-        VALUES (:key, :org_id, :version, :external_id, :title)
-        ON CONFLICT (job_id) DO UPDATE SET version = excluded.version,
-            external_id = excluded.external_id, title = excluded.title
-        WHERE tenzo_dispatch_jobs.version < excluded.version""",
-    "Candidate": """INSERT INTO tenzo_dispatch_candidates
-            (candidate_id, org_id, version, external_id, first_name, last_name, email)
-        VALUES (:key, :org_id, :version, :external_id, :first_name, :last_name, :email)
-        ON CONFLICT (candidate_id) DO UPDATE SET version = excluded.version,
-            external_id = excluded.external_id, first_name = excluded.first_name,
-            last_name = excluded.last_name, email = excluded.email
-        WHERE tenzo_dispatch_candidates.version < excluded.version""",
+# Each projected type's table and columns (its key first, then the organization's id),
+# in the order of the rows ``DispatchProjection.row`` makes (the key as "key").
+_COLUMNS = {
+    "Webhook": (
+        "tenzo_dispatch_webhooks",
+        (
+            "webhook_id",
+            "org_id",
+            "version",
+            "url",
+            "enabled",
+            "secret",
+            "previous_secret",
+            "previous_secret_expires_at",
+        ),
+    ),
+    "Job": ("tenzo_dispatch_jobs", ("job_id", "org_id", "version", "external_id", "title")),
+    "Candidate": (
+        "tenzo_dispatch_candidates",
+        ("candidate_id", "org_id", "version", "external_id", "first_name", "last_name", "email"),
+    ),
+}
+
+
+def _only_if_newer(table: str, columns: tuple[str, ...]) -> str:
+    """A row is only ever replaced by a higher version (its organization never changes)."""
+    assignments = ", ".join(f"{name} = excluded.{name}" for name in columns[2:])
+    return (
+        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {assignments} "
+        f"WHERE {table}.version < excluded.version"
+    )
+
+
+_ON_CONFLICT = {
+    kind: _only_if_newer(*table_and_columns) for kind, table_and_columns in _COLUMNS.items()
 }
 _VERSION_OF = {
     "Webhook": "SELECT version FROM tenzo_dispatch_webhooks WHERE webhook_id = :key",
@@ -221,7 +234,7 @@ class DispatchProjection:
             return False  # already applied (or a newer state is)
         aggregate: Any = self.application.repository.get(UUID(key), version=version)
         with self.tables.transaction() as cursor:
-            cursor.execute(_UPSERT[aggregate_type], self.row(aggregate_type, aggregate, version))
+            self.write_rows(cursor, aggregate_type, [self.row(aggregate_type, aggregate, version)])
             self._position.advance(cursor, position)
         return True
 
@@ -337,9 +350,12 @@ class DispatchProjection:
     def write_rows(
         self, cursor: SqlCursor, aggregate_type: str, rows: list[dict[str, Any]]
     ) -> None:
-        """Upsert many rows of one aggregate type (each only over a lower version)."""
-        if rows:
-            cursor.executemany(_UPSERT[aggregate_type], rows)
+        """Upsert many rows of one aggregate type (each only over a lower version), in
+        one statement; each aggregate at most once."""
+        table, columns = _COLUMNS[aggregate_type]
+        values = [(row["key"], *(row[name] for name in columns[1:])) for row in rows]
+        values.sort(key=lambda value: value[0])  # in key order: concurrent writers lock alike
+        cursor.upsert_rows(table, columns, values, _ON_CONFLICT[aggregate_type])
 
     def advance_position(self, cursor: SqlCursor, position: int) -> None:
         """Save the projection's position if it is higher (the end of a rebuild: a live
@@ -437,7 +453,7 @@ class DispatchProjection:
             return
         row = self.row(aggregate_type, aggregate, aggregate.version)
         with self.tables.transaction() as cursor:
-            cursor.execute(_UPSERT[aggregate_type], row)
+            self.write_rows(cursor, aggregate_type, [row])
 
     def _context(
         self, ref: InterviewRef, row: Any, opened: dict[str, str | None]

@@ -27,7 +27,7 @@ from contracts.audit import with_personal_data
 from contracts.audit_chain import GENESIS, link, unlinked
 from domain.endpoint_health import EndpointHealth
 from domain.errors import CatalogBehind
-from services.infrastructure.catalog_follower import FOLLOWER_LOCK, UPSERT_HEAD, CatalogFollower
+from services.infrastructure.catalog_follower import FOLLOWER_LOCK, CatalogFollower, write_heads
 from services.infrastructure.personal_data import PersonalDataKeys
 from services.infrastructure.positions import CATALOG_TABLE, Position
 from services.infrastructure.storage import SqlTables, events_table
@@ -80,11 +80,10 @@ CREATE_TABLES = [
     )""",
 ]
 
-NOTE_WRITE = """
-INSERT INTO tenzo_org_writes (org_id, position) VALUES (:org, :position)
-ON CONFLICT (org_id) DO UPDATE SET position = excluded.position
-WHERE tenzo_org_writes.position < excluded.position
-"""
+ORG_WRITE_COLUMNS = ("org_id", "position")
+# A mark only moves forward: a slower save's older position never lowers it.
+NEWER_WRITE = """ON CONFLICT (org_id) DO UPDATE SET position = excluded.position
+WHERE tenzo_org_writes.position < excluded.position"""
 
 # A backlog this small (about one batch of the follower's) is waited for whole.
 NEARLY_CAUGHT_UP = 1000
@@ -155,10 +154,7 @@ class Catalog:
             cursor.executemany(
                 "UPDATE tenzo_audit SET item = :item WHERE position = :position", linked
             )
-            cursor.executemany(
-                UPSERT_HEAD,
-                [{"org": org, "position": p, "hash": h} for org, (p, h) in sorted(heads.items())],
-            )
+            write_heads(cursor, heads)
         if rows:
             log.info("catalog: linked the hash chain of %d earlier history items", len(rows))
 
@@ -171,15 +167,11 @@ class Catalog:
         The write is committed already: a failure here is logged, not raised (the
         organization's next read waits less, it does not answer a saved write 500).
         """
+        # One order in every process, so concurrent notes cannot deadlock; one statement
+        # (one round trip on PostgreSQL) for any number of organizations.
         notes = sorted((str(org_id), position) for org_id, position in marks.items())
         try:
-            if len(notes) == 1:  # a save of one organization's aggregates: one round trip
-                self.tables.write(NOTE_WRITE, {"org": notes[0][0], "position": notes[0][1]})
-            elif notes:
-                with self.tables.transaction() as cursor:
-                    # One order in every process, so concurrent notes cannot deadlock.
-                    for org_id, position in notes:
-                        cursor.execute(NOTE_WRITE, {"org": org_id, "position": position})
+            self.tables.upsert_rows("tenzo_org_writes", ORG_WRITE_COLUMNS, notes, NEWER_WRITE)
         except Exception:  # noqa: BLE001 - the events are saved; reads only wait less
             log.exception("noting writes of %d organizations for the catalog failed", len(notes))
         self.follower.start()

@@ -63,10 +63,15 @@ PARENT_ATTRIBUTE = {"Candidate": "job_id"}
 
 CATALOG_COLUMNS = ("aggregate_id", "org_id", "aggregate_type", "position", "parent_id", "status")
 AUDIT_COLUMNS = ("position", "org_id", "aggregate_id", "type", "item")
-UPSERT_HEAD = """
-INSERT INTO tenzo_audit_heads (org_id, position, hash) VALUES (:org, :position, :hash)
-ON CONFLICT (org_id) DO UPDATE SET position = excluded.position, hash = excluded.hash
-"""
+HEAD_COLUMNS = ("org_id", "position", "hash")
+MOVE_HEAD = "ON CONFLICT (org_id) DO UPDATE SET position = excluded.position, hash = excluded.hash"
+
+
+def write_heads(cursor: SqlCursor, heads: dict[str, tuple[int, str]]) -> None:
+    """Set the heads (organization → last position and hash of its chain), in one
+    statement, in organization order."""
+    rows = [(org, position, digest) for org, (position, digest) in sorted(heads.items())]
+    cursor.upsert_rows("tenzo_audit_heads", HEAD_COLUMNS, rows, MOVE_HEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,10 +340,7 @@ class CatalogFollower:
             list(changed.values()),
         )
         cursor.insert_rows("tenzo_audit", AUDIT_COLUMNS, [tuple(item) for item in audit])
-        cursor.executemany(
-            UPSERT_HEAD,
-            [{"org": org, "position": p, "hash": h} for org, (p, h) in sorted(heads.items())],
-        )
+        write_heads(cursor, heads)
         if self.health is None:
             return []
         return self.health.apply(cursor, signals)

@@ -9,6 +9,7 @@ parameters, and adapted to the driver's style here.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,6 +68,24 @@ def _pyformat(sql: str) -> str:
     return _NAMED_PARAM.sub(r"%(\1)s", sql)
 
 
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(
+    dialect: Dialect, table: str, columns: tuple[str, ...], on_conflict: str
+) -> str:
+    """The statement of ``SqlCursor.upsert_rows``. On PostgreSQL the rows arrive as one
+    JSON array of objects, read back with the table's own column types (its row type):
+    the text is the same for any number of rows, and text, bigints and NULLs keep their
+    values. Names are ours, not input."""
+    names = ", ".join(columns)
+    if dialect == "postgres":
+        return (
+            f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608
+            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) {on_conflict}"
+        )
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}"  # noqa: S608
+
+
 class SqlCursor:
     """A cursor that takes ``:name`` parameters on both drivers; rows are mappings."""
 
@@ -110,6 +129,30 @@ class SqlCursor:
         else:
             marks = ", ".join("?" for _ in columns)
             self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+
+    def upsert_rows(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
+        on_conflict: str,
+    ) -> None:
+        """Insert rows (values in ``columns`` order), doing ``on_conflict`` (an ``ON
+        CONFLICT (key) DO ...`` clause, the new row named ``excluded``) where a key is
+        present: one statement for all the rows on PostgreSQL, executemany on SQLite.
+
+        The caller gives each key at most once (PostgreSQL refuses to change a row twice
+        in one statement) and sorts the rows by key, so that concurrent writers lock
+        rows in one order and cannot deadlock. Values are text, integers or None
+        (timestamps as ISO text, as our tables store them)."""
+        if not rows:
+            return
+        sql = _upsert_statement(self.dialect, table, columns, on_conflict)
+        if self.dialect == "postgres":
+            payload = json.dumps([dict(zip(columns, row, strict=True)) for row in rows])
+            self.raw.execute(sql, (payload,), prepare=True)  # the same text for any batch
+        else:
+            self.raw.executemany(sql, rows)
 
     @property
     def rowcount(self) -> int:
@@ -193,3 +236,24 @@ class SqlTables:
             return
         with self.datastore.get_connection() as connection:
             connection.execute(_pyformat(sql), params or {}, prepare=True)
+
+    def upsert_rows(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
+        on_conflict: str,
+    ) -> None:
+        """``SqlCursor.upsert_rows`` in a transaction of its own. On PostgreSQL it runs
+        on an autocommit connection: one round trip for any number of rows (for a write
+        on every save, such as the catalog's marks)."""
+        if not rows:
+            return
+        if self.dialect != "postgres":
+            with self.transaction() as cursor:
+                cursor.upsert_rows(table, columns, rows, on_conflict)
+            return
+        with self.datastore.get_connection() as connection:
+            SqlCursor(connection.cursor(), self.dialect).upsert_rows(
+                table, columns, rows, on_conflict
+            )

@@ -93,27 +93,24 @@ def auto_disabled_counter() -> Counter:
     )
 
 
-UPSERT_STREAK = """
-INSERT INTO tenzo_webhook_health
-    (org_id, consecutive_failures, failing_since, last_success_at, last_failure_at)
-VALUES (:org, :consecutive, :since, :success, :failure)
-ON CONFLICT (org_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures,
+STREAK_COLUMNS = (
+    "org_id",
+    "consecutive_failures",
+    "failing_since",
+    "last_success_at",
+    "last_failure_at",
+)
+REPLACE_STREAK = """ON CONFLICT (org_id) DO UPDATE SET
+    consecutive_failures = excluded.consecutive_failures,
     failing_since = excluded.failing_since, last_success_at = excluded.last_success_at,
-    last_failure_at = excluded.last_failure_at
-"""
-ADD_HOUR = """
-INSERT INTO tenzo_webhook_health_hours (org_id, hour, succeeded, failed)
-VALUES (:org, :hour, :succeeded, :failed)
-ON CONFLICT (org_id, hour) DO UPDATE SET
+    last_failure_at = excluded.last_failure_at"""
+HOUR_COLUMNS = ("org_id", "hour", "succeeded", "failed")
+ADD_TO_HOUR = """ON CONFLICT (org_id, hour) DO UPDATE SET
     succeeded = tenzo_webhook_health_hours.succeeded + excluded.succeeded,
-    failed = tenzo_webhook_health_hours.failed + excluded.failed
-"""
-ADD_LATENCY = """
-INSERT INTO tenzo_webhook_latency_hours (org_id, hour, bucket, attempts)
-VALUES (:org, :hour, :bucket, :attempts)
-ON CONFLICT (org_id, hour, bucket) DO UPDATE SET
-    attempts = tenzo_webhook_latency_hours.attempts + excluded.attempts
-"""
+    failed = tenzo_webhook_health_hours.failed + excluded.failed"""
+LATENCY_COLUMNS = ("org_id", "hour", "bucket", "attempts")
+ADD_TO_LATENCY = """ON CONFLICT (org_id, hour, bucket) DO UPDATE SET
+    attempts = tenzo_webhook_latency_hours.attempts + excluded.attempts"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,32 +191,27 @@ class WebhookHealth:
             else:  # reset: enabled again, or another endpoint
                 streak.consecutive, streak.failing_since = 0, None
                 grew.discard(signal.org_id)
-        cursor.executemany(
-            UPSERT_STREAK,
+        # One statement per table, rows in key order (concurrent followers lock alike).
+        cursor.upsert_rows(
+            "tenzo_webhook_health",
+            STREAK_COLUMNS,
             [
-                {
-                    "org": org,
-                    "consecutive": s.consecutive,
-                    "since": s.failing_since,
-                    "success": s.last_success_at,
-                    "failure": s.last_failure_at,
-                }
+                (org, s.consecutive, s.failing_since, s.last_success_at, s.last_failure_at)
                 for org, s in sorted(streaks.items())
             ],
+            REPLACE_STREAK,
         )
-        cursor.executemany(
-            ADD_HOUR,
-            [
-                {"org": org, "hour": hour, "succeeded": counts[0], "failed": counts[1]}
-                for (org, hour), counts in sorted(hours.items())
-            ],
+        cursor.upsert_rows(
+            "tenzo_webhook_health_hours",
+            HOUR_COLUMNS,
+            [(org, hour, counts[0], counts[1]) for (org, hour), counts in sorted(hours.items())],
+            ADD_TO_HOUR,
         )
-        cursor.executemany(
-            ADD_LATENCY,
-            [
-                {"org": org, "hour": hour, "bucket": bucket, "attempts": count}
-                for (org, hour, bucket), count in sorted(latency.items())
-            ],
+        cursor.upsert_rows(
+            "tenzo_webhook_latency_hours",
+            LATENCY_COLUMNS,
+            [(*key, count) for key, count in sorted(latency.items())],
+            ADD_TO_LATENCY,
         )
         return [
             FailureStreak(

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -199,5 +199,24 @@ def test_a_saved_write_is_not_refused_when_noting_it_for_the_catalog_fails(datab
         while newest not in audit_positions(application):  # the follower was woken
             assert time.monotonic() < deadline, "the catalog never applied the write"
             time.sleep(0.01)
+    finally:
+        application.close()
+
+
+def test_noting_many_organizations_at_once_moves_each_mark_only_forward(database_url):
+    """One note of several organizations over marks noted before (one statement on
+    PostgreSQL): a higher position moves a mark, a lower one leaves it, a new
+    organization gets its first; positions past 32 bits are kept whole."""
+    application = application_on(database_url)
+    try:
+        catalog = application.catalog  # type: ignore[attr-defined]
+        lower, higher, new, big = sorted(uuid4() for _ in range(4))
+        catalog.note_writes({lower: 10, higher: 20})
+
+        catalog.note_writes({lower: 5, higher: 30, new: 7, big: 2**40})
+
+        rows = catalog.tables.read("SELECT org_id, position FROM tenzo_org_writes")
+        marks = {UUID(row["org_id"]): int(row["position"]) for row in rows}
+        assert marks == {lower: 10, higher: 30, new: 7, big: 2**40}
     finally:
         application.close()

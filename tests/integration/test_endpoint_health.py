@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from domain.actors import OPERATOR
 from domain.webhook_health import AutoDisableRule
-from services.infrastructure.webhook_health import median_ms
+from services.infrastructure.webhook_health import Signal, median_ms
 from tests.conftest import history
 from tests.support import dispatching
 from tests.support.dispatching import (
@@ -91,6 +91,43 @@ def test_health_counts_the_last_24_hours_and_the_streak(client, application, org
     assert health["last_success_at"] < health["last_failure_at"]
     # record_outcome's attempts take 12 ms: all four in (10, 20], the median half-way.
     assert health["p50_ms_24h"] == 15
+
+
+def test_a_batch_adds_to_the_counts_an_earlier_batch_stored(application):
+    """Several organizations in each batch, over the rows the batch before stored (one
+    statement per table on PostgreSQL): the hours and the latency buckets add up, the
+    streaks carry on, and a success empties the failing-since time."""
+    catalog = application.catalog
+    now = datetime.now(UTC)
+    first, second, third = sorted(str(uuid.uuid4()) for _ in range(3))
+    failures = [
+        Signal(org, kind, now, duration)
+        for org in (first, second, third)
+        for kind, duration in (("attempt", 30), ("failed", None))
+    ]
+    recovery = [Signal(first, "attempt", now, 30), Signal(first, "succeeded", now)]
+
+    for batch in (failures, failures, recovery):
+        with catalog.tables.transaction() as cursor:
+            catalog.health.apply(cursor, batch)
+
+    recovered = catalog.webhook_health(uuid.UUID(first), now)
+    assert (recovered.succeeded_24h, recovered.failed_24h) == (1, 2)
+    assert recovered.consecutive_failures == 0 and recovered.failing_since is None
+    assert recovered.p50_ms_24h == 35  # three attempts in (20, 50] ms
+    for org in (second, third):
+        failing = catalog.webhook_health(uuid.UUID(org), now)
+        assert (failing.succeeded_24h, failing.failed_24h) == (0, 2)
+        assert failing.consecutive_failures == 2
+        assert failing.failing_since == now and failing.last_failure_at == now
+    attempts = catalog.tables.read(
+        "SELECT org_id, SUM(attempts) AS attempts FROM tenzo_webhook_latency_hours GROUP BY org_id"
+    )
+    assert {row["org_id"]: int(row["attempts"]) for row in attempts} == {
+        first: 3,
+        second: 2,
+        third: 2,
+    }
 
 
 def test_health_is_per_organization(client, application, org, other_org):
