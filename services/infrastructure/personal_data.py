@@ -204,9 +204,10 @@ def _parse(token: str) -> tuple[bytes, str, str] | None:
         return None
 
 
-def without_personal_data(body: str) -> str | None:
-    """A webhook body with its candidate's personal fields left out (ids only), or None
-    when it has none (nothing to seal)."""
+def without_personal_data(body: str) -> tuple[str, str] | None:
+    """(the body with its candidate's personal fields left out, ids only; the
+    candidate's id), or None when it names no candidate with personal fields (nothing
+    to seal)."""
     try:
         payload = json.loads(body)
         candidate = payload["data"]["candidate"]
@@ -214,18 +215,13 @@ def without_personal_data(body: str) -> str | None:
         return None
     if not isinstance(candidate, dict) or not any(k in candidate for k in BODY_CANDIDATE_FIELDS):
         return None
+    subject = candidate.get("id")
+    if not isinstance(subject, str) or not subject:
+        return None
     payload["data"]["candidate"] = {
         k: v for k, v in candidate.items() if k not in BODY_CANDIDATE_FIELDS
     }
-    return json.dumps(payload, separators=(",", ":"))
-
-
-def body_subject(body: str) -> str | None:
-    try:
-        subject = json.loads(body)["data"]["candidate"]["id"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return subject if isinstance(subject, str) and subject else None
+    return json.dumps(payload, separators=(",", ":")), subject
 
 
 class SealingMapper(Mapper[Any]):
@@ -268,10 +264,9 @@ class SealingMapper(Mapper[Any]):
             if not isinstance(body, str):
                 continue
             redacted = without_personal_data(body)
-            subject = body_subject(body) if redacted is not None else None
-            if subject is None:
+            if redacted is None:
                 continue
-            state[field] = redacted
+            state[field], subject = redacted
             try:
                 sealed[field] = self.keys.seal(subject, field, body)
             except KeyDestroyed:  # erased while this delivery was prepared: ids only
