@@ -70,8 +70,8 @@ class Committer:
         self._encode = sealing_encoder(application)
         self._insert = application.recorder.insert_events
         self._catalog = application.catalog
-        # This process's catalog follower decodes none of these events again.
-        catalog = application.catalog
+        # This process's catalog follower then decodes none of these events again.
+        catalog = self._catalog
         self._hand_over = catalog.follower.hand_over if isinstance(catalog, Catalog) else None
         self._select = application.recorder.select_events
         self.batches = 0  # transactions
