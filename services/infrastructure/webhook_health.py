@@ -73,6 +73,8 @@ SIGNALS = {
 }
 # Upper bounds (ms) of the attempt duration buckets; the last one is open.
 LATENCY_BOUNDS_MS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+# Hourly rows are kept this long (a read looks at the last 24 hours), then deleted.
+KEPT_HOURS = 48
 # Streaks older than this when indexed (a catalog catching up on old history) are not
 # handed to the auto-disable check: it acts on failures as they happen.
 RECENT = timedelta(minutes=10)
@@ -159,6 +161,7 @@ class WebhookHealth:
 
     def __init__(self, tables: SqlTables):
         self.tables = tables  # created with CREATE_TABLES (the catalog's)
+        self._pruned_hour: int | None = None  # the hour this process last pruned in
 
     def apply(self, cursor: SqlCursor, signals: Iterable[Signal]) -> list[FailureStreak]:
         """Count the signals of one batch, in log order; return the streaks that grew."""
@@ -213,6 +216,7 @@ class WebhookHealth:
             [(*key, count) for key, count in sorted(latency.items())],
             ADD_TO_LATENCY,
         )
+        self._prune(cursor)
         return [
             FailureStreak(
                 org_id=UUID(org),
@@ -222,6 +226,18 @@ class WebhookHealth:
             )
             for org in sorted(grew)
         ]
+
+    def _prune(self, cursor: SqlCursor) -> None:
+        """Delete the hourly rows older than ``KEPT_HOURS`` (reads use the last 24), at
+        most once an hour in each process: the tables stay about two days of rows per
+        organization, however long it has been sending."""
+        hour = _hour(datetime.now(UTC))
+        if hour == self._pruned_hour:
+            return
+        for table in ("tenzo_webhook_health_hours", "tenzo_webhook_latency_hours"):
+            delete = f"DELETE FROM {table} WHERE hour < :oldest"  # noqa: S608 - our tables
+            cursor.execute(delete, {"oldest": hour - KEPT_HOURS})
+        self._pruned_hour = hour
 
     def _streaks(self, cursor: SqlCursor, orgs: list[str]) -> dict[str, _Streak]:
         rows = select_where_in(

@@ -130,6 +130,28 @@ def test_a_batch_adds_to_the_counts_an_earlier_batch_stored(application):
     }
 
 
+def test_hourly_rows_older_than_two_days_are_deleted(application):
+    """The hourly tables keep 48 hours: older rows go (the 24-hour figures are those of
+    the rows kept), newer ones stay."""
+    catalog = application.catalog
+    now = datetime.now(UTC)
+    org = str(uuid.uuid4())
+    old, recent = now - timedelta(hours=49), now - timedelta(hours=47)
+    batch = [
+        Signal(org, kind, at, duration)
+        for at in (old, recent, now)
+        for kind, duration in (("attempt", 30), ("succeeded", None))
+    ]
+    with catalog.tables.transaction() as cursor:
+        catalog.health.apply(cursor, batch)
+
+    for table in ("tenzo_webhook_health_hours", "tenzo_webhook_latency_hours"):
+        rows = catalog.tables.read(f"SELECT hour FROM {table} WHERE org_id = :org", {"org": org})  # noqa: S608
+        hours = sorted(int(row["hour"]) for row in rows)
+        assert hours == [int(at.timestamp() // 3600) for at in (recent, now)], table
+    assert catalog.webhook_health(uuid.UUID(org), now).succeeded_24h == 1
+
+
 def test_health_is_per_organization(client, application, org, other_org):
     for each in (org, other_org):
         client.put("/admin/v1/webhook", json=WEBHOOK, headers=each.headers)
