@@ -105,10 +105,13 @@ class PersonalDataKeys:
                 raise KeyDestroyed(subject)
             key = self._decrypt_key(stored)
         cipher = _cipher(key)
+        self._remember_for_sealing(subject, cipher)
+        return cipher
+
+    def _remember_for_sealing(self, subject: str, cipher: AESCipher) -> None:
         if len(self._sealing) > 10_000:
             self._sealing.clear()
         self._sealing[subject] = cipher
-        return cipher
 
     # -- opening -------------------------------------------------------------------------
 
@@ -125,7 +128,12 @@ class PersonalDataKeys:
     ) -> dict[str, str | None]:
         """As ``open_many``, with the subjects' keys as the caller has just read them
         from ``tenzo_personal_keys`` (``sealed_key`` by ``subject``, in a query of its
-        own): a subject missing there opens nothing."""
+        own): a subject missing there opens nothing. The keys read are kept for sealing
+        too (a delivery about the candidate then seals its body without reading the
+        key again)."""
+        for subject, sealed_key in stored.items():
+            if sealed_key is not None and subject not in self._sealing:
+                self._remember_for_sealing(subject, self._key_for_opening(sealed_key))
         return self._open({token: _parse(token) for token in set(tokens)}, stored)
 
     def _open(
