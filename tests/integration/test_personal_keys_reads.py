@@ -19,11 +19,13 @@ from services.infrastructure.storage import SqlCursor, SqlTables
 
 
 @pytest.fixture
-def dispatcher_process(settings, application):
-    """A second application on the same store, as a dispatcher process builds it."""
-    other = build_application(settings)
-    yield other
-    other.close()
+def dispatcher_processes(settings, application):
+    """Two more applications on the same store, as two dispatcher processes build them
+    (or one, before and after a restart): one projects, the other delivers."""
+    first, second = build_application(settings), build_application(settings)
+    yield first, second
+    first.close()
+    second.close()
 
 
 def keys_statements(monkeypatch) -> list[str]:
@@ -43,8 +45,9 @@ def keys_statements(monkeypatch) -> list[str]:
 
 
 def test_a_delivery_seals_with_the_key_its_batch_query_read(
-    monkeypatch, application, dispatcher_process
+    monkeypatch, application, dispatcher_processes
 ):
+    projecting, dispatcher_process = dispatcher_processes
     org, _ = application.create_organization("Keys", by=OPERATOR)
     job, _ = application.upsert_job(org.id, {"title": "Welder"}, by=OPERATOR)
     candidate, _ = application.upsert_candidate(
@@ -52,9 +55,9 @@ def test_a_delivery_seals_with_the_key_its_batch_query_read(
         {"job_id": job.id, "first_name": "Ottilie", "last_name": "Brand", "email": "o@b.example"},
         by=OPERATOR,
     )
-    projection = DispatchProjection(dispatcher_process)
-    projection.catch_up("Candidate", candidate.id)
-    projection.catch_up("Job", job.id)
+    DispatchProjection(projecting).catch_up("Candidate", candidate.id)
+    DispatchProjection(projecting).catch_up("Job", job.id)
+    projection = DispatchProjection(dispatcher_process)  # has sealed nothing for anyone
     ref = InterviewRef(org.id, str(candidate.id), str(job.id), uuid.uuid4())
     seen = keys_statements(monkeypatch)
 
