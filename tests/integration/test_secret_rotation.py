@@ -25,6 +25,10 @@ from tests.support.dispatching import Stack, interview_message, make_settings, p
 from tests.support.https_receiver import HttpsReceiver, ReceivedRequest, ScriptedResponse
 
 OLD_SECRET = "an-old-plain-secret"  # not in whsec_ form: keyed with its UTF-8 bytes
+# The dispatcher's sweeper, which forgets expired secrets, runs every third of
+# TENZO_DISPATCHER_STALLED_AFTER (0.5 s at the least, 10 s at the most): 1.5 s has it run
+# every 0.5 s instead of every 10 s (the default margin, the webhook timeout + 30 s).
+SWEEPING_OFTEN = {"TENZO_DISPATCHER_STALLED_AFTER": "1.5"}
 
 broker_url = dispatching.broker_url  # fixtures: every test on both brokers
 
@@ -73,6 +77,15 @@ def switching(tmp_path):
 def stack(tmp_path, broker_url, switching):
     receiver, _ = switching
     with Stack(make_settings(tmp_path, broker_url, receiver.ca_pem_path)) as running:
+        yield running
+
+
+@pytest.fixture
+def sweeping_stack(tmp_path, broker_url, switching):
+    """The stack, its sweeper running every 0.5 s (SWEEPING_OFTEN)."""
+    receiver, _ = switching
+    settings = make_settings(tmp_path, broker_url, receiver.ca_pem_path, **SWEEPING_OFTEN)
+    with Stack(settings) as running:
         yield running
 
 
@@ -125,7 +138,10 @@ def test_a_receiver_switching_secrets_inside_the_overlap_never_fails(stack, swit
         assert not verify(OLD_SECRET, request.body, headers["x-webhook-signature"])
 
 
-def test_after_the_overlap_the_old_secret_is_forgotten_and_fails(stack, switching, broker_url):
+def test_after_the_overlap_the_old_secret_is_forgotten_and_fails(
+    sweeping_stack, switching, broker_url
+):
+    stack = sweeping_stack
     receiver, checks = switching
     application = stack.application
     org_id = stack.organization(receiver.url, secret=OLD_SECRET)
