@@ -15,7 +15,7 @@ from domain.actors import DISPATCHER, OPERATOR
 from domain.deliveries import Delivery
 from services.bootstrap import build_application
 from services.dispatcher.projection import DispatchProjection, InterviewRef
-from services.infrastructure.storage import SqlCursor, SqlTables
+from tests.support.sql_statements import statements_on
 
 
 @pytest.fixture
@@ -26,22 +26,6 @@ def dispatcher_processes(settings, application):
     yield first, second
     first.close()
     second.close()
-
-
-def keys_statements(monkeypatch) -> list[str]:
-    seen: list[str] = []
-
-    def counting(send):
-        def counted(self, sql, params=None):
-            if "tenzo_personal_keys" in sql:
-                seen.append(sql)
-            return send(self, sql, params)
-
-        return counted
-
-    monkeypatch.setattr(SqlCursor, "execute", counting(SqlCursor.execute))
-    monkeypatch.setattr(SqlTables, "read", counting(SqlTables.read))
-    return seen
 
 
 def test_a_delivery_seals_with_the_key_its_batch_query_read(
@@ -59,7 +43,7 @@ def test_a_delivery_seals_with_the_key_its_batch_query_read(
     DispatchProjection(projecting).catch_up("Job", job.id)
     projection = DispatchProjection(dispatcher_process)  # has sealed nothing for anyone
     ref = InterviewRef(org.id, str(candidate.id), str(job.id), uuid.uuid4())
-    seen = keys_statements(monkeypatch)
+    seen = statements_on(monkeypatch, "tenzo_personal_keys")
 
     [context] = projection.interview_contexts([ref])
     body = json.dumps({"data": {"candidate": context.candidate, "job": context.job}})

@@ -8,7 +8,12 @@ import pytest
 
 
 def usage_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every SQL statement on the usage table from now on, as sent to the driver: our
+    """Every SQL statement on the usage table from now on (``statements_on``)."""
+    return statements_on(monkeypatch, "tenzo_api_key_usage")
+
+
+def statements_on(monkeypatch: pytest.MonkeyPatch, table: str) -> list[str]:
+    """Every SQL statement naming ``table`` from now on, as sent to the driver: our
     tables reach the database only through SqlCursor.execute and SqlTables.read."""
     from services.infrastructure.storage import SqlCursor, SqlTables
 
@@ -16,7 +21,7 @@ def usage_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def counting(send: Any) -> Any:
         def counted(self: Any, sql: str, params: Any = None) -> Any:
-            if "tenzo_api_key_usage" in sql:
+            if table in sql:
                 seen.append(sql)
             return send(self, sql, params)
 
