@@ -71,8 +71,8 @@ class Committer:
         self._insert = application.recorder.insert_events
         self._catalog = application.catalog
         # This process's catalog follower then decodes none of these events again.
-        catalog = self._catalog
-        self._hand_over = catalog.follower.hand_over if isinstance(catalog, Catalog) else None
+        follower = self._catalog.follower if isinstance(self._catalog, Catalog) else None
+        self._hand_over = follower.hand_over if follower is not None else None
         self._select = application.recorder.select_events
         self.batches = 0  # transactions
         self.saved = 0  # saves (one per save() call)
