@@ -40,7 +40,7 @@ from services.dispatcher.projection import DispatchProjection
 from services.dispatcher.receiving import BATCH, MessageReceiver
 from services.dispatcher.sender import WebhookSender
 from services.dispatcher.sweeper import StalledDeliveries
-from services.infrastructure.broker import broker_connection, broker_display
+from services.infrastructure.broker import broker_connection, broker_display, corked
 from services.infrastructure.retrying import ReconnectDelays
 from services.infrastructure.topology import declare_topology, is_rabbitmq
 from services.settings import Settings
@@ -163,7 +163,8 @@ class Dispatcher:
                 self._resume_pending()
             self.ready.set()
             while not stop.is_set():
-                self.in_flight.settle_finished()
+                with corked(connection):  # the acks of what finished, sent together
+                    self.in_flight.settle_finished()
                 self._resume_stalled()
                 self._housekeeping()
                 try:

@@ -23,9 +23,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from amqp.exceptions import MessageNacked
+from eventsourcing.persistence import Notification
 from kombu import Connection, Producer
 
 from contracts.audit import audit_item
@@ -35,6 +37,7 @@ from services.infrastructure.broker import (
     EVENTS_EXCHANGE,
     broker_connection,
     broker_display,
+    corked,
 )
 from services.infrastructure.personal_data import sealed_decoder
 from services.infrastructure.positions import Position, PositionMoved
@@ -92,6 +95,23 @@ class Relay:
             start=start + 1, limit=self.batch_size
         )
         decode = sealed_decoder(self.application)  # personal fields stay sealed tokens
+        with corked(producer.connection):
+            self._publish(producer, confirms, notifications, decode)
+        if confirms is not None:
+            confirms.wait()
+        if notifications:
+            self._save_position(start, notifications[-1].id)
+            metrics.RELAY_PUBLISHED.inc(len(notifications))
+        self.lag(notifications[-1].id if notifications else start)
+        return len(notifications)
+
+    def _publish(
+        self,
+        producer: Producer,
+        confirms: BatchConfirms | None,
+        notifications: Sequence[Notification],
+        decode: Callable[[Notification], Any],
+    ) -> None:
         for notification in notifications:
             item = audit_item(decode(notification), notification.id)
             if confirms is not None:
@@ -120,13 +140,6 @@ class Relay:
                 delivery_mode=2,
                 retry=False,
             )
-        if confirms is not None:
-            confirms.wait()
-        if notifications:
-            self._save_position(start, notifications[-1].id)
-            metrics.RELAY_PUBLISHED.inc(len(notifications))
-        self.lag(notifications[-1].id if notifications else start)
-        return len(notifications)
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; after any failure (broker or database down),

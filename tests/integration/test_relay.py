@@ -16,7 +16,7 @@ from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
 from services.bootstrap import build_api, build_application, build_relay
-from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection, corked
 from services.infrastructure.topology import declare_topology
 from tests.support import dispatching
 from tests.support.dispatching import make_settings, wait_for
@@ -187,3 +187,31 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
     assert sorted(set(positions)) == [1, 2, 3, 4, 5]
     firsts = [p for i, p in enumerate(positions) if p not in positions[:i]]
     assert firsts == [1, 2, 3, 4, 5]
+
+
+def test_writes_to_the_broker_are_corked_only_inside_the_block(broker_url):
+    """A relay batch (and the dispatcher's acks) go out together: on RabbitMQ the socket
+    holds them (TCP_CORK) until the block ends, and lets go even when the block fails;
+    on the embedded broker there is no socket and the block simply runs."""
+    import socket
+
+    with broker_connection(broker_url) as connection:
+        connection.ensure_connection(max_retries=1)
+        sock = getattr(getattr(connection.connection, "transport", None), "sock", None)
+
+        def cork() -> int | None:
+            return None if sock is None else sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+
+        embedded = broker_url.startswith("filesystem://")
+        assert (sock is None) == embedded
+
+        def expected(value: int) -> int | None:
+            return None if embedded else value
+
+        assert cork() == expected(0)
+        with corked(connection):
+            assert cork() == expected(1)
+        assert cork() == expected(0)
+        with pytest.raises(RuntimeError), corked(connection):
+            raise RuntimeError("the batch failed")
+        assert cork() == expected(0)
