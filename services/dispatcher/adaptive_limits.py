@@ -10,8 +10,11 @@ multiplicative decrease (AIMD), as TCP sizes its congestion window.
   asking for less: it halves the limit (backpressure), though it is an answer (the
   endpoint is not hanging).
 - Every attempt that got no answer (timeout, connection refused or reset, TLS failure)
-  halves the limit, never below 1: an endpoint that hangs is soon down to one attempt
-  at a time, and holds no more worker threads than that.
+  brings the limit back to 1, as TCP's window after a retransmission timeout: an
+  endpoint that hangs holds one worker thread from its first timeout on. Halving
+  (2 after 4 after 8) let a hundred hanging endpoints hold two threads each for a
+  timeout more, which was enough to take every worker (docs/benchmarks.md); answers
+  bring a flaky endpoint back to its ceiling after a few attempts.
 - An attempt never sent (refused by the SSRF guard, an invalid URL, a host that does
   not resolve) says nothing about the endpoint's capacity and changes nothing.
 
@@ -75,9 +78,8 @@ class AdaptiveLimits:
         state.answered_at = now
 
     def unanswered(self, org: Hashable) -> None:
-        """An attempt timed out or could not connect: half as many may run at once."""
-        state = self._touch(org)
-        state.limit = max(1.0, state.limit * self.decrease)
+        """An attempt timed out or could not connect: one at a time from now on."""
+        self._touch(org).limit = 1.0
 
     def _touch(self, org: Hashable) -> _State:
         state = self._states.pop(org, None)

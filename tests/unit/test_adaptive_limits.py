@@ -21,19 +21,18 @@ def test_each_answer_adds_one_up_to_the_ceiling():
     assert limits.answered_at("acme") == 5.0
 
 
-def test_each_unanswered_attempt_halves_the_limit_never_below_one():
+def test_an_unanswered_attempt_brings_the_limit_back_to_one():
     limits = AdaptiveLimits(ceiling=8, initial=8)
     seen = []
-    for _ in range(5):
+    for _ in range(3):
         limits.unanswered("acme")
         seen.append(limits.limit("acme"))
-    assert seen == [4, 2, 1, 1, 1]
+    assert seen == [1, 1, 1]
 
 
 def test_answers_bring_a_decreased_limit_back():
     limits = AdaptiveLimits(ceiling=8, initial=8)
-    for _ in range(3):
-        limits.unanswered("acme")
+    limits.unanswered("acme")
     assert limits.limit("acme") == 1
     for second in range(3):
         limits.answered("acme", now=float(second))
@@ -44,7 +43,7 @@ def test_organizations_are_independent():
     limits = AdaptiveLimits(ceiling=8, initial=4)
     limits.unanswered("hanging")
     limits.answered("busy", now=1.0)
-    assert (limits.limit("hanging"), limits.limit("busy"), limits.limit("new")) == (2, 5, 4)
+    assert (limits.limit("hanging"), limits.limit("busy"), limits.limit("new")) == (1, 5, 4)
 
 
 def test_the_initial_limit_is_within_one_and_the_ceiling():
@@ -58,7 +57,7 @@ def test_the_least_recently_seen_organizations_are_forgotten_beyond_the_bound():
     limits.unanswered("b")
     limits.unanswered("a")  # seen again: "b" is now the least recently seen
     limits.unanswered("c")
-    assert (limits.limit("a"), limits.limit("b"), limits.limit("c")) == (1, 4, 2)
+    assert (limits.limit("a"), limits.limit("b"), limits.limit("c")) == (1, 4, 1)
 
 
 def test_backpressure_halves_the_limit_and_counts_as_an_answer():
