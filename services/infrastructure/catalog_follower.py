@@ -246,18 +246,16 @@ class CatalogFollower:
         if batch is None:
             if last >= (self.app.recorder.max_notification_id() or 0):
                 return False  # the cheap check of every idle poll: two indexed reads
-            if not postgres:  # read before the transaction: SQLite's pool may have one
-                batch = self._decoded(last)
+            if postgres and not self._lock_is_free():
+                return False  # another process's follower works: decode nothing
+            # Read and decoded before the transaction: SQLite's pool may have one
+            # connection; and a transaction left open meanwhile (a wait for the pool, a
+            # busy interpreter) could outlast PostgreSQL's idle-in-transaction timeout.
+            batch = self._decoded(last)
         try:
             with self.tables.transaction() as cursor:
-                if postgres:
-                    locked = cursor.execute(
-                        "SELECT pg_try_advisory_xact_lock(:key) AS locked", {"key": FOLLOWER_LOCK}
-                    ).fetchone()
-                    if not locked["locked"]:
-                        return False  # another process's follower works: decode nothing
-                    if batch is None:
-                        batch = self._decoded(last)
+                if postgres and not self._locked(cursor):
+                    return False  # another process's follower took it meanwhile
                 if not batch:
                     return False
                 # Decode the next batch while this one is written (the wait for the
@@ -274,6 +272,18 @@ class CatalogFollower:
             except Exception:  # noqa: BLE001 - the batch is applied; told again next failure
                 log.exception("catalog follower: the failing-endpoint check failed")
         return True
+
+    def _locked(self, cursor: SqlCursor) -> bool:
+        """Take the followers' lock for this transaction, if no other follower holds it."""
+        row = cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(:key) AS locked", {"key": FOLLOWER_LOCK}
+        ).fetchone()
+        return bool(row["locked"])
+
+    def _lock_is_free(self) -> bool:
+        """Whether no other follower holds the lock now (taken and let go at once)."""
+        with self.tables.transaction() as cursor:
+            return self._locked(cursor)
 
     def _decoded(self, last: int) -> list[Decoded]:
         """The batch after position ``last``, decoded (read outside any transaction of

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -220,3 +221,35 @@ def test_noting_many_organizations_at_once_moves_each_mark_only_forward(database
         assert marks == {lower: 10, higher: 30, new: 7, big: 2**40}
     finally:
         application.close()
+
+
+@pytest.mark.postgres
+def test_a_slow_decode_holds_no_transaction_open(postgres_url, key):
+    """A batch read and decoded slowly (a wait for the pool, a busy interpreter) is
+    read before the follower's transaction: PostgreSQL ends a session idle in a
+    transaction for 5 s (eventsourcing's setting), which once failed a loaded
+    follower's batch."""
+    writer = application_on(postgres_url, encryption_key=key)
+    organization, _ = writer.create_organization("Slow", OPERATOR)
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (FOLLOWER_LOCK,))  # no follower works
+        writer.save(*jobs(organization.id, 3, OPERATOR))
+        newest = position(writer)
+        writer.close()
+        holder.execute("SELECT pg_advisory_unlock(%s)", (FOLLOWER_LOCK,))
+
+    reader = application_on(postgres_url, encryption_key=key)  # its follower not started
+    try:
+        catalog = reader.catalog  # type: ignore[attr-defined]
+        follower = CatalogFollower(reader, catalog.tables, catalog.position)
+        decode = follower._decoded
+
+        def slow_decode(last: int) -> list[Any]:
+            time.sleep(6)
+            return decode(last)
+
+        follower._decoded = slow_decode  # type: ignore[method-assign]
+        assert follower.apply_next_batch()
+        assert audit_positions(reader)[-1] == newest
+    finally:
+        reader.close()
