@@ -14,10 +14,13 @@
   attempt every moment and never hangs; a task waiting for the event store (a slow
   read or save) is not waiting for the endpoint.
 - Admitted tasks run on up to ``workers`` threads, but at most ``active`` *young*
-  ones (running for less than ``young_for``) at a time. A task that has run longer
-  (waiting for an endpoint's answer) stops counting, so it holds a thread but no
-  share of the active budget: hanging endpoints cannot starve the others, and the
-  tasks doing work are few enough not to thrash over the interpreter lock.
+  ones at a time. A task that has waited longer than ``young_for`` for its endpoint's
+  answer stops counting, so it holds a thread but no share of the active budget:
+  hanging endpoints cannot starve the others, and the tasks doing work are few enough
+  not to thrash over the interpreter lock. A task that is slow for any other reason
+  (waiting for the interpreter lock or the event store on a busy machine) keeps
+  counting: when it aged by the clock alone, CPU contention made every task old and
+  the pool grew to all ``workers`` threads fighting for one lock (docs/benchmarks.md).
   ``young_for`` is shorter than ``hang_after``: while many endpoints start hanging at
   once, their first moments must not take the whole budget.
 - ``call_later`` runs a task after a delay without holding a thread while it waits
@@ -120,7 +123,12 @@ class FairPool:
         """The running task (this thread's) sends an attempt now: it waits for the
         endpoint's reply until ``answered`` or ``unanswered``."""
         with self._lock:
-            self._awaiting[getattr(self._running, "token", -1)] = time.monotonic()
+            now = time.monotonic()
+            token = getattr(self._running, "token", -1)
+            self._awaiting[token] = now
+            heapq.heappush(self._aging, (now + self.young_for, token))
+            if self._ready:  # the timer thread retries when this one has aged
+                self._wake_timer_by(now + self.young_for)
 
     def answered(self, org: Hashable, backpressure: bool = False) -> None:
         """The organization's endpoint answered an attempt (any status, however late):
@@ -224,12 +232,13 @@ class FairPool:
         """Start ready tasks while the active budget allows."""
         now = time.monotonic()
         while self._aging and self._aging[0][0] <= now:
-            self._young.discard(heapq.heappop(self._aging)[1])
+            token = heapq.heappop(self._aging)[1]
+            if self._awaiting.get(token, now) <= now - self.young_for:
+                self._young.discard(token)  # still waiting for its endpoint's answer
         while self._ready and len(self._young) < self.active:
             org, token, task = self._ready.popleft()
             self._admitted[org][token] = now
             self._young.add(token)
-            heapq.heappush(self._aging, (now + self.young_for, token))
             self._tasks.put(partial(self._run, org, token, task))
             self._queued += 1
             if self._queued > self._idle and len(self._threads) < self.workers:
