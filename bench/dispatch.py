@@ -217,6 +217,10 @@ class Receipts:
     queue: Any
     times: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The ids waited for now, and how many of them arrived: counted as they come (a set
+    # intersection of 20,000 ids every 20 ms took CPU from the processes measured).
+    watched: set[str] = field(default_factory=set)
+    arrived: int = 0
 
     def start(self) -> None:
         threading.Thread(target=self._collect, daemon=True).start()
@@ -225,11 +229,15 @@ class Receipts:
         while True:
             for event_id, at in self.queue.get():
                 with self.lock:
-                    self.times.setdefault(event_id, at)
+                    if event_id not in self.times:
+                        self.times[event_id] = at
+                        self.arrived += event_id in self.watched
 
     def count(self, ids: set[str]) -> int:
         with self.lock:
-            return len(ids & self.times.keys())
+            if ids is not self.watched:
+                self.watched, self.arrived = ids, len(ids & self.times.keys())
+            return self.arrived
 
     def last(self, ids: set[str]) -> float:
         with self.lock:
@@ -659,6 +667,7 @@ def main() -> None:
     vhosts = [f"tenzo-bench-bare-{suffix}", f"tenzo-bench-{suffix}"]
     processes: list[subprocess.Popen[bytes]] = []
     bare_process = None
+    application = None
     load_before = os.getloadavg()[0]
     try:
         bare_url, tenzo_url = (make_vhost(name) for name in vhosts)
@@ -798,6 +807,8 @@ def main() -> None:
         receiver.kill()
         for name in vhosts:
             drop_vhost(name)
+        if application is not None:
+            application.close()  # its catalog follower's connections, before the drop
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
