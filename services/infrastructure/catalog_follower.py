@@ -51,6 +51,7 @@ log = logging.getLogger("tenzo.catalog")
 FOLLOWER_LOCK = 7243192  # a PostgreSQL advisory lock key, not used by another lock of ours
 BATCH_SIZE = 2000
 POLL_INTERVAL_SECONDS = 0.05
+IDLE_MS = 120_000  # how long the follower's transaction may wait while it decodes a batch
 HANDED_LIMIT = 5_000  # events handed over by writers, not yet reached (hand_over)
 HANDED_SECONDS = 30.0
 
@@ -246,16 +247,20 @@ class CatalogFollower:
         if batch is None:
             if last >= (self.app.recorder.max_notification_id() or 0):
                 return False  # the cheap check of every idle poll: two indexed reads
-            if postgres and not self._lock_is_free():
-                return False  # another process's follower works: decode nothing
-            # Read and decoded before the transaction: SQLite's pool may have one
-            # connection; and a transaction left open meanwhile (a wait for the pool, a
-            # busy interpreter) could outlast PostgreSQL's idle-in-transaction timeout.
-            batch = self._decoded(last)
+            if not postgres:  # read before the transaction: SQLite's pool may have one
+                batch = self._decoded(last)
         try:
             with self.tables.transaction() as cursor:
-                if postgres and not self._locked(cursor):
-                    return False  # another process's follower took it meanwhile
+                if postgres:
+                    if not self._locked(cursor):
+                        return False  # another process's follower works: decode nothing
+                    if batch is None:
+                        # Decoded under the lock, so that followers never decode the same
+                        # batch twice; on a loaded machine that can take longer than the
+                        # 5 s PostgreSQL gives a session idle in a transaction
+                        # (eventsourcing's setting), which once failed the batch.
+                        cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {IDLE_MS}")
+                        batch = self._decoded(last)
                 if not batch:
                     return False
                 # Decode the next batch while this one is written (the wait for the
@@ -279,11 +284,6 @@ class CatalogFollower:
             "SELECT pg_try_advisory_xact_lock(:key) AS locked", {"key": FOLLOWER_LOCK}
         ).fetchone()
         return bool(row["locked"])
-
-    def _lock_is_free(self) -> bool:
-        """Whether no other follower holds the lock now (taken and let go at once)."""
-        with self.tables.transaction() as cursor:
-            return self._locked(cursor)
 
     def _decoded(self, last: int) -> list[Decoded]:
         """The batch after position ``last``, decoded (read outside any transaction of

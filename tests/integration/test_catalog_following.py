@@ -224,11 +224,10 @@ def test_noting_many_organizations_at_once_moves_each_mark_only_forward(database
 
 
 @pytest.mark.postgres
-def test_a_slow_decode_holds_no_transaction_open(postgres_url, key):
-    """A batch read and decoded slowly (a wait for the pool, a busy interpreter) is
-    read before the follower's transaction: PostgreSQL ends a session idle in a
-    transaction for 5 s (eventsourcing's setting), which once failed a loaded
-    follower's batch."""
+def test_a_slow_decode_under_the_followers_lock_is_not_cut_off(postgres_url, key):
+    """A batch read and decoded slowly (a wait for the pool, a busy interpreter) under
+    the followers' lock still applies: PostgreSQL ends a session idle in a transaction
+    for 5 s (eventsourcing's setting), which once failed a loaded follower's batch."""
     writer = application_on(postgres_url, encryption_key=key)
     organization, _ = writer.create_organization("Slow", OPERATOR)
     with psycopg.connect(postgres_url, autocommit=True) as holder:
