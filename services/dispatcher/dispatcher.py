@@ -163,8 +163,9 @@ class Dispatcher:
                 self._resume_pending()
             self.ready.set()
             while not stop.is_set():
-                with corked(connection):  # the acks of what finished, sent together
-                    self.in_flight.settle_finished()
+                if self.in_flight.finished:
+                    with corked(connection):  # the acks of what finished, sent together
+                        self.in_flight.settle_finished()
                 self._resume_stalled()
                 self._housekeeping()
                 try:

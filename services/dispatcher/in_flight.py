@@ -33,6 +33,10 @@ class FinishedJobs:
         """The runner's ``on_done``: ``error`` dead-letters the job's messages."""
         self._queue.put((job, error))
 
+    def __bool__(self) -> bool:
+        """Whether any job has finished and waits to be settled."""
+        return not self._queue.empty()
+
     def take(self) -> Iterator[tuple[DeliveryJob, str | None]]:
         """Every job finished so far (without waiting)."""
         while True:

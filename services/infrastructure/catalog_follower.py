@@ -256,8 +256,7 @@ class CatalogFollower:
                         return False  # another process's follower works: decode nothing
                     if self.position.read_in(cursor) != last:
                         # Another follower applied from ``last`` before this one took the
-                        # lock: its batch would fail on the rows already there, after
-                        # all the writing (186 such batches in one benchmark run).
+                        # lock: this batch would only fail on the rows already there.
                         return False
                     if batch is None:
                         # Decoded under the lock, so that followers never decode the same

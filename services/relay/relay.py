@@ -95,14 +95,16 @@ class Relay:
             start=start + 1, limit=self.batch_size
         )
         decode = sealed_decoder(self.application)  # personal fields stay sealed tokens
+        if not notifications:
+            self.lag(start)
+            return 0
         with corked(producer.connection):
             self._publish(producer, confirms, notifications, decode)
         if confirms is not None:
             confirms.wait()
-        if notifications:
-            self._save_position(start, notifications[-1].id)
-            metrics.RELAY_PUBLISHED.inc(len(notifications))
-        self.lag(notifications[-1].id if notifications else start)
+        self._save_position(start, notifications[-1].id)
+        metrics.RELAY_PUBLISHED.inc(len(notifications))
+        self.lag(notifications[-1].id)
         return len(notifications)
 
     def _publish(
@@ -127,19 +129,18 @@ class Relay:
                 message_id=item["id"],
                 retry=False,
             )
-        if notifications:
-            # A position marker after the batch: consumers that get it have got every
-            # earlier event routed to them (their lag is measured against it).
-            if confirms is not None:
-                confirms.expect_one()
-            producer.publish(
-                json.dumps({"position": notifications[-1].id}).encode("utf-8"),
-                routing_key=RELAY_POSITION_KEY,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,
-                retry=False,
-            )
+        # A position marker after the batch: consumers that get it have got every
+        # earlier event routed to them (their lag is measured against it).
+        if confirms is not None:
+            confirms.expect_one()
+        producer.publish(
+            json.dumps({"position": notifications[-1].id}).encode("utf-8"),
+            routing_key=RELAY_POSITION_KEY,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            retry=False,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; after any failure (broker or database down),
