@@ -60,6 +60,7 @@ class Position:
         if table not in TABLES:
             raise ValueError(f"not a position table: {table}")
         self.table, self.name = table, name
+        self._select = f"SELECT position FROM {table} WHERE name = :name"  # noqa: S608
         self.tables = SqlTables(
             app,
             [
@@ -81,16 +82,14 @@ class Position:
         return self.tables.transaction()
 
     def read(self) -> int:
-        """The saved position (0 before anything was saved)."""
-        with self.tables.transaction(commit=False) as cursor:
-            return self.read_in(cursor)
+        """The saved position (0 before anything was saved): one prepared statement on
+        PostgreSQL (the relay and every catalog follower read it on each poll)."""
+        rows = self.tables.read(self._select, {"name": self.name})
+        return int(rows[0]["position"]) if rows else 0
 
     def read_in(self, cursor: SqlCursor) -> int:
         """The saved position, read in a transaction of the caller's."""
-        row = cursor.execute(
-            f"SELECT position FROM {self.table} WHERE name = :name",  # noqa: S608
-            {"name": self.name},
-        ).fetchone()
+        row = cursor.execute(self._select, {"name": self.name}).fetchone()
         return int(row["position"]) if row else 0
 
     def move(self, cursor: SqlCursor, old: int, new: int) -> None:
