@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.bootstrap import build_application
 from services.infrastructure.storage import SqlTables
-from services.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def application(postgres_url, encryption_key, tmp_path):
-    settings = Settings.from_env(
-        {
-            "TENZO_DATABASE_URL": postgres_url,
-            "TENZO_ENCRYPTION_KEY": encryption_key,
-            "TENZO_BROKER_URL": f"filesystem://{tmp_path}/broker",
-        }
-    )
-    app = build_application(settings)
-    yield app
-    app.close()
+def database_url(postgres_url):
+    return postgres_url  # conftest's application, on PostgreSQL only
 
 
 def prepared_on(connection):
