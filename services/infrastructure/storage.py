@@ -202,8 +202,7 @@ class SqlTables:
         """A transaction; ``commit=False`` for one that only reads. On PostgreSQL that
         one ends with COMMIT as well (it wrote nothing; an error still rolls it back):
         at a ROLLBACK psycopg forgets every statement it prepared on the connection and
-        sends DEALLOCATE ALL, so every later statement on it was parsed and planned
-        again (41 times in 2 s of a dispatcher's run, PostgreSQL's log)."""
+        sends DEALLOCATE ALL, and the hot statements on it are parsed and planned again."""
         ends_with_commit = commit or self.dialect == "postgres"
         with self.datastore.transaction(commit=ends_with_commit) as raw:
             cursor = SqlCursor(raw, self.dialect)
