@@ -290,8 +290,9 @@ class CatalogFollower:
         return bool(row["locked"])
 
     def _decoded(self, last: int) -> list[Decoded]:
-        """The batch after position ``last``, decoded (read outside any transaction of
-        ours: SQLite's pool may have one connection only)."""
+        """The batch after position ``last``, decoded (read through the event store's
+        recorder, not the follower's transaction: SQLite's pool may have one connection
+        only, so there it is read before that transaction begins)."""
         notifications = self.app.recorder.select_notifications(
             start=last + 1, limit=self.batch_size
         )

@@ -94,10 +94,10 @@ class Relay:
         notifications = self.application.recorder.select_notifications(
             start=start + 1, limit=self.batch_size
         )
-        decode = sealed_decoder(self.application)  # personal fields stay sealed tokens
         if not notifications:
             self.lag(start)
             return 0
+        decode = sealed_decoder(self.application)  # personal fields stay sealed tokens
         with corked(producer.connection):
             self._publish(producer, confirms, notifications, decode)
         if confirms is not None:
