@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -70,15 +71,39 @@ def forget_process(pid: int) -> None:
 def render() -> tuple[bytes, str]:
     """The exposition of this process, or of every process of the group in
     multiprocess mode."""
-    from prometheus_client import (
-        CONTENT_TYPE_LATEST,
-        CollectorRegistry,
-        generate_latest,
-        multiprocess,
-    )
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-    if os.environ.get(MULTIPROCESS_DIR):
+    folder = os.environ.get(MULTIPROCESS_DIR)
+    if folder:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_GroupValues(Path(folder)))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class _GroupValues:
+    """prometheus-client's multiprocess collector, less the files not written yet.
+
+    A process creates its values file empty and sizes it a moment later; a scrape by
+    another worker in between fails as a whole on that file (prometheus/client_python
+    #1199), and forever if the process was killed in between. An empty file holds no
+    values, so it is skipped.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def collect(self) -> Any:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        return MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            [str(path) for path in self.folder.glob("*.db") if _has_values(path)],
+            accumulate=True,
+        )
+
+
+def _has_values(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:  # a live gauge's file, removed as its process ended
+        return False
