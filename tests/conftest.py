@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import os
+import queue
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -45,20 +47,83 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test, dropped afterwards."""
+class FreshDatabases:
+    """Empty PostgreSQL databases, made ahead of the tests that take them and dropped
+    after them, on a thread of its own: a test does not wait for ``CREATE DATABASE``
+    (a checkpoint of the whole server) or ``DROP DATABASE``. Every test still gets a
+    database nobody has used."""
+
+    AHEAD = 2
+
+    def __init__(self, admin: psycopg.Connection[Any]) -> None:
+        self._admin = admin
+        self._ready: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        for _ in range(self.AHEAD):
+            self._work.put(("create", ""))
+        self._thread = threading.Thread(target=self._run, name="fresh-databases", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        """The name of a new, empty database; another is made for the next test."""
+        self._work.put(("create", ""))
+        name = self._ready.get(timeout=120)
+        if isinstance(name, BaseException):
+            raise name
+        return name
+
+    def drop(self, name: str) -> None:
+        self._work.put(("drop", name))
+
+    def close(self) -> None:
+        """Drop every database made, used or not, once the thread has done its work."""
+        self._work.put(None)
+        self._thread.join()
+        while not self._ready.empty():
+            name = self._ready.get()
+            if isinstance(name, str):
+                self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._admin.close()
+
+    def _run(self) -> None:
+        while (work := self._work.get()) is not None:
+            what, name = work
+            if what == "drop":
+                self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                continue
+            name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
+            try:
+                self._execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
+            except psycopg.Error as error:
+                self._ready.put(error)
+            else:
+                self._ready.put(name)
+
+    def _execute(self, statement: str) -> None:
+        self._admin.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def fresh_databases() -> Iterator[FreshDatabases]:
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError:
         service_missing(f"PostgreSQL at {POSTGRES_URL}")
-    name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
-        try:
-            yield _with_database(POSTGRES_URL, name)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    databases = FreshDatabases(admin)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture
+def postgres_url(fresh_databases: FreshDatabases) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test, dropped afterwards."""
+    name = fresh_databases.take()
+    try:
+        yield _with_database(POSTGRES_URL, name)
+    finally:
+        fresh_databases.drop(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
