@@ -59,6 +59,7 @@ class FreshDatabases:
         self._admin = admin
         self._ready: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
         self._work: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._failed_drops: list[str] = []
         for _ in range(self.AHEAD):
             self._work.put(("create", ""))
         self._thread = threading.Thread(target=self._run, name="fresh-databases", daemon=True)
@@ -84,12 +85,16 @@ class FreshDatabases:
             if isinstance(name, str):
                 self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._admin.close()
+        assert not self._failed_drops, f"test databases not dropped: {self._failed_drops}"
 
     def _run(self) -> None:
         while (work := self._work.get()) is not None:
             what, name = work
             if what == "drop":
-                self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                try:
+                    self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except psycopg.Error as error:  # reported when the session ends
+                    self._failed_drops.append(f"{name}: {error}")
                 continue
             name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
             try:
