@@ -14,7 +14,10 @@ A save whose outcome is unknown (the connection was lost during COMMIT) is resol
 reading the store, never by guessing: saving again either works (it was not stored)
 or conflicts; a conflict whose stored events are byte for byte ours (the ciphertext
 has a random nonce, so no other writer can have produced it) means our first commit
-went through, and the save succeeded. Only a conflict with other events is reported.
+went through, and the save succeeded. Only a conflict with other events is reported. A
+store that cannot be reached while that is read is waited for like any other outage.
+Nothing ends the committer's thread: a batch that fails unexpectedly fails its saves,
+and the thread goes on with the next.
 """
 
 from __future__ import annotations
@@ -123,7 +126,13 @@ class Committer:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception as error:  # noqa: BLE001 - this thread must outlive any batch
+                log.exception("committing %d saves failed unexpectedly", len(batch))
+                for pending in batch:
+                    if not pending.done.is_set():
+                        pending.settle(error)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if len(batch) > 1:
@@ -144,14 +153,9 @@ class Committer:
         backoff = 0.1
         while True:
             try:
-                newest = self._timed_insert(pending.events)
+                newest = self._insert_or_find(pending.events)
             except IntegrityError as conflict:
-                if self._stored_already(pending.events):
-                    log.info("an earlier commit of %d events had gone through", len(pending.events))
-                    self._count(1)
-                    pending.settle()
-                else:
-                    pending.settle(conflict)
+                pending.settle(conflict)
                 return
             except TRANSIENT_ERRORS as error:
                 if self._stopping.is_set():
@@ -168,6 +172,19 @@ class Committer:
                 self._note_writes([pending], newest)
                 pending.settle()
                 return
+
+    def _insert_or_find(self, stored_events: list[Any]) -> int | None:
+        """Insert; return the newest notification id, or None when an earlier commit of
+        these very events went through (its reply lost). Raises IntegrityError when the
+        store holds other events at their versions, and a transient error when the
+        store cannot be reached, inserting or reading: the caller tries again."""
+        try:
+            return self._timed_insert(stored_events)
+        except IntegrityError:
+            if not self._stored_already(stored_events):
+                raise
+        log.info("an earlier commit of %d events had gone through", len(stored_events))
+        return None
 
     def _stored_already(self, stored_events: list[Any]) -> bool:
         """Whether the event store holds exactly these events (a commit reported as

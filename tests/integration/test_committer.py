@@ -5,6 +5,7 @@ still reported."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -79,5 +80,29 @@ def test_a_real_conflict_is_still_reported(application, proxy):
 
         with pytest.raises(IntegrityError):
             committer.save(new_delivery(org_id, "evt-1"))  # other bytes at version 1
+    finally:
+        committer.close()
+
+
+def test_a_store_lost_while_an_ambiguous_commit_is_checked_is_waited_for(application, proxy):
+    """The reply to the COMMIT is lost, and so are the replies to every read that would
+    tell whether it went through (eventsourcing reads 10 times, then gives up): the
+    committer waits for the store like for any outage and finds the events stored. It
+    once let that error end its thread, and every later save waited forever."""
+    committer = Committer(application, longest_backoff=0.2)
+    try:
+        delivery = new_delivery(uuid.uuid4(), "evt-1")
+        proxy.drop_reply_to(b"COMMIT", b"COMMIT")
+        proxy.drop_reply_to(b"ORDER BY originator_version", b"SELECT", times=10)
+        saving = threading.Thread(target=committer.save, args=(delivery,), daemon=True)
+        saving.start()
+        saving.join(timeout=60)
+
+        assert not saving.is_alive(), "the save never returned"
+        assert proxy.counts.dropped_replies == 11
+        assert application.repository.get(delivery.id).version == 1
+        later = new_delivery(uuid.uuid4(), "evt-2")
+        committer.save(later)  # the committer still saves
+        assert application.repository.get(later.id).version == 1
     finally:
         committer.close()
