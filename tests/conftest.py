@@ -9,13 +9,14 @@ in a virtual host of their own, deleted afterwards.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import queue
 import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -58,23 +59,23 @@ class FreshDatabases:
     def __init__(self, admin: psycopg.Connection[Any]) -> None:
         self._admin = admin
         self._ready: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
-        self._work: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._failed_drops: list[str] = []
         for _ in range(self.AHEAD):
-            self._work.put(("create", ""))
+            self._work.put(self._create)
         self._thread = threading.Thread(target=self._run, name="fresh-databases", daemon=True)
         self._thread.start()
 
     def take(self) -> str:
         """The name of a new, empty database; another is made for the next test."""
-        self._work.put(("create", ""))
+        self._work.put(self._create)
         name = self._ready.get(timeout=120)
         if isinstance(name, BaseException):
             raise name
         return name
 
     def drop(self, name: str) -> None:
-        self._work.put(("drop", name))
+        self._work.put(functools.partial(self._drop, name))
 
     def close(self) -> None:
         """Drop every database made, used or not, once the thread has done its work."""
@@ -83,29 +84,28 @@ class FreshDatabases:
         while not self._ready.empty():
             name = self._ready.get()
             if isinstance(name, str):
-                self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                self._drop(name)
         self._admin.close()
         assert not self._failed_drops, f"test databases not dropped: {self._failed_drops}"
 
     def _run(self) -> None:
         while (work := self._work.get()) is not None:
-            what, name = work
-            if what == "drop":
-                try:
-                    self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                except psycopg.Error as error:  # reported when the session ends
-                    self._failed_drops.append(f"{name}: {error}")
-                continue
-            name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
-            try:
-                self._execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
-            except psycopg.Error as error:
-                self._ready.put(error)
-            else:
-                self._ready.put(name)
+            work()
 
-    def _execute(self, statement: str) -> None:
-        self._admin.execute(statement)
+    def _create(self) -> None:
+        name = f"tenzo_test_{uuid.uuid4().hex[:16]}"
+        try:
+            self._admin.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
+        except psycopg.Error as error:  # raised by take()
+            self._ready.put(error)
+        else:
+            self._ready.put(name)
+
+    def _drop(self, name: str) -> None:
+        try:
+            self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error as error:  # reported when the session ends
+            self._failed_drops.append(f"{name}: {error}")
 
 
 @pytest.fixture(scope="session")

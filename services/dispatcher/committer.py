@@ -15,9 +15,8 @@ reading the store, never by guessing: saving again either works (it was not stor
 or conflicts; a conflict whose stored events are byte for byte ours (the ciphertext
 has a random nonce, so no other writer can have produced it) means our first commit
 went through, and the save succeeded. Only a conflict with other events is reported. A
-store that cannot be reached while that is read is waited for like any other outage.
-Nothing ends the committer's thread: a batch that fails unexpectedly fails its saves,
-and the thread goes on with the next.
+store that cannot be reached while that is read is waited for like any other outage:
+every error of a save reaches the thread waiting for it, none ends the committer's.
 """
 
 from __future__ import annotations
@@ -126,13 +125,7 @@ class Committer:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
-            try:
-                self._commit(batch)
-            except Exception as error:  # noqa: BLE001 - this thread must outlive any batch
-                log.exception("committing %d saves failed unexpectedly", len(batch))
-                for pending in batch:
-                    if not pending.done.is_set():
-                        pending.settle(error)
+            self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if len(batch) > 1:
