@@ -169,9 +169,10 @@ class Dispatcher:
                 self._resume_stalled()
                 self._housekeeping()
                 try:
+                    enough = self.receiver.arrived() + BATCH
                     connection.drain_events(timeout=POLL_SECONDS)
                     for _ in range(BATCH):  # what else has arrived already, boundedly
-                        if self.receiver.arrived() >= BATCH or stop.is_set():
+                        if self.receiver.arrived() >= enough or stop.is_set():
                             break
                         connection.drain_events(timeout=READ_AHEAD_SECONDS)
                 except TimeoutError:
@@ -179,7 +180,10 @@ class Dispatcher:
                 except Exception:
                     self.receiver.forget_arrived()  # the broker gives them back
                     raise
-                self.receiver.start_arrived()
+                # While the pool has work ready to start, what arrives waits here, to be
+                # read from the projection together (docs/dispatcher.md).
+                if self.pool.ready() < self.pool.active:
+                    self.receiver.start_arrived()
         self.in_flight.settle_finished()
 
     def _resume_pending(self) -> None:

@@ -169,6 +169,12 @@ class FairPool:
                 return 0
             return len(self._admitted.get(org, {})) + len(self._waiting.get(org, ()))
 
+    def ready(self) -> int:
+        """Admitted tasks waiting for an active slot: work the pool will start as soon as
+        a running task ends (not what waits behind an organization's limit or a timer)."""
+        with self._lock:
+            return len(self._ready)
+
     def waiting(self) -> int:
         """Tasks not running yet: behind their organization's limit, an active slot or a
         timer (for tests and metrics)."""

@@ -129,12 +129,13 @@ class MessageReceiver:
         return held >= DEFER_AFTER
 
     def start_arrived(self) -> None:
-        """Start the deliveries of the interview messages just read, with one projection
-        query for all of them. If the event store does not answer, they stay here and
-        are tried again (not requeued: a requeued message comes back flagged
-        redelivered, which would let it resume a delivery another dispatcher holds)."""
-        arrived, self._arrived = self._arrived, []
-        self._arrived = self._start_batch(arrived)
+        """Start the deliveries of up to ``BATCH`` of the interview messages read, oldest
+        first, with one projection query for all of them. If the event store does not
+        answer, they stay here and are tried again (not requeued: a requeued message
+        comes back flagged redelivered, which would let it resume a delivery another
+        dispatcher holds)."""
+        arrived, self._arrived = self._arrived[:BATCH], self._arrived[BATCH:]
+        self._arrived = self._start_batch(arrived) + self._arrived
 
     def _start_batch(
         self, arrived: list[tuple[dict[str, Any], DeliveryJob]]

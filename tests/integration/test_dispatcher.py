@@ -539,6 +539,44 @@ def test_a_hanging_endpoint_s_surplus_waits_on_the_broker_not_in_the_prefetch_wi
             assert len(hanging.requests) == 1  # nothing more for an endpoint that hangs
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
+def test_messages_trickling_in_under_load_are_read_from_the_projection_together(
+    tmp_path, broker_url, receiver
+):
+    """Under load the broker sends a message for each one acked, one or two at a time.
+    While the pool has enough work ready, those wait to be started together: one
+    projection query for many, read just before they run (so never read again stale)."""
+    settings = make_settings(
+        tmp_path, broker_url, receiver.ca_pem_path, TENZO_DISPATCHER_PREFETCH="20"
+    )
+    with Stack(settings) as stack:
+        orgs = [stack.organization(receiver.url) for _ in range(10)]
+        stack.dispatcher.pool.active = 2  # few attempts at once: the pool's work queues up
+        projection = stack.dispatcher.receiver.projection
+        reads: list[int] = []
+        read_contexts = projection.interview_contexts
+
+        def counted(refs: Any) -> Any:
+            reads.append(len(refs))
+            return read_contexts(refs)
+
+        projection.interview_contexts = counted  # the real query, counted
+        messages = [interview_message(org) for _ in range(12) for org in orgs]
+        receiver.script(*[ScriptedResponse(delay=0.05)] * len(messages))
+        publish(broker_url, *messages)
+        outcomes = [
+            stack.wait_for_outcome(uuid.UUID(m["org_id"]), m["event_id"], timeout=60)
+            for m in messages
+        ]
+
+    assert [delivery.status for delivery in outcomes] == ["succeeded"] * 120
+    assert len(receiver.requests) == 120
+    assert sum(reads) == 120  # each message's context read once
+    # 10 reads here; 60 when each batch was what had trickled in since the last acks.
+    assert len(reads) <= 20, reads
+
+
 # -- test events and redelivery through the admin API --------------------------------------
 
 
