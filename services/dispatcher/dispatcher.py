@@ -180,10 +180,7 @@ class Dispatcher:
                 except Exception:
                     self.receiver.forget_arrived()  # the broker gives them back
                     raise
-                # While the pool has work ready to start, what arrives waits here, to be
-                # read from the projection together (docs/dispatcher.md).
-                if self.pool.ready() < self.pool.active:
-                    self.receiver.start_arrived()
+                self.receiver.start_arrived()
         self.in_flight.settle_finished()
 
     def _resume_pending(self) -> None:

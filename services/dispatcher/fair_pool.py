@@ -169,11 +169,12 @@ class FairPool:
                 return 0
             return len(self._admitted.get(org, {})) + len(self._waiting.get(org, ()))
 
-    def ready(self) -> int:
-        """Admitted tasks waiting for an active slot: work the pool will start as soon as
-        a running task ends (not what waits behind an organization's limit or a timer)."""
+    def has_a_round_ready(self) -> bool:
+        """Whether as many admitted tasks wait for an active slot as run at once: work
+        enough for the next round (what waits behind an organization's limit or a timer
+        does not count)."""
         with self._lock:
-            return len(self._ready)
+            return len(self._ready) >= self.active
 
     def waiting(self) -> int:
         """Tasks not running yet: behind their organization's limit, an active slot or a

@@ -1,8 +1,11 @@
 """Receiving messages: each broker message becomes a delivery job, or is set aside.
 
-Interview messages are taken in batches: whatever has arrived (up to ``BATCH``) is
-validated one by one, then one projection query reads what all of them need. If the
-event store cannot answer, the batch stays here, unacknowledged, and is tried again.
+Interview messages are taken in batches: each is validated as it arrives, then one
+projection query reads what up to ``BATCH`` of them need. While the pool has a round of
+work ready to start, arriving messages wait here, unacknowledged, and are read together
+when it runs low: under load the broker sends one message per ack, and reading each at
+once made one query per message. If the event store cannot answer, the batch stays
+here, unacknowledged, and is tried again.
 A message that is not valid is dead-lettered (services/dispatcher/dead_letters.py).
 
 Relayed domain events are applied to the projection; a test event or a redelivery
@@ -130,10 +133,13 @@ class MessageReceiver:
 
     def start_arrived(self) -> None:
         """Start the deliveries of up to ``BATCH`` of the interview messages read, oldest
-        first, with one projection query for all of them. If the event store does not
+        first, with one projection query for all of them, unless the pool has a round of
+        work ready (they are read just before they run). If the event store does not
         answer, they stay here and are tried again (not requeued: a requeued message
         comes back flagged redelivered, which would let it resume a delivery another
         dispatcher holds)."""
+        if self.pool.has_a_round_ready():
+            return
         arrived, self._arrived = self._arrived[:BATCH], self._arrived[BATCH:]
         self._arrived = self._start_batch(arrived) + self._arrived
 
