@@ -219,17 +219,7 @@ class DeliveryRunner:
 
     def _record(self, delivery: Delivery, result: AttemptResult) -> None:
         """The attempt and, when it settles the delivery, its outcome (not saved yet)."""
-        delivery.record_attempt(
-            started_at=result.started_at,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error,
-            response_excerpt=result.response_excerpt,
-            actor=DISPATCHER,
-            cause=result.cause,
-            request_headers=result.request_headers,
-            response_headers=result.response_headers,
-        )
+        record_attempt(delivery, result)
         if result.succeeded:
             delivery.succeed(actor=DISPATCHER)
         elif self.retry.attempts_over(delivery.attempts_in_series):
@@ -317,6 +307,21 @@ class DeliveryRunner:
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, Delivery) else None
+
+
+def record_attempt(delivery: Delivery, result: AttemptResult) -> None:
+    """Record what one attempt did on the delivery, as the dispatcher (not saved yet)."""
+    delivery.record_attempt(
+        started_at=result.started_at,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=result.error,
+        response_excerpt=result.response_excerpt,
+        actor=DISPATCHER,
+        cause=result.cause,
+        request_headers=result.request_headers,
+        response_headers=result.response_headers,
+    )
 
 
 UNRECORDED_ATTEMPT_NOTE = (
