@@ -1,8 +1,9 @@
 """What running a delivery's work on many threads costs (issue 14: one dispatcher process).
 
 The same work, in the same process, on 1 thread and on N threads at once: for each
-delivery, what a dispatcher worker does apart from the broker and the event store's
-round trips — validate an ``interview.completed`` message, build the Delivery and its
+delivery, what the dispatcher does apart from the broker and the event store's round
+trips (its consumer thread validates the message, a worker thread does the rest) —
+validate an ``interview.completed`` message, build the Delivery and its
 payload, sign it, POST it over HTTPS (the dispatcher's WebhookSender, keep-alive) to
 bench/dispatch.py's receiver (a process of its own), record the attempt and the
 success, and encode the three events as the committer does (JSON, zlib, AES-GCM, the
@@ -75,7 +76,7 @@ def message(org_id: uuid.UUID) -> bytes:
 def delivery_work(
     url: str, sender: WebhookSender, encode: Callable[..., object]
 ) -> Callable[[bytes], None]:
-    """One delivery's work, as a dispatcher worker does it (see the module's docstring)."""
+    """One delivery's work, as the dispatcher does it (see the module's docstring)."""
 
     def deliver(body: bytes) -> None:
         parsed = parse_interview_completed(body)
