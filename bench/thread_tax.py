@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -41,36 +41,15 @@ from services.dispatcher.payloads import interview_completed_body  # noqa: E402
 from services.dispatcher.sender import DeliveryPolicy, WebhookSender  # noqa: E402
 from services.infrastructure.personal_data import sealing_encoder  # noqa: E402
 
+ORG = dispatch.Org(uuid.uuid4(), job_id=uuid.uuid4(), candidate_id=uuid.uuid4())
 CANDIDATE = {
-    "id": str(uuid.uuid4()),
+    "id": str(ORG.candidate_id),
     "external_id": "cand-1",
     "first_name": "Ada",
     "last_name": "Lovelace",
     "email": "ada@example.com",
 }
-JOB = {"id": str(uuid.uuid4()), "external_id": "job-1", "title": "Engineer"}
-
-
-def message(org_id: uuid.UUID) -> bytes:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": INTERVIEW_COMPLETED,
-            "occurred_at": "2026-11-27T17:00:00Z",
-            "org_id": str(org_id),
-            "data": {
-                "interview_id": "int_123",
-                "candidate_id": CANDIDATE["id"],
-                "job_id": JOB["id"],
-                "completed_at": "2026-11-27T16:59:12Z",
-                "duration_seconds": 1260,
-                "score": 87.5,
-                "recommendation": "yes",
-                "summary": "A thoughtful candidate. " * 8,
-                "transcript_url": "https://example.com/transcripts/123",
-            },
-        }
-    ).encode()
+JOB = {"id": str(ORG.job_id), "external_id": "job-1", "title": "Engineer"}
 
 
 def delivery_work(
@@ -160,14 +139,13 @@ def main() -> None:
     url = f"https://localhost:{receiver.port}/hooks/0"
     sender = WebhookSender(DeliveryPolicy(allow_private_networks=True, ca_bundle=receiver.ca_file))
     deliver = delivery_work(url, sender, sealing_encoder(application))
-    org_id = uuid.uuid4()
     try:
-        for body in [message(org_id) for _ in range(200)]:  # warm-up: connections, caches
+        for _, body in [dispatch.message(ORG) for _ in range(200)]:  # warm-up: connections, caches
             deliver(body)
         results: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
         for round_number in range(args.rounds):
             for threads in counts if round_number % 2 == 0 else counts[::-1]:
-                bodies = [message(org_id) for _ in range(args.deliveries)]
+                bodies = [dispatch.message(ORG)[1] for _ in range(args.deliveries)]
                 results[threads].append(timed(deliver, bodies, threads))
                 cpu_ms, rate = results[threads][-1]
                 print(
@@ -186,6 +164,7 @@ def main() -> None:
         sender.close()
         application.close()
         receiver.process.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
