@@ -25,9 +25,11 @@ SECONDS = 20
 
 
 def refuses_connections(port: int) -> bool:
+    """Whether a new connection is turned away: refused, or reset during its handshake
+    (the listening socket closed while the connection was arriving)."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     return False
 
