@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,16 +44,26 @@ class CommitterClosed(Exception):
     """Nothing is saved any more: the dispatcher is stopping."""
 
 
+Settled = Callable[[BaseException | None], None]
+
+
 @dataclass
 class _Pending:
     events: list[Any]  # StoredEvent
     org_ids: set[Any]  # the organizations of the saved aggregates
+    then: Settled | None = None  # called on the committer thread once settled
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
     def settle(self, error: BaseException | None = None) -> None:
         self.error = error
-        self.done.set()
+        if self.then is None:
+            self.done.set()
+            return
+        try:
+            self.then(error)
+        except Exception:  # noqa: BLE001 - the committer goes on whatever a caller does
+            log.exception("a save's continuation failed")
 
 
 class Committer:
@@ -88,20 +99,36 @@ class Committer:
         (the aggregate is then stale: load it again), or the error that made the save
         fail for good.
         """
+        pending = self._enqueue(aggregates, None)
+        if pending is None:
+            return
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def save_then(self, aggregate: Any, then: Settled) -> None:
+        """Store the aggregate's pending events without waiting: ``then(error)`` is
+        called on the committer thread once the save is settled (``error`` is None when
+        stored, else what ``save`` would have raised). ``then`` must be quick and must
+        not save: the next batch waits for it. Raises CommitterClosed when stopping."""
+        if self._enqueue((aggregate,), then) is None:
+            then(None)
+
+    def _enqueue(self, aggregates: tuple[Any, ...], then: Settled | None) -> _Pending | None:
+        """Encode the aggregates' new events on the calling thread and queue them."""
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         if not events:
-            return
+            return None
         encoded = [self._encode(event) for event in events]
         if self._hand_over is not None:
             self._hand_over(encoded)
-        pending = _Pending([stored for stored, _ in encoded], {a.org_id for a in aggregates})
+        stored = [stored for stored, _ in encoded]
+        pending = _Pending(stored, {a.org_id for a in aggregates}, then)
         with self._lock:
             if self._stopping.is_set():
                 raise CommitterClosed("the dispatcher is stopping")
             self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+        return pending
 
     def close(self) -> None:
         """Save what is waiting, then stop the committer thread."""

@@ -139,17 +139,22 @@ class DeliveryRunner:
 
     # -- one step ----------------------------------------------------------------------
 
-    def _step(self, job: DeliveryJob) -> None:
+    def _step(self, job: DeliveryJob, work: Callable[[], None] | None = None) -> None:
+        """Run ``work`` (by default: advance the delivery), handling what it raises."""
         try:
-            self._advance(job)
-        except TRANSIENT_ERRORS as error:
+            (work or partial(self._advance, job))()
+        except Exception as error:  # noqa: BLE001 - each kind is handled below
+            self._handle(job, error)
+
+    def _handle(self, job: DeliveryJob, error: BaseException) -> None:
+        if isinstance(error, TRANSIENT_ERRORS):
             log.warning("delivery %s: event store unavailable (%s)", job.delivery_id, error)
             job.delivery = None  # read it again: what was recorded is unknown
             self.pool.call_later(TRANSIENT_RETRY_SECONDS, job.org_id, partial(self._step, job))
-        except CommitterClosed:
+        elif isinstance(error, CommitterClosed):
             log.info("delivery %s left unfinished: stopping", job.delivery_id)
-        except Exception as error:
-            log.exception("delivery %s failed unexpectedly", job.delivery_id)
+        else:
+            log.error("delivery %s failed unexpectedly", job.delivery_id, exc_info=error)
             self.on_done(job, f"internal error: {type(error).__name__}: {error}")
 
     def _advance(self, job: DeliveryJob) -> None:
@@ -195,9 +200,37 @@ class DeliveryRunner:
         result = self.sender.send(delivery.url, body, headers)
         self._observe(job.org_id, result)
         self._record(delivery, result)
-        while not self._save(job, delivery):
-            # Another writer recorded something first: record this attempt on top of
-            # what is stored, unless that writer recorded attempt ``number`` itself.
+        # The thread goes back to the pool now; the committer settles the save (with
+        # the other deliveries of its batch) and carries on in _attempt_saved.
+        self.committer.save_then(
+            delivery, partial(self._attempt_saved, job, delivery, result, number)
+        )
+
+    def _attempt_saved(
+        self,
+        job: DeliveryJob,
+        delivery: Delivery,
+        result: AttemptResult,
+        number: int,
+        error: BaseException | None,
+    ) -> None:
+        """On the committer thread, once the attempt's save is settled: quick steps
+        only (the committer's next batch waits); anything else goes to the pool."""
+        if error is None:
+            job.owned = True
+            self._attempt_stored(job, delivery)
+        elif isinstance(error, IntegrityError):
+            retry = partial(self._record_on_top, job, delivery, result, number)
+            self.pool.submit(job.org_id, partial(self._step, job, retry))
+        else:
+            self._handle(job, error)
+
+    def _record_on_top(
+        self, job: DeliveryJob, delivery: Delivery, result: AttemptResult, number: int
+    ) -> None:
+        """Another writer recorded something first: record this attempt on top of what
+        is stored, unless that writer recorded attempt ``number`` itself."""
+        while True:
             stored = self.load(delivery.id)
             if not _may_record(stored, number, delivery.series):
                 log.info(
@@ -211,11 +244,16 @@ class DeliveryRunner:
             assert stored is not None
             job.delivery = delivery = stored
             self._record(delivery, result)
+            if self._save(job, delivery):
+                self._attempt_stored(job, delivery)
+                return
+
+    def _attempt_stored(self, job: DeliveryJob, delivery: Delivery) -> None:
         if delivery.status != "pending":
             metrics.DELIVERIES.labels(delivery.status).inc()
             self.on_done(job, None)
             return
-        self._advance(job)  # schedules the next attempt after its delay
+        self.pool.submit(job.org_id, partial(self._step, job))  # the next attempt, after its delay
 
     def _record(self, delivery: Delivery, result: AttemptResult) -> None:
         """The attempt and, when it settles the delivery, its outcome (not saved yet)."""

@@ -61,6 +61,8 @@ _READ_CHUNK = 16384
 _MAX_CACHED_TARGETS = 256
 _CONNECTIONS_PER_TARGET = 256  # as many as the default worker threads: none reconnect
 DNS_CACHE_SECONDS = 5.0
+# How far past its deadline a response's read may wait (see _DeadlineReader.readinto).
+DEADLINE_SLACK = 0.05
 
 # Errors that mean "the network or the peer failed", never "this code is wrong".
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -461,7 +463,12 @@ class _DeadlineReader(io.RawIOBase):
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("deadline passed while reading the response")
-        self._sock.settimeout(remaining)
+        # Setting a socket's timeout is a system call that lets go of the interpreter
+        # lock: done only when the one set (for the request, by urllib3) would let this
+        # read run more than DEADLINE_SLACK past the deadline, or end it early.
+        current = self._sock.gettimeout()
+        if current is None or not remaining <= current <= remaining + DEADLINE_SLACK:
+            self._sock.settimeout(remaining)
         return self._raw.readinto(buffer)
 
     def close(self) -> None:
@@ -480,6 +487,9 @@ class _DeadlineSocket:
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
         return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
 
+    def settimeout(self, timeout: float | None) -> None:
+        """Each read sets what is left until the deadline (``_DeadlineReader``)."""
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
@@ -487,11 +497,25 @@ class _DeadlineSocket:
 class _DeadlineHTTPSConnection(HTTPSConnection):
     """An HTTPS connection whose responses (status line, headers, body) obey the deadline."""
 
+    _held: list[bytes] | None = None
+
     def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        # A reused connection still has the short timeout of its last read.
-        if self.sock is not None:
-            self.sock.settimeout(self.timeout)
-        super().request(*args, **kwargs)
+        """urllib3's request (which sets a reused socket's timeout first), with its
+        writes (the headers, then the body) sent as one: one TLS record and one system
+        call rather than two."""
+        self._held = []
+        try:
+            super().request(*args, **kwargs)
+        finally:
+            held, self._held = self._held, None
+        if held:
+            super().send(b"".join(held))
+
+    def send(self, data: Any) -> None:
+        if self._held is not None and isinstance(data, bytes):
+            self._held.append(data)
+            return
+        super().send(data)
 
     def getresponse(self) -> Any:  # type: ignore[override]
         deadline = _ATTEMPT_DEADLINE.get()

@@ -5,9 +5,10 @@ still reported."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -17,7 +18,7 @@ from domain.actors import DISPATCHER
 from domain.application import DeveloperTools
 from domain.deliveries import Delivery
 from services.bootstrap import build_application
-from services.dispatcher.committer import Committer
+from services.dispatcher.committer import Committer, CommitterClosed
 from tests.support.dispatching import make_settings
 from tests.support.tcp_proxy import TcpProxy
 
@@ -104,5 +105,49 @@ def test_a_store_lost_while_an_ambiguous_commit_is_checked_is_waited_for(applica
         later = new_delivery(uuid.uuid4(), "evt-2")
         committer.save(later)  # the committer still saves
         assert application.repository.get(later.id).version == 1
+    finally:
+        committer.close()
+
+
+def test_save_then_settles_each_save_on_the_committer_thread(application, proxy):
+    """The dispatcher's workers do not wait for their saves: each outcome comes back to
+    a continuation, run by the committer once the batch is settled."""
+    committer = Committer(application)
+    outcomes: queue.SimpleQueue[tuple[str, str, BaseException | None]] = queue.SimpleQueue()
+
+    def then(name: str) -> Callable[[BaseException | None], None]:
+        return lambda error: outcomes.put((name, threading.current_thread().name, error))
+
+    try:
+        org_id = uuid.uuid4()
+        first = new_delivery(org_id, "evt-1")
+        committer.save_then(first, then("first"))
+        assert outcomes.get(timeout=30) == ("first", "tenzo-committer", None)
+        committer.save_then(new_delivery(org_id, "evt-1"), then("conflicting"))
+        name, _, error = outcomes.get(timeout=30)
+
+        assert name == "conflicting" and isinstance(error, IntegrityError)
+        assert application.repository.get(first.id).event_id == "evt-1"
+    finally:
+        committer.close()
+    with pytest.raises(CommitterClosed):
+        committer.save_then(new_delivery(org_id, "evt-2"), then("too late"))
+
+
+def test_a_continuation_that_raises_does_not_stop_the_committer(application, proxy, caplog):
+    committer = Committer(application)
+    try:
+        delivery = new_delivery(uuid.uuid4(), "evt-1")
+
+        def broken(error: BaseException | None) -> None:
+            raise RuntimeError("a broken continuation")
+
+        committer.save_then(delivery, broken)
+        later = new_delivery(uuid.uuid4(), "evt-2")
+        committer.save(later)  # the committer still saves
+
+        assert application.repository.get(delivery.id).version == 1
+        assert application.repository.get(later.id).version == 1
+        assert "a save's continuation failed" in caplog.text
     finally:
         committer.close()
