@@ -222,7 +222,7 @@ class Settings:
         env = {
             # AES-GCM from `cryptography`: the same stored format as eventsourcing.cipher's
             # PyCryptodome one, about 25 times faster per event (docs/dispatcher.md).
-            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_TOPIC": "services.infrastructure.cipher:EventCipher",
             "CIPHER_KEY": self.encryption_key,
             "COMPRESSOR_TOPIC": "services.infrastructure.compression:SmallEventCompressor",
             # Candidates' personal fields sealed under keys of their own (SPEC 12).

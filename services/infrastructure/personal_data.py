@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import Environment
 
+from services.infrastructure.cipher import EventCipher
 from services.infrastructure.storage import SqlTables, select_where_in
 
 CREATE_TABLES = [
@@ -74,8 +74,8 @@ class PersonalDataKeys:
         if cipher is None:
             raise RuntimeError("personal data is kept only in an encrypted event store")
         self._cipher = cipher
-        self._sealing: dict[str, AESCipher] = {}  # keys to seal with (never to open with)
-        self._opening: dict[str, AESCipher] = {}  # by the encrypted key as stored
+        self._sealing: dict[str, EventCipher] = {}  # keys to seal with (never to open with)
+        self._opening: dict[str, EventCipher] = {}  # by the encrypted key as stored
         if isinstance(app.mapper, SealingMapper):
             app.mapper.use_keys(self)
 
@@ -88,7 +88,7 @@ class PersonalDataKeys:
         sealed = cipher.encrypt(json.dumps([field, subject, value]).encode("utf-8"))
         return f"{base64.urlsafe_b64encode(sealed).decode()}.{field}.{subject}"
 
-    def _key_for_sealing(self, subject: str) -> AESCipher:
+    def _key_for_sealing(self, subject: str) -> EventCipher:
         """The subject's key: a new one (one statement: a new candidate's first save),
         or the one stored already (a second statement reads it)."""
         key = os.urandom(32)
@@ -108,7 +108,7 @@ class PersonalDataKeys:
         self._remember_for_sealing(subject, cipher)
         return cipher
 
-    def _remember_for_sealing(self, subject: str, cipher: AESCipher) -> None:
+    def _remember_for_sealing(self, subject: str, cipher: EventCipher) -> None:
         if len(self._sealing) > 10_000:
             self._sealing.clear()
         self._sealing[subject] = cipher
@@ -153,7 +153,7 @@ class PersonalDataKeys:
                     opened[token] = value
         return opened
 
-    def _key_for_opening(self, stored: str) -> AESCipher:
+    def _key_for_opening(self, stored: str) -> EventCipher:
         """The cipher of a key as stored (encrypted) in the table just now: kept by that
         text, so each key is decrypted once, while every opening still reads the table
         (a destroyed key is read as NULL and opens nothing)."""
@@ -200,8 +200,8 @@ class PersonalDataKeys:
         return key
 
 
-def _cipher(key: bytes) -> AESCipher:
-    return AESCipher(Environment(env={"CIPHER_KEY": base64.b64encode(key).decode()}))
+def _cipher(key: bytes) -> EventCipher:
+    return EventCipher(Environment(env={"CIPHER_KEY": base64.b64encode(key).decode()}))
 
 
 def _parse(token: str) -> tuple[bytes, str, str] | None:
