@@ -4,7 +4,9 @@ Each save is a transaction; on PostgreSQL one save per delivery record caps the
 dispatcher at a few hundred records a second, while fifty deliveries per save reach
 thousands (docs/benchmarks.md). Worker threads hand their aggregates to ``save()``,
 which encodes their new events (transcoding, compression, encryption: the CPU part)
-in the calling thread and blocks; one committer thread writes everything waiting in
+in the calling thread and blocks, or to ``save_then()``, which returns at once and has
+the committer call a continuation with the outcome (the dispatcher's attempts: the
+thread goes back to the pool); one committer thread writes everything waiting in
 one ``recorder.insert_events(...)`` (what ``Application.save`` does after encoding).
 If that batch fails (one delivery's version conflict fails the whole transaction),
 each delivery is saved on its own, so only the conflicting one sees the error.
