@@ -18,7 +18,10 @@ or conflicts; a conflict whose stored events are byte for byte ours (the ciphert
 has a random nonce, so no other writer can have produced it) means our first commit
 went through, and the save succeeded. Only a conflict with other events is reported. A
 store that cannot be reached while that is read is waited for like any other outage:
-every error of a save reaches the thread waiting for it, none ends the committer's.
+every error of a save reaches the thread waiting for it (or its continuation), none
+ends the committer's. At most ``max_outstanding`` saves without a waiting thread are
+queued at once: a worker queuing more waits, as it did for its own save, so a slow or
+unreachable store holds back the attempts that would be sent meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
@@ -72,10 +76,15 @@ class Committer:
     """Saves aggregates for many threads, batching whatever is waiting into one save."""
 
     def __init__(
-        self, application: DeveloperTools, max_batch: int = 200, longest_backoff: float = 5.0
+        self,
+        application: DeveloperTools,
+        max_batch: int = 200,
+        longest_backoff: float = 5.0,
+        max_outstanding: int = 128,
     ):
         self.application = application
         self.max_batch = max_batch
+        self._outstanding = threading.BoundedSemaphore(max_outstanding)
         self.longest_backoff = longest_backoff
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
@@ -109,12 +118,24 @@ class Committer:
             raise pending.error
 
     def save_then(self, aggregate: Any, then: Settled) -> None:
-        """Store the aggregate's pending events without waiting: ``then(error)`` is
-        called on the committer thread once the save is settled (``error`` is None when
-        stored, else what ``save`` would have raised). ``then`` must be quick and must
-        not save: the next batch waits for it. Raises CommitterClosed when stopping."""
-        if self._enqueue((aggregate,), then) is None:
-            then(None)
+        """Store the aggregate's pending events without waiting for them: ``then(error)``
+        is called on the committer thread once the save is settled (``error`` is None
+        when stored, else what ``save`` would have raised), or at once on this thread
+        when there is nothing to store. ``then`` must be quick and must not save: the
+        next batch waits for it. Waits while ``max_outstanding`` such saves are queued;
+        raises CommitterClosed when stopping."""
+        self._outstanding.acquire()
+        try:
+            pending = self._enqueue((aggregate,), partial(self._settled, then))
+        except BaseException:
+            self._outstanding.release()
+            raise
+        if pending is None:
+            self._settled(then, None)
+
+    def _settled(self, then: Settled, error: BaseException | None) -> None:
+        self._outstanding.release()
+        then(error)
 
     def _enqueue(self, aggregates: tuple[Any, ...], then: Settled | None) -> _Pending | None:
         """Encode the aggregates' new events on the calling thread and queue them."""

@@ -216,14 +216,17 @@ class DeliveryRunner:
     ) -> None:
         """On the committer thread, once the attempt's save is settled: quick steps
         only (the committer's next batch waits); anything else goes to the pool."""
-        if error is None:
-            job.owned = True
-            self._attempt_stored(job, delivery)
-        elif isinstance(error, IntegrityError):
-            retry = partial(self._record_on_top, job, delivery, result, number)
-            self.pool.submit(job.org_id, partial(self._step, job, retry))
-        else:
-            self._handle(job, error)
+        try:
+            if error is None:
+                job.owned = True
+                self._attempt_stored(job, delivery)
+            elif isinstance(error, IntegrityError):
+                retry = partial(self._record_on_top, job, delivery, result, number)
+                self.pool.submit(job.org_id, partial(self._step, job, retry))
+            else:
+                self._handle(job, error)
+        except Exception as failure:  # noqa: BLE001 - as _step: the job ends, never hangs
+            self._handle(job, failure)
 
     def _record_on_top(
         self, job: DeliveryJob, delivery: Delivery, result: AttemptResult, number: int

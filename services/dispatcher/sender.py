@@ -512,9 +512,12 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
             super().send(b"".join(held))
 
     def send(self, data: Any) -> None:
-        if self._held is not None and isinstance(data, bytes):
-            self._held.append(data)
-            return
+        if self._held is not None:
+            if isinstance(data, bytes):
+                self._held.append(data)
+                return
+            held, self._held = self._held, None  # anything else: in order, as it comes
+            super().send(b"".join(held))
         super().send(data)
 
     def getresponse(self) -> Any:  # type: ignore[override]

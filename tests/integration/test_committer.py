@@ -144,7 +144,11 @@ def test_a_continuation_that_raises_does_not_stop_the_committer(application, pro
 
         committer.save_then(delivery, broken)
         later = new_delivery(uuid.uuid4(), "evt-2")
-        committer.save(later)  # the committer still saves
+        saving = threading.Thread(target=committer.save, args=(later,), daemon=True)
+        saving.start()
+        saving.join(timeout=30)
+
+        assert not saving.is_alive(), "the committer stopped saving"
 
         assert application.repository.get(delivery.id).version == 1
         assert application.repository.get(later.id).version == 1
