@@ -86,7 +86,7 @@ class ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
         self._read_buffer = view[n:]
         return bytes(view[:n])
 
-    def _fill(self, buffered: Any, n: int, initial: bool, errnos: Any) -> bytes:
+    def _fill(self, buffered: Any, n: int, initial: bool, errnos: Any) -> bytearray:
         received = bytearray(buffered)
         try:
             while len(received) < n:
@@ -104,7 +104,7 @@ class ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
         except BaseException:
             self._read_buffer = bytes(received)
             raise
-        return bytes(received)
+        return received  # read through memoryviews, never resized again
 
     @contextlib.contextmanager
     def having_timeout(self, timeout: float | None) -> Iterator[Any]:
