@@ -34,7 +34,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TENZO_HTTP_HOST=0.0.0.0 \
     TENZO_HTTP_PORT=8080
 
-RUN useradd --create-home --uid 10001 tenzo
+# The directory where dispatchers claim a CPU each (docker-compose.yml shares it between
+# the replicas as a volume, which starts with this directory's owner).
+RUN useradd --create-home --uid 10001 tenzo \
+    && install -d -o tenzo -g tenzo /tmp/tenzo-dispatcher-cpus
 COPY --from=builder /opt/tenzo /opt/tenzo
 
 USER tenzo

@@ -22,7 +22,9 @@ the healthy organizations' deliveries/s, against a run of tenzo without hanging
 endpoints just before. The shared machine's speed drifts by up to a third within
 minutes, so the ratio to the bare loop comes from (4) paired rounds: bare and tenzo
 alternately (5,000 messages each, bare first, then tenzo first, …), the median of the
-pairs' ratios. The dispatcher's peak RSS is sampled from /proc throughout. Results go into docs/benchmarks.md between this benchmark's markers.
+pairs' ratios, each round started once the relay has republished the previous round's
+events; with more than one dispatcher, the same pairs with one dispatcher come first.
+The dispatcher's peak RSS is sampled from /proc throughout. Results go into docs/benchmarks.md between this benchmark's markers.
 
 Run: `.venv/bin/python bench/dispatch.py` (PostgreSQL from TENZO_BENCH_POSTGRES_URL,
 RabbitMQ from TENZO_BENCH_AMQP_URL; vhosts are made with rabbitmqctl).
@@ -296,18 +298,27 @@ class Publisher:
 
 
 def paired_rounds(
-    args: Any, bare_url: str, tenzo_url: str, orgs: list[Org], receipts: Receipts, recorded: Any
+    args: Any,
+    bare_url: str,
+    tenzo_url: str,
+    orgs: list[Org],
+    receipts: Receipts,
+    recorded: Any,
+    settle: Any,
 ) -> list[tuple[float, float]]:
     """(bare, tenzo) deliveries/s of ``args.pairs`` pairs of adjacent throughput rounds,
     in alternating order (bare first, then tenzo first, …). The shared machine's speed
     drifts by a third within minutes; a pair's two rounds see the same machine, so their
-    ratio does not drift with it (as in bench/public_api.py)."""
+    ratio does not drift with it (as in bench/public_api.py). ``settle()`` runs before
+    each round: the relay republishes tenzo's events after its round ends, and a bare
+    round run beside that catch-up ran at half its speed (296/s against 618/s alone)."""
     results = []
     failed = 0
     for index in range(args.pairs):
         order = ("bare", "tenzo") if index % 2 == 0 else ("tenzo", "bare")
         rates = {}
         for who in order:
+            settle()
             if who == "bare":
                 done = wait_received(receipts)
                 run = throughput_run(bare_url, orgs, args.pair_messages, receipts, done)
@@ -714,6 +725,12 @@ def main() -> None:
         wait_for_projection(database_url, application)
         one_process = None
         failures: dict[str, int] = {}  # deliveries that failed every attempt, by run
+
+        def settle() -> None:
+            if not args.no_relay:
+                wait_for_relay(database_url, application)
+
+        one_process_pairs: list[tuple[float, float]] = []
         if args.dispatchers > 1:  # first with one process, for comparison
             recorded = Recorded(ports[:1])
             recorded.reset()
@@ -723,11 +740,17 @@ def main() -> None:
             )
             failures["one process, throughput"] = recorded.failed
             print(f"  {one_process}", flush=True)
+            print(f"one process: paired rounds ({args.pairs} × bare and tenzo) …", flush=True)
+            one_process_pairs = paired_rounds(
+                args, bare_url, tenzo_url, orgs, receipts, recorded, settle
+            )
+            failures["one process, paired rounds"] = recorded.failed
             dispatchers += [start_dispatcher(port) for port in ports[1:]]
         rss = RssSampler([process.pid for process in dispatchers])
         recorded = Recorded(ports)
         recorded.reset()
         time.sleep(3)  # the new ones consume
+        settle()
         print("tenzo: throughput …", flush=True)
         groups = {process.pid: "tenzo dispatcher" for process in dispatchers}
         groups |= {os.getpid(): "benchmark (publisher)", receiver.pid: "receiver"}
@@ -742,7 +765,7 @@ def main() -> None:
         }
         print(f"  {tenzo}", flush=True)
         print(f"paired rounds ({args.pairs} × bare and tenzo, alternating) …", flush=True)
-        pairs = paired_rounds(args, bare_url, tenzo_url, orgs, receipts, recorded)
+        pairs = paired_rounds(args, bare_url, tenzo_url, orgs, receipts, recorded, settle)
         failures["paired rounds"] = recorded.failed
         bare_process.terminate()
         bare_process.join(10)
@@ -828,6 +851,7 @@ def main() -> None:
         cpu_used,
         one_process,
         failures,
+        one_process_pairs,
     )
     print(report)
     if not args.no_docs:
@@ -849,9 +873,12 @@ def render(
     cpu_used: dict[str, tuple[float, float]],
     one_process: dict | None = None,
     failures: dict[str, int] | None = None,
+    one_process_pairs: list[tuple[float, float]] | None = None,
 ) -> str:
-    ratio = statistics.median(tenzo_rate / bare_rate for bare_rate, tenzo_rate in pairs)
-    pair_figures = ", ".join(f"{t:.0f}/{b:.0f} ({t / b:.2f})" for b, t in pairs)
+    ratio = median_ratio(pairs)
+    # Issue 14: two dispatchers at 0.8 of the bare loop, one at 0.6 (issue 4: 0.6).
+    target_ratio = 0.8 if args.dispatchers > 1 else 0.6
+    one_process_ratio = median_ratio(one_process_pairs) if one_process_pairs else None
     kept = with_hanging["per_second"] / reference["per_second"]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     relay = "without the relay" if args.no_relay else "with `tenzo relay` running too"
@@ -864,7 +891,8 @@ def render(
     one_process_row = (
         [
             f"| tenzo, one dispatcher process | {one_process['per_second']:.0f} "
-            f"({one_process['per_second'] / bare['per_second']:.2f} of the bare loop) | | | |"
+            f"({one_process['per_second'] / bare['per_second']:.2f} of the bare loop's run "
+            "above) | | | |"
         ]
         if one_process
         else []
@@ -876,9 +904,23 @@ def render(
             tenzo["per_second"] >= 500,
         ),
         (
-            "ratio to the bare loop (≥ 0.6; median of the paired rounds)",
+            f"ratio to the bare loop, {args.dispatchers} dispatcher process"
+            f"{'es' if args.dispatchers > 1 else ''} (≥ {target_ratio}; median of the paired "
+            "rounds)",
             f"{ratio:.2f}",
-            ratio >= 0.6,
+            ratio >= target_ratio,
+        ),
+        *(
+            [
+                (
+                    "ratio to the bare loop, one dispatcher process (≥ 0.6; median of its "
+                    "paired rounds)",
+                    f"{one_process_ratio:.2f}",
+                    one_process_ratio >= 0.6,
+                )
+            ]
+            if one_process_ratio is not None
+            else []
         ),
         (
             "p99 at 100 msg/s (≤ 250 ms)",
@@ -920,7 +962,14 @@ def render(
         "| | | |",
         "",
         f"Paired rounds, tenzo/bare deliveries/s ({args.pair_messages:,} messages each, "
-        f"alternating order): {pair_figures}; median {ratio:.2f}.",
+        f"alternating order, each round started once the relay had caught up): "
+        f"{pair_figures(pairs)}; median {ratio:.2f}."
+        + (
+            f" With one dispatcher process: {pair_figures(one_process_pairs)}; median "
+            f"{one_process_ratio:.2f}."
+            if one_process_pairs and one_process_ratio is not None
+            else ""
+        ),
         "",
         "| target | measured | met |",
         "|---|---|---|",
@@ -941,6 +990,14 @@ def render(
         *failure_note(failures or {}),
     ]
     return "\n".join(lines)
+
+
+def median_ratio(pairs: list[tuple[float, float]]) -> float:
+    return statistics.median(tenzo_rate / bare_rate for bare_rate, tenzo_rate in pairs)
+
+
+def pair_figures(pairs: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{t:.0f}/{b:.0f} ({t / b:.2f})" for b, t in pairs)
 
 
 def failure_note(failures: dict[str, int]) -> list[str]:

@@ -75,6 +75,15 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> float:
     return hours
 
 
+def _cpu_choice(value: str | None) -> str:
+    choice = (value or "auto").strip().lower()
+    if choice in {"auto", "none"} or (choice.isdigit() and choice.isascii()):
+        return choice
+    raise ConfigurationError(
+        f"TENZO_DISPATCHER_CPU must be auto, none or a CPU number (got {value!r})"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a process is configured. ``database_url`` is ``sqlite:///relative/path``,
@@ -109,6 +118,9 @@ class Settings:
     # Seconds a pending delivery's next step may be overdue before any dispatcher
     # resumes it (its own died or lost it); None: the webhook timeout + 30 s.
     dispatcher_stalled_after: float | None = None
+    # The CPU a dispatcher's threads run on (services/infrastructure/cpu_affinity.py):
+    # "auto" (one no other dispatcher here has claimed), "none", or a CPU number.
+    dispatcher_cpu: str = "auto"
     metrics_port: int = 0
     # How long a read waits for the catalog to reach its organization's newest write
     # before it answers 503 (docs/architecture.md, "The catalog").
@@ -147,6 +159,7 @@ class Settings:
                 env.get("TENZO_DISPATCHER_PER_ORG_CONCURRENCY") or 8
             ),
             dispatcher_stalled_after=_optional_seconds(env, "TENZO_DISPATCHER_STALLED_AFTER"),
+            dispatcher_cpu=_cpu_choice(env.get("TENZO_DISPATCHER_CPU")),
             metrics_port=int(env.get("TENZO_METRICS_PORT") or 0),
             catalog_wait_seconds=defaults.catalog_wait_seconds
             if catalog_wait_seconds is None

@@ -82,13 +82,17 @@ def relay() -> None:
 def dispatcher() -> None:
     """Consume interview.completed and relayed events; deliver signed webhooks."""
     from services.bootstrap import build_application, build_dispatcher
+    from services.infrastructure.cpu_affinity import confine_to_one_cpu
 
     settings = Settings.from_env()
+    cpu = confine_to_one_cpu(settings.dispatcher_cpu)
     application = build_application(settings)
     try:
         _run_until_signalled(settings, build_dispatcher(settings, application).run)
     finally:
         application.close()
+        if cpu is not None:
+            cpu.release()
 
 
 @click.command("publish-interview")

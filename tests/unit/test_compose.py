@@ -141,3 +141,13 @@ def test_the_final_image_listens_on_all_interfaces_at_the_exposed_port():
     exposed = re.findall(r"^EXPOSE (\d+)", final, re.MULTILINE)
     assert port and exposed == [port.group(1)]
     assert environment_of(SERVICES["api"])["TENZO_HTTP_PORT"] == port.group(1)
+
+
+def test_dispatcher_replicas_share_the_directory_where_they_claim_cpus():
+    from services.infrastructure.cpu_affinity import CLAIMS_DIRECTORY_NAME
+
+    claims = f"/tmp/{CLAIMS_DIRECTORY_NAME}"  # noqa: S108 - the image's temporary directory
+    dispatcher = SERVICES["dispatcher"]
+    mounts = {volume.split(":", 1)[1]: volume.split(":", 1)[0] for volume in dispatcher["volumes"]}
+    assert mounts[claims] in COMPOSE["volumes"]  # a named volume: every replica sees it
+    assert re.search(rf"install -d -o tenzo -g tenzo {re.escape(claims)}$", STAGES[-1], re.M)

@@ -1,0 +1,95 @@
+"""`tenzo dispatcher` processes confine their threads to one CPU each
+(TENZO_DISPATCHER_CPU, services/infrastructure/cpu_affinity.py): two dispatchers
+claim two different CPUs; ``none`` leaves a dispatcher free; a CPU the process may not
+use stops it with a message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.dispatching import ENCRYPTION_KEY
+from tests.support.fault_runs import TENZO, TenzoProcess
+
+pytestmark = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="needs a machine with two CPUs or more"
+)
+
+
+def _env(tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
+    home = tmp_path / name
+    home.mkdir()
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "TMPDIR": str(tmp_path),  # where the dispatchers claim CPUs: this test's own
+        "TENZO_DATABASE_URL": f"sqlite:///{home}/events.sqlite3",
+        "TENZO_BROKER_URL": f"filesystem://{home}/broker",
+        "TENZO_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        **extra,
+    }
+
+
+def _cpus_of_each_thread(pid: int) -> set[str]:
+    cpus = set()
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                cpus.add(line.split(":", 1)[1].strip())
+    return cpus
+
+
+def test_two_dispatchers_run_each_on_a_cpu_of_its_own(tmp_path):
+    first = TenzoProcess("dispatcher", _env(tmp_path, "first"), name="first")
+    second = TenzoProcess("dispatcher", _env(tmp_path, "second"), name="second")
+    try:
+        first.start()
+        second.start()
+        assert first.process is not None and second.process is not None
+        first_cpus = _cpus_of_each_thread(first.process.pid)
+        second_cpus = _cpus_of_each_thread(second.process.pid)
+        assert len(first_cpus) == 1 and len(second_cpus) == 1  # every thread on one CPU
+        assert first_cpus != second_cpus
+        assert all(cpu.isdigit() for cpu in first_cpus | second_cpus)
+        assert any("dispatcher threads run on CPU" in line for line in first.lines)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_none_leaves_a_dispatcher_on_every_cpu_it_may_use(tmp_path):
+    free = TenzoProcess("dispatcher", _env(tmp_path, "free", TENZO_DISPATCHER_CPU="none"))
+    try:
+        free.start()
+        assert free.process is not None
+        allowed = sorted(os.sched_getaffinity(0))
+        threads = _cpus_of_each_thread(free.process.pid)
+        assert len(threads) == 1
+        (listed,) = threads
+        assert _expand(listed) == allowed
+    finally:
+        free.stop()
+
+
+def test_a_cpu_the_process_may_not_use_stops_it_with_a_message(tmp_path):
+    run = subprocess.run(
+        [TENZO, "dispatcher"],
+        env=_env(tmp_path, "refused", TENZO_DISPATCHER_CPU="4096"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "TENZO_DISPATCHER_CPU=4096: this process may run on CPUs" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def _expand(listed: str) -> list[int]:
+    """A kernel CPU list (``0-3,6``) as its CPUs."""
+    cpus: list[int] = []
+    for part in listed.split(","):
+        low, _, high = part.partition("-")
+        cpus += range(int(low), int(high or low) + 1)
+    return cpus
