@@ -22,8 +22,9 @@ the healthy organizations' deliveries/s, against a run of tenzo without hanging
 endpoints just before. The shared machine's speed drifts by up to a third within
 minutes, so the ratio to the bare loop comes from (4) paired rounds: bare and tenzo
 alternately (5,000 messages each, bare first, then tenzo first, …), the median of the
-pairs' ratios, each round started once the relay has republished the previous round's
-events; with more than one dispatcher, the same pairs with one dispatcher come first.
+pairs' ratios, a tenzo round ending once the relay has republished its events too (its
+full cost; left to the next round, that catch-up halved a bare round's speed); with more
+than one dispatcher, the same pairs with one dispatcher come first.
 The dispatcher's peak RSS is sampled from /proc throughout. Results go into docs/benchmarks.md between this benchmark's markers.
 
 Run: `.venv/bin/python bench/dispatch.py` (PostgreSQL from TENZO_BENCH_POSTGRES_URL,
@@ -309,9 +310,10 @@ def paired_rounds(
     """(bare, tenzo) deliveries/s of ``args.pairs`` pairs of adjacent throughput rounds,
     in alternating order (bare first, then tenzo first, …). The shared machine's speed
     drifts by a third within minutes; a pair's two rounds see the same machine, so their
-    ratio does not drift with it (as in bench/public_api.py). ``settle()`` runs before
-    each round: the relay republishes tenzo's events after its round ends, and a bare
-    round run beside that catch-up ran at half its speed (296/s against 618/s alone)."""
+    ratio does not drift with it (as in bench/public_api.py). A tenzo round ends once
+    the relay has republished its events too (``settle()``, which also runs before each
+    round): left to the next round, that catch-up halved a bare round's speed (296/s
+    against 618/s alone) and was not counted in tenzo's."""
     results = []
     failed = 0
     for index in range(args.pairs):
@@ -324,7 +326,11 @@ def paired_rounds(
                 run = throughput_run(bare_url, orgs, args.pair_messages, receipts, done)
             else:
                 run = throughput_run(
-                    tenzo_url, orgs, args.pair_messages, receipts, recorded.waiter(receipts)
+                    tenzo_url,
+                    orgs,
+                    args.pair_messages,
+                    receipts,
+                    relayed(recorded, receipts, settle),
                 )
                 failed += recorded.failed
             rates[who] = run["per_second"]
@@ -332,6 +338,19 @@ def paired_rounds(
         print(f"  pair {index + 1}: bare {rates['bare']:.0f}/s, tenzo {rates['tenzo']:.0f}/s")
     recorded.failed = failed
     return results
+
+
+def relayed(recorded: Recorded, receipts: Receipts, settle: Any) -> Any:
+    """Done when every delivery's outcome is stored and the relay has republished
+    everything stored so far: a round pays for its relaying."""
+    recorded_done = recorded.waiter(receipts)
+
+    def done(ids: set[str], started: float) -> float:
+        recorded_done(ids, started)
+        settle()
+        return time.time()
+
+    return done
 
 
 def throughput_run(
@@ -609,7 +628,7 @@ def wait_for_relay(database_url: str, application: Any, timeout: float = 300) ->
                 return
             if time.time() > deadline:
                 raise SystemExit("the relay did not catch up")
-            time.sleep(0.5)
+            time.sleep(0.05)
 
 
 def _table_exists(db: Any) -> bool:
@@ -962,7 +981,8 @@ def render(
         "| | | |",
         "",
         f"Paired rounds, tenzo/bare deliveries/s ({args.pair_messages:,} messages each, "
-        f"alternating order, each round started once the relay had caught up): "
+        "alternating order; a tenzo round ends once the relay has republished its events "
+        f"too): "
         f"{pair_figures(pairs)}; median {ratio:.2f}."
         + (
             f" With one dispatcher process: {pair_figures(one_process_pairs)}; median "

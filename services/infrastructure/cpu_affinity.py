@@ -12,8 +12,9 @@ about 15 % less CPU per delivery.
 ``auto`` claims a CPU no other dispatcher on this machine has claimed: one lock file
 per CPU (``flock``), held for the life of the process and let go by the kernel when it
 ends, however it ends. When every CPU is claimed, the process is left free to run
-anywhere. Dispatchers that do not share a temporary directory (containers) do not see
-each other's claims: give each its own CPUs (a cpuset), a number, or ``none``.
+anywhere. Dispatchers that do not share the directory (separate containers) do not see
+each other's claims: share it (docker-compose.yml mounts a volume there for its
+replicas), or give each its own CPUs (a cpuset), a number, or ``none``.
 """
 
 from __future__ import annotations
