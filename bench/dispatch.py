@@ -731,8 +731,10 @@ def main() -> None:
             processes.append(subprocess.Popen([TENZO, "relay"], env=child_env))
 
         def start_dispatcher(port: int) -> subprocess.Popen[bytes]:
+            # A CPU each, as docker-compose.yml runs them (docs/dispatcher.md).
+            dispatcher_env = {"TENZO_METRICS_PORT": str(port), "TENZO_DISPATCHER_CPU": "auto"}
             dispatcher = subprocess.Popen(
-                [TENZO, "dispatcher"], env={**child_env, "TENZO_METRICS_PORT": str(port)}
+                [TENZO, "dispatcher"], env={**child_env, **dispatcher_env}
             )
             processes.append(dispatcher)
             return dispatcher
@@ -961,7 +963,8 @@ def render(
         f"Set-up: PostgreSQL event store, RabbitMQ (quorum queues), {args.orgs:,} organizations "
         "each with a webhook, a job and a candidate; one asyncio HTTPS receiver in its own "
         "process; messages published with pika from the benchmark process. tenzo: "
-        f"{processes} with the default settings, {relay}; every delivery stored as "
+        f"{processes} with the default settings and `TENZO_DISPATCHER_CPU=auto` (a CPU "
+        f"each, as docker-compose.yml runs them), {relay}; every delivery stored as "
         "`DeliveryScheduled`, `DeliveryAttempted`, `DeliverySucceeded` (signed, payload with "
         "the candidate and the job from the projection) before its message is acked. bare: "
         "one thread, kombu consume → `requests` POST on a keep-alive session → ack; no event "

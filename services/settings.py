@@ -76,7 +76,7 @@ def _hours(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def _cpu_choice(value: str | None) -> str:
-    choice = (value or "auto").strip().lower()
+    choice = (value or "none").strip().lower()
     if choice in {"auto", "none"} or (choice.isdigit() and choice.isascii()):
         return choice
     raise ConfigurationError(
@@ -119,8 +119,9 @@ class Settings:
     # resumes it (its own died or lost it); None: the webhook timeout + 30 s.
     dispatcher_stalled_after: float | None = None
     # The CPU a dispatcher's threads run on (services/infrastructure/cpu_affinity.py):
-    # "auto" (one no other dispatcher here has claimed), "none", or a CPU number.
-    dispatcher_cpu: str = "auto"
+    # "none" (free), "auto" (one no other dispatcher sharing the claims has claimed), or
+    # a CPU number.
+    dispatcher_cpu: str = "none"
     metrics_port: int = 0
     # How long a read waits for the catalog to reach its organization's newest write
     # before it answers 503 (docs/architecture.md, "The catalog").

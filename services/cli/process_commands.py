@@ -85,7 +85,7 @@ def dispatcher() -> None:
     from services.infrastructure.cpu_affinity import confine_to_one_cpu
 
     settings = Settings.from_env()
-    cpu = confine_to_one_cpu(settings.dispatcher_cpu)
+    cpu = confine_to_one_cpu(settings.dispatcher_cpu)  # before any thread starts
     application = build_application(settings)
     try:
         _run_until_signalled(settings, build_dispatcher(settings, application).run)

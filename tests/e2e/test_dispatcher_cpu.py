@@ -1,7 +1,7 @@
-"""`tenzo dispatcher` processes confine their threads to one CPU each
-(TENZO_DISPATCHER_CPU, services/infrastructure/cpu_affinity.py): two dispatchers
-claim two different CPUs; ``none`` leaves a dispatcher free; a CPU the process may not
-use stops it with a message."""
+"""`tenzo dispatcher` processes with TENZO_DISPATCHER_CPU=auto confine their threads to
+one CPU each (services/infrastructure/cpu_affinity.py): two dispatchers claim two
+different CPUs; with every CPU claimed, one runs anywhere; unset, a dispatcher is free;
+a CPU the process may not use stops it with a message."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from services.infrastructure.cpu_affinity import CLAIMS_DIRECTORY_NAME, claim_free_cpu
 from tests.support.dispatching import ENCRYPTION_KEY
 from tests.support.fault_runs import TENZO, TenzoProcess
 
 pytestmark = pytest.mark.skipif(
-    len(os.sched_getaffinity(0)) < 2, reason="needs a machine with two CPUs or more"
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two CPUs or more",
 )
 
 
@@ -35,15 +37,20 @@ def _env(tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
 def _cpus_of_each_thread(pid: int) -> set[str]:
     cpus = set()
     for status in Path(f"/proc/{pid}/task").glob("*/status"):
-        for line in status.read_text().splitlines():
+        try:
+            text = status.read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
             if line.startswith("Cpus_allowed_list:"):
                 cpus.add(line.split(":", 1)[1].strip())
     return cpus
 
 
 def test_two_dispatchers_run_each_on_a_cpu_of_its_own(tmp_path):
-    first = TenzoProcess("dispatcher", _env(tmp_path, "first"), name="first")
-    second = TenzoProcess("dispatcher", _env(tmp_path, "second"), name="second")
+    auto = {"TENZO_DISPATCHER_CPU": "auto"}
+    first = TenzoProcess("dispatcher", _env(tmp_path, "first", **auto), name="first")
+    second = TenzoProcess("dispatcher", _env(tmp_path, "second", **auto), name="second")
     try:
         first.start()
         second.start()
@@ -59,18 +66,31 @@ def test_two_dispatchers_run_each_on_a_cpu_of_its_own(tmp_path):
         second.stop()
 
 
-def test_none_leaves_a_dispatcher_on_every_cpu_it_may_use(tmp_path):
-    free = TenzoProcess("dispatcher", _env(tmp_path, "free", TENZO_DISPATCHER_CPU="none"))
+def test_unset_or_with_every_cpu_claimed_a_dispatcher_runs_on_every_cpu_it_may_use(
+    tmp_path,
+):
+    allowed = sorted(os.sched_getaffinity(0))
+    claims = [claim_free_cpu(allowed, tmp_path / CLAIMS_DIRECTORY_NAME) for _ in allowed]
+    unset = TenzoProcess("dispatcher", _env(tmp_path, "unset"), name="unset")
+    crowded = TenzoProcess(
+        "dispatcher", _env(tmp_path, "crowded", TENZO_DISPATCHER_CPU="auto"), name="crowded"
+    )
     try:
-        free.start()
-        assert free.process is not None
-        allowed = sorted(os.sched_getaffinity(0))
-        threads = _cpus_of_each_thread(free.process.pid)
-        assert len(threads) == 1
-        (listed,) = threads
-        assert _expand(listed) == allowed
+        for dispatcher in (unset, crowded):
+            dispatcher.start()
+            assert dispatcher.process is not None
+            threads = _cpus_of_each_thread(dispatcher.process.pid)
+            assert len(threads) == 1
+            (listed,) = threads
+            assert _expand(listed) == allowed
+        assert any("every CPU is claimed" in line for line in crowded.lines)
+        assert not any("CPU" in line for line in unset.lines)
     finally:
-        free.stop()
+        unset.stop()
+        crowded.stop()
+        for claim in claims:
+            assert claim is not None
+            claim.release()
 
 
 def test_a_cpu_the_process_may_not_use_stops_it_with_a_message(tmp_path):

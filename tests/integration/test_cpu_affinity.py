@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.infrastructure.cpu_affinity import claim_free_cpu, confine_to_one_cpu
+from services.infrastructure.cpu_affinity import claim_free_cpu
 from services.settings import ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,25 +61,18 @@ def test_a_killed_process_lets_go_of_its_claim(tmp_path):
         holder.wait(10)
 
 
-def test_none_leaves_the_process_free(tmp_path):
-    assert confine_to_one_cpu("none", tmp_path) is None
-    assert list(tmp_path.iterdir()) == []  # nothing claimed
-
-
-def test_a_cpu_this_process_may_not_use_is_refused():
-    with pytest.raises(ConfigurationError, match="TENZO_DISPATCHER_CPU=4096"):
-        confine_to_one_cpu("4096")
-
-
 def _settings(**env: str) -> Settings:
     return Settings.from_env({"TENZO_DATABASE_URL": "sqlite:///:memory:", **env})
 
 
+def test_the_setting_is_none_unless_set():
+    assert _settings().dispatcher_cpu == "none"
+
+
 @pytest.mark.parametrize(
-    ("value", "choice"), [("", "auto"), ("AUTO", "auto"), ("none", "none"), (" 1 ", "1")]
+    ("value", "choice"), [("", "none"), ("AUTO", "auto"), ("none", "none"), (" 1 ", "1")]
 )
 def test_the_setting_reads_auto_none_or_a_cpu_number(value, choice):
-    assert _settings().dispatcher_cpu == "auto"
     assert _settings(TENZO_DISPATCHER_CPU=value).dispatcher_cpu == choice
 
 
@@ -88,3 +81,16 @@ def test_anything_else_is_a_configuration_error(value):
     refused = "TENZO_DISPATCHER_CPU must be auto, none or a CPU number"
     with pytest.raises(ConfigurationError, match=refused):
         _settings(TENZO_DISPATCHER_CPU=value)
+
+
+def test_a_lock_file_planted_as_a_link_is_not_followed(tmp_path):
+    target = tmp_path / "someone-elses-file"
+    target.write_text("kept")
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "cpu-1.lock").symlink_to(target)
+    claim = claim_free_cpu([0, 1], claims)
+    assert claim is not None and claim.cpu == 0
+    claim.release()
+    assert target.read_text() == "kept"
+    assert claims.stat().st_mode & 0o1777 == 0o1777  # any user's dispatchers claim here

@@ -36,6 +36,7 @@ KNOWN_VARIABLES = {
     "TENZO_DISPATCHER_WORKERS",
     "TENZO_DISPATCHER_PREFETCH",
     "TENZO_DISPATCHER_PER_ORG_CONCURRENCY",
+    "TENZO_DISPATCHER_CPU",
 }
 
 
@@ -148,6 +149,7 @@ def test_dispatcher_replicas_share_the_directory_where_they_claim_cpus():
 
     claims = f"/tmp/{CLAIMS_DIRECTORY_NAME}"  # noqa: S108 - the image's temporary directory
     dispatcher = SERVICES["dispatcher"]
+    assert environment_of(dispatcher)["TENZO_DISPATCHER_CPU"] == "auto"
     mounts = {volume.split(":", 1)[1]: volume.split(":", 1)[0] for volume in dispatcher["volumes"]}
     assert mounts[claims] in COMPOSE["volumes"]  # a named volume: every replica sees it
     assert re.search(rf"install -d -o tenzo -g tenzo {re.escape(claims)}$", STAGES[-1], re.M)
