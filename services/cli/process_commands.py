@@ -85,14 +85,13 @@ def dispatcher() -> None:
     from services.infrastructure.cpu_affinity import confine_to_one_cpu
 
     settings = Settings.from_env()
-    cpu = confine_to_one_cpu(settings.dispatcher_cpu)  # before any thread starts
+    # Before any thread starts; a claim's lock stays open until the process ends.
+    confine_to_one_cpu(settings.dispatcher_cpu)
     application = build_application(settings)
     try:
         _run_until_signalled(settings, build_dispatcher(settings, application).run)
     finally:
         application.close()
-        if cpu is not None:
-            cpu.release()
 
 
 @click.command("publish-interview")

@@ -39,7 +39,7 @@ class CpuClaim:
     """The CPU a process runs on, and the lock file that claims it (kept open)."""
 
     cpu: int
-    lock: int | None = None  # a file descriptor
+    lock: int | None = None  # a file descriptor, open until released or the process ends
 
     def release(self) -> None:
         if self.lock is not None:
@@ -58,21 +58,19 @@ def confine_to_one_cpu(choice: str, directory: Path | None = None) -> CpuClaim |
     if choice == NONE or not hasattr(os, "sched_setaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
+    claim: CpuClaim | None
     if choice != AUTO:
-        cpu = int(choice)
-        if cpu not in allowed:
+        claim = CpuClaim(int(choice))
+        if claim.cpu not in allowed:
             raise ConfigurationError(
-                f"TENZO_DISPATCHER_CPU={cpu}: this process may run on CPUs "
+                f"TENZO_DISPATCHER_CPU={claim.cpu}: this process may run on CPUs "
                 f"{', '.join(map(str, allowed))} only"
             )
-        claim: CpuClaim | None = CpuClaim(cpu)
-    elif len(allowed) < 2:
-        return None  # nothing to choose between
-    else:
-        claim = claim_free_cpu(allowed, directory or claims_directory())
-        if claim is None:
-            return None
-    assert claim is not None
+    elif (
+        len(allowed) < 2
+        or (claim := claim_free_cpu(allowed, directory or claims_directory())) is None
+    ):
+        return None  # nothing to choose between, or no CPU left to claim
     os.sched_setaffinity(0, {claim.cpu})
     log.info("dispatcher threads run on CPU %d (TENZO_DISPATCHER_CPU=%s)", claim.cpu, choice)
     return claim
