@@ -72,13 +72,48 @@ class ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
     to ``READ_AHEAD_BYTES`` at a time and serves the frames already there from memory,
     without touching the socket or its timeout. ``_read_buffer`` keeps py-amqp's
     meaning (the bytes received and not read yet), as a view that is cut, not copied.
+
+    Writes can be gathered too (``gathering_writes``): a relay batch then leaves in
+    one ``sendall`` rather than one per message.
     """
 
     _read_buffer: Any
+    _gathered: bytearray | None = None
+
+    def write(self, s: Any) -> None:
+        gathered = self._gathered
+        if gathered is None:
+            super().write(s)
+        else:
+            gathered += s  # a copy: py-amqp hands over a view of a buffer it reuses
+
+    @contextlib.contextmanager
+    def gathering_writes(self) -> Iterator[None]:
+        """Hold what is written meanwhile and send it at once when the block ends (or
+        fails: what was written is sent, as it would have been). A read meanwhile (a
+        call that waits for the broker's answer) sends what is held first."""
+        if self._gathered is not None:  # already gathering: the outer block sends
+            yield
+            return
+        self._gathered = bytearray()
+        try:
+            yield
+        finally:
+            gathered, self._gathered = self._gathered, None
+            if gathered:
+                super().write(gathered)
+
+    def _send_gathered(self) -> None:
+        gathered = self._gathered
+        if gathered:
+            self._gathered = bytearray()
+            super().write(gathered)
 
     def _read(
         self, n: int, initial: bool = False, _errnos: Any = (errno.EAGAIN, errno.EINTR)
     ) -> bytes:
+        if self._gathered:  # waiting for an answer: what it answers must go first
+            self._send_gathered()
         buffered: Any = self._read_buffer
         if len(buffered) < n:
             buffered = self._fill(buffered, n, initial, _errnos)
@@ -125,6 +160,14 @@ class ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
 
 
 class ReadAheadConnection(pyamqp.Connection):  # type: ignore[misc]
+    # Without "connection.blocked", py-amqp does not read the socket before every
+    # publish to look for that notification, which nothing here listens to; RabbitMQ
+    # still holds back a publisher while it is short of memory or disk (TCP pushback).
+    negotiate_capabilities = {
+        **pyamqp.Connection.negotiate_capabilities,
+        "connection.blocked": False,
+    }
+
     def Transport(  # noqa: N802 - py-amqp's name and signature
         self,
         host: str,
@@ -204,10 +247,24 @@ def broker_reachable(url: str, timeout: float = 2.0) -> bool:
 
 
 @contextlib.contextmanager
+def gathered(connection: Connection) -> Iterator[None]:
+    """Hold what is written to the broker meanwhile and send it in one ``sendall``
+    when the block ends (``ReadAheadTCPTransport.gathering_writes``): a relay batch
+    is hundreds of messages, one system call each otherwise. A no-op on other
+    transports (the embedded broker, ``amqps://``)."""
+    transport = getattr(connection.connection, "transport", None)
+    if not isinstance(transport, ReadAheadTCPTransport):
+        yield
+        return
+    with transport.gathering_writes():
+        yield
+
+
+@contextlib.contextmanager
 def corked(connection: Connection) -> Iterator[None]:
     """Hold what is written to the broker's socket meanwhile and send it together.
 
-    Publishing a batch or acking what has finished writes one small frame set per
+    Acking what has finished (the dispatcher) writes one small frame set per
     message; each becomes its own TCP segment on loopback, and RabbitMQ wakes and
     reads once per segment. Linux's ``TCP_CORK`` queues them until the block ends
     (or a segment is full). A no-op on the embedded broker and where there is no cork.

@@ -9,14 +9,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from kombu import Producer, Queue
+from kombu import Queue
 from prometheus_client import REGISTRY
 
 from contracts.broker import RELAY_POSITION_KEY
 from domain.actors import OPERATOR
 from services.api.app import create_app
 from services.bootstrap import build_api, build_application, build_relay
-from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection, corked
+from services.infrastructure.broker import EVENTS_EXCHANGE, broker_connection, corked, gathered
 from services.infrastructure.topology import declare_topology
 from tests.support import dispatching
 from tests.support.dispatching import make_settings, wait_for
@@ -123,15 +123,14 @@ def test_a_new_relay_continues_from_the_saved_position(settings, application, br
     listen(broker_url)
     with broker_connection(broker_url) as connection:
         first = build_relay(settings, application)
-        producer = Producer(connection.default_channel, exchange=EVENTS_EXCHANGE)
-        while first.publish_batch(producer):
+        while first.publish_batch(connection):
             pass
         relayed(broker_url, application.recorder.max_notification_id())  # drain them
 
         organization, _ = application.create_organization("Globex", OPERATOR)
         restarted = build_relay(settings, application)
         assert restarted.lag() == 2
-        while restarted.publish_batch(producer):
+        while restarted.publish_batch(connection):
             pass
 
     events = relayed(broker_url, 2)
@@ -190,7 +189,7 @@ def test_the_api_keeps_working_while_the_broker_is_down_and_the_relay_catches_up
 
 
 def test_writes_to_the_broker_are_corked_only_inside_the_block(broker_url):
-    """A relay batch (and the dispatcher's acks) go out together: on RabbitMQ the socket
+    """The dispatcher's acks go out together: on RabbitMQ the socket
     holds them (TCP_CORK) until the block ends, and lets go even when the block fails;
     on the embedded broker there is no socket and the block simply runs."""
     import socket
@@ -215,3 +214,56 @@ def test_writes_to_the_broker_are_corked_only_inside_the_block(broker_url):
         with pytest.raises(RuntimeError), corked(connection):
             raise RuntimeError("the batch failed")
         assert cork() == expected(0)
+
+
+def test_a_relay_batch_leaves_in_one_write(broker_url):
+    """A relay batch goes out together: on RabbitMQ nothing written inside the block
+    reaches the broker before the block ends (then all of it, in order, also when the
+    block fails), unless a call inside waits for the broker's answer, which sends what
+    is held first. The embedded broker has no socket to hold; the block simply runs."""
+    embedded = broker_url.startswith("filesystem://")
+    queue = Queue("test.relay.corked", EVENTS_EXCHANGE, routing_key="test.corked")
+    received: list[str] = []
+
+    def received_at_least(count: int) -> bool:
+        while (message := queue(reader.default_channel).get(no_ack=True)) is not None:
+            body = message.body
+            received.append(body.decode() if isinstance(body, bytes) else body)
+        return len(received) >= count
+
+    def nothing_arrives() -> None:
+        if not embedded:
+            threading.Event().wait(0.5)  # long enough for a sent message to be routed
+            assert not received_at_least(len(received) + 1)
+
+    with broker_connection(broker_url) as writer, broker_connection(broker_url) as reader:
+        declare_topology(writer)
+        queue(writer.default_channel).declare()
+        channel = writer.default_channel
+
+        def publish(body: str) -> None:
+            message = channel.prepare_message(body.encode(), content_type="text/plain")
+            channel.basic_publish(message, exchange=EVENTS_EXCHANGE.name, routing_key="test.corked")
+
+        with gathered(writer):
+            publish("one")
+            publish("two")
+            with gathered(writer):  # nested: the outer block sends
+                publish("three")
+            nothing_arrives()
+        wait_for(lambda: received_at_least(3), 10, "the corked messages")
+        assert received == ["one", "two", "three"]
+
+        with pytest.raises(RuntimeError), gathered(writer):
+            publish("four")
+            raise RuntimeError("the batch failed")
+        wait_for(lambda: received_at_least(4), 10, "the failed block's message")
+
+        with gathered(writer):
+            publish("five")
+            queue(channel).declare()  # waits for the broker's answer: "five" goes first
+            wait_for(lambda: received_at_least(5), 10, "the message sent before the call")
+            publish("six")
+            nothing_arrives()
+        wait_for(lambda: received_at_least(6), 10, "the last message")
+        assert received == ["one", "two", "three", "four", "five", "six"]
