@@ -169,6 +169,7 @@ class Dispatcher:
                 self._resume_stalled()
                 self._housekeeping()
                 try:
+                    self.dead_letters.ack_deferred()  # last round's, confirmed together
                     enough = self.receiver.arrived() + BATCH
                     connection.drain_events(timeout=POLL_SECONDS)
                     for _ in range(BATCH):  # what else has arrived already, boundedly
@@ -181,6 +182,7 @@ class Dispatcher:
                     self.receiver.forget_arrived()  # the broker gives them back
                     raise
                 self.receiver.start_arrived()
+        self.dead_letters.ack_deferred()
         self.in_flight.settle_finished()
 
     def _resume_pending(self) -> None:

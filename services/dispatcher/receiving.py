@@ -105,8 +105,7 @@ class MessageReceiver:
             record_before_sending=self.exclusive,
         )
         if job.delivery_id not in self.in_flight and self._should_defer(org_id):
-            self.dead_letters.defer(message, raw, self.defer_seconds)
-            message.ack()
+            self.dead_letters.defer(message, raw, self.defer_seconds)  # acked when confirmed
             return
         self._arrived.append((parsed, job))
 
@@ -117,6 +116,7 @@ class MessageReceiver:
     def forget_arrived(self) -> None:
         """Drop what was read (the connection failed: the broker gives them back)."""
         self._arrived.clear()
+        self.dead_letters.forget_deferred()
 
     def _should_defer(self, org_id: UUID) -> bool:
         """Whether to set a new message aside: its organization's endpoint is not

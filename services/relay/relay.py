@@ -22,10 +22,8 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from typing import Any
 
-from amqp.exceptions import MessageNacked
 from kombu import Connection
 
 from contracts.audit import audit_item
@@ -33,6 +31,7 @@ from contracts.broker import RELAY_POSITION_KEY, domain_event_routing_key
 from domain.application import DeveloperTools
 from services.infrastructure.broker import (
     EVENTS_EXCHANGE,
+    BatchConfirms,
     broker_connection,
     broker_display,
     gathered,
@@ -175,49 +174,3 @@ def _publish(
         properties=properties,
     )
     channel.basic_publish(message, exchange=EVENTS_EXCHANGE.name, routing_key=routing_key)
-
-
-class BatchConfirms:
-    """RabbitMQ publisher confirms for a batch: publish every message, then wait once.
-
-    Waiting for each message's confirmation in turn would cost a round trip (and, for
-    quorum queues, a replicated disk write) per event; the broker confirms a batch
-    with a few ``multiple`` acks instead. On a confirm channel the broker numbers
-    publishes 1, 2, 3, ….
-    """
-
-    def __init__(self, connection: Connection, timeout: float = 30.0):
-        self.connection = connection
-        self.timeout = timeout
-        channel: Any = connection.default_channel  # py-amqp's channel: confirms, events
-        channel.confirm_select()
-        channel.events["basic_ack"].add(self._on_ack)
-        channel.events["basic_nack"].add(self._on_nack)
-        self.sent = 0
-        self.outstanding: set[int] = set()
-        self.nacked = False
-
-    def expect_one(self) -> None:
-        """Call before each publish (its confirmation may arrive while publishing more)."""
-        self.sent += 1
-        self.outstanding.add(self.sent)
-
-    def wait(self) -> None:
-        """Return once every message published so far is confirmed; raise otherwise."""
-        deadline = time.monotonic() + self.timeout
-        while self.outstanding and not self.nacked:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{len(self.outstanding)} publishes not confirmed")
-            self.connection.drain_events(timeout=remaining)
-        if self.nacked:
-            raise MessageNacked("the broker refused a relayed event")
-
-    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
-        if multiple:
-            self.outstanding = {tag for tag in self.outstanding if tag > delivery_tag}
-        else:
-            self.outstanding.discard(delivery_tag)
-
-    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
-        self.nacked = True
