@@ -5,6 +5,8 @@ no original is acked before the broker has confirmed its copy."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -23,40 +25,52 @@ broker_url = dispatching.broker_url  # fixture
 SOURCE = "test.dead-letters.source"
 
 
-def received_originals(consumer, count: int) -> list:
-    """``count`` messages published to a queue of this test and received, unacked."""
-    source = Queue(SOURCE, routing_key=SOURCE)(consumer.default_channel)
-    source.declare()
-    source.purge()
-    channel = consumer.default_channel
-    for index in range(count):
-        message = channel.prepare_message(f"interview {index}".encode())
-        channel.basic_publish(message, exchange="", routing_key=SOURCE)
-    received: list = []
+def take(source, count: int, what: str, no_ack: bool = False) -> list:
+    """``count`` messages from a queue, waited for."""
+    taken: list = []
 
-    def all_received() -> bool:
-        message = source.get()
+    def all_taken() -> bool:
+        message = source.get(no_ack=no_ack)
         if message is not None:
-            received.append(message)
-        return len(received) == count
+            taken.append(message)
+        return len(taken) == count
 
-    wait_for(all_received, 10, "the messages to set aside")
-    return received
+    wait_for(all_taken, 10, what)
+    return taken
 
 
-@pytest.mark.rabbitmq
-@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
-def test_deferred_originals_are_acked_only_once_their_copies_are_confirmed(broker_url):
+@contextmanager
+def setting_aside(broker_url: str, count: int) -> Iterator[tuple]:
+    """``count`` messages received (unacked) from a queue of this test, and DeadLetters
+    whose connection goes through a TCP proxy: (proxy, source queue, originals,
+    dead_letters)."""
     server = urlsplit(broker_url)
     with (
         TcpProxy((server.hostname, server.port or 5672)) as proxy,
         broker_connection(broker_url) as consumer,
     ):
-        through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
         declare_topology(consumer)
-        originals = received_originals(consumer, 3)
-
+        channel = consumer.default_channel
+        source = Queue(SOURCE, routing_key=SOURCE)(channel)
+        source.declare()
+        source.purge()
+        for index in range(count):
+            message = channel.prepare_message(f"interview {index}".encode())
+            channel.basic_publish(message, exchange="", routing_key=SOURCE)
+        originals = take(source, count, "the messages to set aside")
+        through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
         dead_letters = DeadLetters(through_proxy)
+        try:
+            yield proxy, source, originals, dead_letters
+        finally:
+            dead_letters.close()
+            source.delete()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
+def test_deferred_originals_are_acked_only_once_their_copies_are_confirmed(broker_url):
+    with setting_aside(broker_url, 3) as (proxy, source, originals, dead_letters):
         dead_letters.defer(originals[0], raw_body(originals[0]), 30)  # opens its connection
         proxy.stall()  # the broker's confirmations no longer arrive
         for message in originals[1:]:
@@ -71,52 +85,27 @@ def test_deferred_originals_are_acked_only_once_their_copies_are_confirmed(broke
         acking.join(10)
         assert not acking.is_alive()
         assert all(message.acknowledged for message in originals)
-        dead_letters.close()
-
-    with broker_connection(broker_url) as reader:
-        source = Queue(SOURCE, routing_key=SOURCE)(reader.default_channel)
-        assert source.get() is None  # acked: nothing comes back to the source
-        deferred = Queue(DEFERRED_QUEUE)(reader.default_channel)
-        copies = [deferred.get(no_ack=True) for _ in range(3)]
+        deferred = Queue(DEFERRED_QUEUE)(source.channel)
+        copies = take(deferred, 3, "the copies set aside", no_ack=True)
         assert sorted(copy.body for copy in copies) == [
             b"interview 0",
             b"interview 1",
             b"interview 2",
         ]
         assert {copy.headers[DEFERRED_HEADER] for copy in copies} == {"slow endpoint"}
-        source.delete()
+        source.channel.basic_recover(requeue=True)  # anything unacked would come back
+        assert source.get(no_ack=True) is None  # acked: nothing comes back
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
 def test_deferred_originals_go_back_to_their_queue_when_their_copies_may_be_lost(broker_url):
-    server = urlsplit(broker_url)
-    with (
-        TcpProxy((server.hostname, server.port or 5672)) as proxy,
-        broker_connection(broker_url) as consumer,
-    ):
-        through_proxy = urlunsplit(server._replace(netloc=f"guest:guest@127.0.0.1:{proxy.port}"))
-        declare_topology(consumer)
-        originals = received_originals(consumer, 2)
-        dead_letters = DeadLetters(through_proxy)
+    with setting_aside(broker_url, 2) as (proxy, source, originals, dead_letters):
         dead_letters.defer(originals[0], raw_body(originals[0]), 30)
         proxy.stall()
         dead_letters.defer(originals[1], raw_body(originals[1]), 30)
         proxy.reset()  # the connection setting them aside is gone, confirmations with it
         with pytest.raises(Exception):  # noqa: B017 - whichever error py-amqp raises
             dead_letters.ack_deferred()
-        proxy.restore()
-
-        source = Queue(SOURCE, routing_key=SOURCE)(consumer.default_channel)
-        back: list = []
-
-        def both_back() -> bool:
-            message = source.get(no_ack=True)
-            if message is not None:
-                back.append(message.body)
-            return len(back) == 2
-
-        wait_for(both_back, 10, "the originals, requeued rather than acked")
-        assert sorted(back) == [b"interview 0", b"interview 1"]
-        dead_letters.close()
-        source.delete()
+        back = take(source, 2, "the originals, requeued rather than acked", no_ack=True)
+        assert sorted(message.body for message in back) == [b"interview 0", b"interview 1"]
