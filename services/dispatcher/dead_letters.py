@@ -81,7 +81,7 @@ class DeadLetters:
             message.ack()
 
     def forget_deferred(self) -> None:
-        """The consumer's connection failed: the broker gives the originals back."""
+        """The consumer connected again: the broker gives the originals back."""
         self._deferred.clear()
 
     def close(self) -> None:

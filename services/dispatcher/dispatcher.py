@@ -178,9 +178,6 @@ class Dispatcher:
                         connection.drain_events(timeout=READ_AHEAD_SECONDS)
                 except TimeoutError:
                     connection.heartbeat_check()
-                except Exception:
-                    self.receiver.forget_arrived()  # the broker gives them back
-                    raise
                 self.receiver.start_arrived()
         self.dead_letters.ack_deferred()
         self.in_flight.settle_finished()

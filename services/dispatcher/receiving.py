@@ -75,8 +75,12 @@ class MessageReceiver:
         self._arrived: list[tuple[dict[str, Any], DeliveryJob]] = []
 
     def connected(self, exclusive: bool) -> None:
-        """Called on each (re)connection: ``exclusive`` when no other dispatcher can run."""
+        """Called on each (re)connection: ``exclusive`` when no other dispatcher can run.
+        What an earlier connection read, set aside or not, is the broker's again (it
+        gives back what was not acked)."""
         self.exclusive = exclusive
+        self._arrived.clear()
+        self.dead_letters.forget_deferred()
 
     # -- interview messages --------------------------------------------------------------
 
@@ -112,11 +116,6 @@ class MessageReceiver:
     def arrived(self) -> int:
         """Interview messages read and not started yet."""
         return len(self._arrived)
-
-    def forget_arrived(self) -> None:
-        """Drop what was read (the connection failed: the broker gives them back)."""
-        self._arrived.clear()
-        self.dead_letters.forget_deferred()
 
     def _should_defer(self, org_id: UUID) -> bool:
         """Whether to set a new message aside: its organization's endpoint is not

@@ -101,21 +101,19 @@ class ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
         try:
             yield
         finally:
-            gathered, self._gathered = self._gathered, None
-            if gathered:
-                super().write(gathered)
+            self._send_gathered(then=None)
 
-    def _send_gathered(self) -> None:
-        gathered = self._gathered
+    def _send_gathered(self, then: bytearray | None) -> None:
+        """Send what is held; hold what follows in ``then`` (None: write it through)."""
+        gathered, self._gathered = self._gathered, then
         if gathered:
-            self._gathered = bytearray()
             super().write(gathered)
 
     def _read(
         self, n: int, initial: bool = False, _errnos: Any = (errno.EAGAIN, errno.EINTR)
     ) -> bytes:
         if self._gathered:  # waiting for an answer: what it answers must go first
-            self._send_gathered()
+            self._send_gathered(then=bytearray())
         buffered: Any = self._read_buffer
         if len(buffered) < n:
             buffered = self._fill(buffered, n, initial, _errnos)
@@ -318,7 +316,7 @@ class BatchConfirms:
                 raise TimeoutError(f"{len(self.outstanding)} publishes not confirmed")
             self.connection.drain_events(timeout=remaining)
         if self.nacked:
-            raise MessageNacked("the broker refused a relayed event")
+            raise MessageNacked("the broker refused a published message")
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
