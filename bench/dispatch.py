@@ -18,8 +18,10 @@ from the first publish until the last delivery is received and (tenzo) recorded;
 (2) a steady 100 messages/s for 20 s: p50/p99 publish-to-receive latency. Then, for
 tenzo only, (3) the throughput run again with 10 % of the organizations' endpoints
 hanging (they accept the request and never answer; TENZO_WEBHOOK_TIMEOUT is 30 s):
-the healthy organizations' deliveries/s, against a run of tenzo without hanging
-endpoints just before. The shared machine's speed drifts by up to a third within
+the healthy organizations' deliveries/s, against the mean of the runs of tenzo without
+hanging endpoints just before and just after (two such rounds, a fresh 10 % each; the
+hanging endpoints answer again, and their messages are delivered, before the run
+after). The shared machine's speed drifts by up to a third within
 minutes, so the ratio to the bare loop comes from (4) paired rounds: bare and tenzo
 alternately (5,000 messages each, bare first, then tenzo first, …), the median of the
 pairs' ratios, a tenzo round ending once the relay has republished its events too (its
@@ -87,12 +89,15 @@ SLOW_PATH = re.compile(rb" /slow/(\d+)/")
 
 
 def run_receiver(cert: str, key: str, port_out: Any, receipts: Any) -> None:
-    """An asyncio HTTPS/1.1 keep-alive server: 200 for every POST except /hang (never
-    answered); a path under /slow/<ms>/ answers 200 after <ms> milliseconds (a busy but
-    healthy receiver); sends (X-Webhook-Id, receive time) to ``receipts`` in batches."""
+    """An asyncio HTTPS/1.1 keep-alive server: 200 for every POST except /hang (not
+    answered until a POST to /release, which answers every request hanging so far); a
+    path under /slow/<ms>/ answers 200 after <ms> milliseconds (a busy but healthy
+    receiver); sends (X-Webhook-Id, receive time) to ``receipts`` in batches."""
     batch: list[tuple[str, float]] = []
+    released = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal released
         try:
             while True:
                 request_line = await reader.readline()
@@ -107,9 +112,14 @@ def run_receiver(cert: str, key: str, port_out: Any, receipts: Any) -> None:
                     elif name == "x-webhook-id":
                         event_id = value.strip()
                 await reader.readexactly(length)
+                if b" /release" in request_line:
+                    released.set()
+                    released = asyncio.Event()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await writer.drain()
+                    continue
                 if b" /hang" in request_line:
-                    await asyncio.sleep(3600)
-                    return
+                    await released.wait()
                 slow = SLOW_PATH.search(request_line)
                 if slow:
                     await asyncio.sleep(int(slow.group(1)) / 1000)
@@ -338,6 +348,158 @@ def paired_rounds(
         print(f"  pair {index + 1}: bare {rates['bare']:.0f}/s, tenzo {rates['tenzo']:.0f}/s")
     recorded.failed = failed
     return results
+
+
+@dataclass
+class HangingRounds:
+    """Runs without hanging endpoints (references) and with some endpoints hanging, in
+    turn: reference, hanging, reference, hanging, …, reference. Each hanging run is
+    compared with the mean of the references on both sides of it: the machine's speed
+    drifts within minutes, and a single reference before moved the figure by ±20 %."""
+
+    share: float
+    references: list[float] = field(default_factory=list)  # deliveries/s
+    with_hanging: list[float] = field(default_factory=list)  # healthy deliveries/s
+    reference_cpu: list[float] = field(default_factory=list)  # CPU ms per delivery
+    hanging_cpu: list[float] = field(default_factory=list)  # CPU ms per healthy delivery
+
+    def ratios(self) -> list[float]:
+        return [
+            rate / statistics.mean(self.references[index : index + 2])
+            for index, rate in enumerate(self.with_hanging)
+        ]
+
+    def kept(self) -> float:
+        return statistics.median(self.ratios())
+
+    def describe(self) -> str:
+        ratios = ", ".join(f"{ratio:.0%}" for ratio in self.ratios())
+        return (
+            f"Hanging endpoints: {len(self.with_hanging)} rounds, each with a fresh "
+            f"{self.share * 100:.0f} % of the organizations' webhooks pointed at an endpoint that "
+            "accepts the request and never answers, between runs without hanging endpoints "
+            "(before a round, the hanging organizations' webhooks answer again and their "
+            "messages are delivered, so no reference run carries a round's leftovers); each "
+            "round's healthy deliveries/s against the mean of the runs on both sides: "
+            f"{ratios}; median {self.kept():.0%}. CPU of all processes per healthy delivery: "
+            f"{', '.join(f'{ms:.2f}' for ms in self.hanging_cpu)} ms with endpoints hanging, "
+            f"{', '.join(f'{ms:.2f}' for ms in self.reference_cpu)} ms without (the hanging "
+            "organizations' messages are consumed, attempted and set aside too)."
+        )
+
+
+def hanging_rounds(
+    args: Any,
+    application: Any,
+    database_url: str,
+    orgs: list[Org],
+    port: int,
+    ca_file: str,
+    tenzo_url: str,
+    receipts: Receipts,
+    recorded: Recorded,
+    settle: Any,
+    groups: dict[int, str],
+    failures: dict[str, int],
+) -> HangingRounds:
+    """``args.hanging_rounds`` runs with ``args.hanging_share`` of the endpoints hanging,
+    each between two runs without (see HangingRounds)."""
+    rounds = HangingRounds(args.hanging_share)
+
+    def cpu_now() -> float:
+        return sum(cpu_seconds(groups).values())
+
+    def reference(label: str) -> None:
+        settle()
+        print(f"tenzo without hanging endpoints ({label}) …", flush=True)
+        cpu_before = cpu_now()
+        run = throughput_run(tenzo_url, orgs, args.messages, receipts, recorded.waiter(receipts))
+        rounds.reference_cpu.append(1000 * (cpu_now() - cpu_before) / run["deliveries"])
+        rounds.references.append(run["per_second"])
+        failures[f"without hanging endpoints ({label})"] = recorded.failed
+        print(f"  {run}", flush=True)
+
+    reference("before")
+    for number in range(1, args.hanging_rounds + 1):
+        hanging = random.sample(range(len(orgs)), int(len(orgs) * args.hanging_share))
+        point_webhooks(
+            application, database_url, orgs, {i: f"https://localhost:{port}/hang" for i in hanging}
+        )
+        healthy_orgs = [org for i, org in enumerate(orgs) if i not in set(hanging)]
+        hanging_orgs = [orgs[i] for i in hanging]
+        settle()
+        print(
+            f"tenzo with {args.hanging_share * 100:.0f} % of endpoints hanging, round {number} …",
+            flush=True,
+        )
+        publisher = Publisher(tenzo_url)
+        cpu_before = cpu_now()
+        started = time.time()
+        healthy_ids, hanging_ids = set(), set()
+        for _ in range(args.messages):
+            if random.random() < args.hanging_share:
+                hanging_ids.add(publisher.publish(random.choice(hanging_orgs)))
+            else:
+                healthy_ids.add(publisher.publish(random.choice(healthy_orgs)))
+        ended = recorded.waiter(receipts)(healthy_ids, started)
+        rounds.hanging_cpu.append(1000 * (cpu_now() - cpu_before) / len(healthy_ids))
+        rounds.with_hanging.append(len(healthy_ids) / (ended - started))
+        failures[
+            f"{args.hanging_share * 100:.0f} % hanging, round {number} (healthy endpoints)"
+        ] = recorded.failed
+        print(f"  {len(healthy_ids) / (ended - started):.0f} healthy deliveries/s", flush=True)
+        # The hanging endpoints answer again: what waited for them (set aside, or in an
+        # attempt still open) is delivered before the next reference run.
+        point_webhooks(
+            application,
+            database_url,
+            orgs,
+            {i: f"https://localhost:{port}/hooks/{i}" for i in hanging},
+        )
+        print(
+            f"  delivering the {len(hanging_ids)} messages of the hanging endpoints …", flush=True
+        )
+        with releasing(port, ca_file):
+            recorded.waiter(receipts)(hanging_ids, time.time())
+        failures[f"{args.hanging_share * 100:.0f} % hanging, round {number} (once answering)"] = (
+            recorded.failed
+        )
+        publisher.close()
+        reference(f"after round {number}")
+    return rounds
+
+
+@contextlib.contextmanager
+def releasing(port: int, ca_file: str) -> Any:
+    """Answer the requests hanging at the receiver twice a second while the block runs
+    (an attempt started later, to a delivery's /hang URL, hangs too)."""
+    stop = threading.Event()
+
+    def release() -> None:
+        while not stop.wait(0.5):
+            requests.post(f"https://localhost:{port}/release", verify=ca_file, timeout=10)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def point_webhooks(
+    application: Any, database_url: str, orgs: list[Org], urls: dict[int, str]
+) -> None:
+    """Change the webhook URLs of the organizations at these indexes, and wait until the
+    dispatchers' projection has them."""
+    changed = []
+    for index, url in urls.items():
+        webhook: Webhook = application.repository.get(webhook_id(orgs[index].id))
+        webhook.change(actor=OPERATOR, url=url)
+        changed.append(webhook)
+    application.save(*changed)
+    wait_for_projection(database_url, application)
 
 
 def relayed(recorded: Recorded, receipts: Receipts, settle: Any) -> Any:
@@ -661,6 +823,7 @@ def main() -> None:
     parser.add_argument("--pair-messages", type=int, default=5000)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
     parser.add_argument("--hanging-share", type=float, default=0.10)
+    parser.add_argument("--hanging-rounds", type=int, default=2, help="runs with endpoints hanging")
     parser.add_argument("--no-relay", action="store_true", help="run tenzo without the relay")
     parser.add_argument(
         "--dispatchers",
@@ -798,45 +961,21 @@ def main() -> None:
         failures["steady rate"] = recorded.failed
         print(f"  {tenzo_latency}", flush=True)
 
-        # -- 10 % of the endpoints hang, compared with a run just before they do --
-        if not args.no_relay:
-            wait_for_relay(database_url, application)
-        print("tenzo: throughput again, before endpoints hang …", flush=True)
-        reference = throughput_run(
-            tenzo_url, orgs, args.messages, receipts, recorded.waiter(receipts)
+        # -- 10 % of the endpoints hang, between runs without hanging endpoints --
+        hanging = hanging_rounds(
+            args,
+            application,
+            database_url,
+            orgs,
+            port,
+            ca_file,
+            tenzo_url,
+            receipts,
+            recorded,
+            settle,
+            groups,
+            failures,
         )
-        failures["throughput before hanging"] = recorded.failed
-        print(f"  {reference}", flush=True)
-        if not args.no_relay:
-            wait_for_relay(database_url, application)
-        hanging = set(random.sample(range(len(orgs)), int(len(orgs) * args.hanging_share)))
-        changed = []
-        for index in hanging:
-            webhook: Webhook = application.repository.get(webhook_id(orgs[index].id))
-            webhook.change(actor=OPERATOR, url=f"https://localhost:{port}/hang")
-            changed.append(webhook)
-        application.save(*changed)
-        wait_for_projection(database_url, application)
-        healthy_orgs = [org for i, org in enumerate(orgs) if i not in hanging]
-        hanging_orgs = [orgs[i] for i in hanging]
-        print("tenzo with 10 % of endpoints hanging …", flush=True)
-        publisher = Publisher(tenzo_url)
-        started = time.time()
-        healthy_ids = set()
-        for _ in range(args.messages):
-            if random.random() < args.hanging_share:
-                publisher.publish(random.choice(hanging_orgs))
-            else:
-                healthy_ids.add(publisher.publish(random.choice(healthy_orgs)))
-        ended = recorded.waiter(receipts)(healthy_ids, started)
-        publisher.close()
-        failures["10 % hanging (healthy endpoints)"] = recorded.failed
-        with_hanging = {
-            "deliveries": len(healthy_ids),
-            "seconds": ended - started,
-            "per_second": len(healthy_ids) / (ended - started),
-        }
-        print(f"  {with_hanging}", flush=True)
         peak_rss = rss.stop()
     finally:
         for process in processes:
@@ -864,8 +1003,7 @@ def main() -> None:
         bare_latency,
         tenzo,
         tenzo_latency,
-        reference,
-        with_hanging,
+        hanging,
         peak_rss,
         load_before,
         os.getloadavg()[0],
@@ -886,8 +1024,7 @@ def render(
     bare_latency: dict,
     tenzo: dict,
     tenzo_latency: dict,
-    reference: dict,
-    with_hanging: dict,
+    hanging: HangingRounds,
     peak_rss: float,
     load_before: float,
     load_after: float,
@@ -900,7 +1037,7 @@ def render(
     # Issue 14: two dispatchers at 0.8 of the bare loop, one at 0.6 (issue 4: 0.6).
     target_ratio = 0.8 if args.dispatchers > 1 else 0.6
     one_process_ratio = median_ratio(one_process_pairs) if one_process_pairs else None
-    kept = with_hanging["per_second"] / reference["per_second"]
+    kept = hanging.kept()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     relay = "without the relay" if args.no_relay else "with `tenzo relay` running too"
     processes = (
@@ -979,9 +1116,10 @@ def render(
         f"| {tenzo['per_second']:.0f} | {tenzo_latency['p50_ms']:.1f} | "
         f"{tenzo_latency['p99_ms']:.1f} | {tenzo_latency['max_ms']:.1f} |",
         *one_process_row,
-        f"| tenzo again, just before endpoints hang | {reference['per_second']:.0f} | | | |",
-        f"| tenzo, 10 % of endpoints hanging (healthy only) | {with_hanging['per_second']:.0f} "
-        "| | | |",
+        f"| tenzo again, without hanging endpoints (before, between and after the rounds "
+        f"below) | {', '.join(f'{run:.0f}' for run in hanging.references)} | | | |",
+        f"| tenzo, {args.hanging_share * 100:.0f} % of endpoints hanging (healthy deliveries only) "
+        f"| {', '.join(f'{run:.0f}' for run in hanging.with_hanging)} | | | |",
         "",
         f"Paired rounds, tenzo/bare deliveries/s ({args.pair_messages:,} messages each, "
         "alternating order; a tenzo round ends once the relay has republished its events "
@@ -997,6 +1135,8 @@ def render(
         "| target | measured | met |",
         "|---|---|---|",
         *[f"| {name} | {value} | {'yes' if met else '**no**'} |" for name, value, met in rows],
+        "",
+        hanging.describe(),
         "",
         f"Where the CPU went during tenzo's {args.messages:,}-message run "
         f"({os.cpu_count()} cores = {os.cpu_count():.2f}):",
