@@ -378,8 +378,9 @@ class HangingRounds:
             f"Hanging endpoints: {len(self.with_hanging)} rounds, each with a fresh "
             f"{self.share * 100:.0f} % of the organizations' webhooks pointed at an endpoint that "
             "accepts the request and never answers, between runs without hanging endpoints "
-            "(before a round, the hanging organizations' webhooks answer again and their "
-            "messages are delivered, so no reference run carries a round's leftovers); each "
+            "(after a round, its organizations' webhooks point back at the healthy endpoint "
+            "and what hung is answered and delivered before the next run, so no run without "
+            "hanging endpoints carries a round's leftovers); each "
             "round's healthy deliveries/s against the mean of the runs on both sides: "
             f"{ratios}; median {self.kept():.0%}. CPU of all processes per healthy delivery: "
             f"{', '.join(f'{ms:.2f}' for ms in self.hanging_cpu)} ms with endpoints hanging, "
@@ -421,11 +422,11 @@ def hanging_rounds(
 
     reference("before")
     for number in range(1, args.hanging_rounds + 1):
-        hanging = random.sample(range(len(orgs)), int(len(orgs) * args.hanging_share))
+        hanging = set(random.sample(range(len(orgs)), int(len(orgs) * args.hanging_share)))
         point_webhooks(
             application, database_url, orgs, {i: f"https://localhost:{port}/hang" for i in hanging}
         )
-        healthy_orgs = [org for i, org in enumerate(orgs) if i not in set(hanging)]
+        healthy_orgs = [org for i, org in enumerate(orgs) if i not in hanging]
         hanging_orgs = [orgs[i] for i in hanging]
         settle()
         print(
