@@ -108,6 +108,18 @@ class PersonalDataKeys:
         self._remember_for_sealing(subject, cipher)
         return cipher
 
+    def read_for_sealing(self, subjects: Iterable[str]) -> None:
+        """Read the stored keys of these subjects in one query and keep them for
+        ``seal`` (a rebuild seals the fields of a thousand candidates a batch: one query
+        rather than two statements each). A subject without a key, or erased, is left to
+        ``seal`` (which creates the key, or refuses)."""
+        wanted = sorted({subject for subject in subjects if subject not in self._sealing})
+        if not wanted:
+            return
+        for subject, stored in self._stored_keys(wanted).items():
+            if stored is not None:
+                self._remember_for_sealing(subject, self._key_for_opening(stored))
+
     def _remember_for_sealing(self, subject: str, cipher: EventCipher) -> None:
         if len(self._sealing) > 10_000:
             self._sealing.clear()

@@ -124,6 +124,36 @@ def test_a_rebuild_keeps_no_more_aggregates_than_its_bound(projection, applicati
     assert recent.store_reads > 0  # evicted aggregates met again
 
 
+def test_a_rebuild_reads_the_personal_keys_once_a_batch(projection, application, monkeypatch):
+    """As `tenzo projections rebuild` starts, with no key in memory: the candidates'
+    personal fields are opened and sealed again with one read of their keys for the
+    batch, never a key statement per candidate."""
+    apply_live(projection)
+    live = tables(projection)
+    spoil(projection)
+    keys = projection._personal
+    keys._sealing.clear()
+    keys._opening.clear()
+    reads: list[int] = []
+    read_keys = keys._stored_keys
+
+    def counted(subjects: list[str]) -> dict[str, str | None]:
+        reads.append(len(subjects))
+        return read_keys(subjects)
+
+    def one_key(subject: str) -> Any:
+        raise AssertionError(f"the key of {subject} was read on its own")
+
+    monkeypatch.setattr(keys, "_stored_keys", counted)
+    monkeypatch.setattr(keys, "_key_for_sealing", one_key)
+
+    ProjectionRebuild(projection, batch_size=1000).run()
+
+    assert reads == [9, 9]  # one batch: the 9 candidates' keys to open, then to seal
+    monkeypatch.undo()
+    assert tables(projection) == live
+
+
 class Interrupted(Exception):
     pass
 
