@@ -478,7 +478,8 @@ def releasing(port: int, ca_file: str) -> Any:
 
     def release() -> None:
         while not stop.wait(0.5):
-            requests.post(f"https://localhost:{port}/release", verify=ca_file, timeout=10)
+            with contextlib.suppress(requests.RequestException):  # asked again next time
+                requests.post(f"https://localhost:{port}/release", verify=ca_file, timeout=10)
 
     thread = threading.Thread(target=release, daemon=True)
     thread.start()

@@ -109,16 +109,14 @@ class PersonalDataKeys:
         return cipher
 
     def read_for_sealing(self, subjects: Iterable[str]) -> None:
-        """Read the stored keys of these subjects in one query and keep them for
-        ``seal`` (a rebuild seals the fields of a thousand candidates a batch: one query
-        rather than two statements each). A subject without a key, or erased, is left to
-        ``seal`` (which creates the key, or refuses)."""
+        """Keep for ``seal`` the stored keys of these subjects that are not kept yet,
+        read in one query (a rebuild seals the fields of a thousand candidates a batch:
+        one query rather than two statements each; none when opening their fields read
+        them already). A subject without a key, or erased, is left to ``seal`` (which
+        creates the key, or refuses)."""
         wanted = sorted({subject for subject in subjects if subject not in self._sealing})
-        if not wanted:
-            return
-        for subject, stored in self._stored_keys(wanted).items():
-            if stored is not None:
-                self._remember_for_sealing(subject, self._key_for_opening(stored))
+        if wanted:
+            self._keys_read(self._stored_keys(wanted))
 
     def _remember_for_sealing(self, subject: str, cipher: EventCipher) -> None:
         if len(self._sealing) > 10_000:
@@ -130,7 +128,9 @@ class PersonalDataKeys:
     def open_many(self, tokens: Iterable[str]) -> dict[str, str | None]:
         """Each token's value, or None when its subject's key is destroyed (or the token
         is not one of ours). One query for all the subjects, never a key remembered
-        without it: an erasure in another process is seen at once."""
+        for opening without it: an erasure in another process is seen at once. The
+        keys read are kept for sealing (a rebuild then seals a candidate's fields again
+        without reading its key a second time)."""
         parsed = {token: _parse(token) for token in set(tokens)}
         subjects = {p[2] for p in parsed.values() if p is not None}
         return self._open(parsed, self._stored_keys(sorted(subjects)) if subjects else {})
@@ -143,15 +143,12 @@ class PersonalDataKeys:
         own): a subject missing there opens nothing. The keys read are kept for sealing
         too (a delivery about the candidate then seals its body without reading the
         key again)."""
-        for subject, sealed_key in stored.items():
-            if sealed_key is not None and subject not in self._sealing:
-                self._remember_for_sealing(subject, self._key_for_opening(sealed_key))
         return self._open({token: _parse(token) for token in set(tokens)}, stored)
 
     def _open(
         self, parsed: dict[str, tuple[bytes, str, str] | None], stored: Mapping[str, str | None]
     ) -> dict[str, str | None]:
-        keys = {s: self._key_for_opening(k) for s, k in stored.items() if k is not None}
+        keys = self._keys_read(stored)
         opened: dict[str, str | None] = {}
         for token, parts in parsed.items():
             opened[token] = None
@@ -164,6 +161,15 @@ class PersonalDataKeys:
                 if (named, owner) == (field, subject) and isinstance(value, str):
                     opened[token] = value
         return opened
+
+    def _keys_read(self, stored: Mapping[str, str | None]) -> dict[str, EventCipher]:
+        """The ciphers of the keys just read (``sealed_key`` by ``subject``; NULL once
+        erased), each kept for sealing too."""
+        keys = {s: self._key_for_opening(k) for s, k in stored.items() if k is not None}
+        for subject, cipher in keys.items():
+            if subject not in self._sealing:
+                self._remember_for_sealing(subject, cipher)
+        return keys
 
     def _key_for_opening(self, stored: str) -> EventCipher:
         """The cipher of a key as stored (encrypted) in the table just now: kept by that
